@@ -1,0 +1,408 @@
+"""The syntax tree of mschema files, exactly as written (no defaults, no lookups).
+
+Built by `parse`; read by `resolve`. Every node carries its span (`eq=False`, so equality is
+about content). Bodies stay tuples of statements in source order, so `resolve` can report
+a repeated or misplaced statement at its own place.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import attrs
+
+from .source import Span
+
+_span = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class Name:
+    text: str
+    span: Span = _span
+
+
+@attrs.frozen
+class Value:
+    kind: Literal["int", "str", "bool", "name"]
+    value: int | str | bool
+    span: Span = _span
+
+    def show(self) -> str:
+        if self.kind == "str":
+            return f'"{self.value}"'
+        if self.kind == "bool":
+            return "true" if self.value else "false"
+        return str(self.value)
+
+
+@attrs.frozen
+class Range:
+    lo: int
+    hi: int
+    span: Span = _span
+
+
+# ---- types -----------------------------------------------------------------------------
+@attrs.frozen
+class NamedType:
+    name: Name
+    span: Span = _span
+
+
+@attrs.frozen
+class EnumType:
+    members: tuple[Name, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class RangedType:
+    name: Name
+    range: Range
+    span: Span = _span
+
+
+TypeExpr = Union[NamedType, EnumType, RangedType]
+
+
+# ---- expressions -----------------------------------------------------------------------
+@attrs.frozen
+class Ref:
+    name: Name
+    span: Span = _span
+
+
+@attrs.frozen
+class Literal_:
+    value: Value
+    span: Span = _span
+
+
+@attrs.frozen
+class Call:
+    func: Name
+    arg: Name
+    span: Span = _span
+
+
+@attrs.frozen
+class Not:
+    operand: Expr
+    span: Span = _span
+
+
+@attrs.frozen
+class BoolOp:
+    op: Literal["and", "or"]
+    operands: tuple[Expr, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Compare:
+    left: Expr
+    op: str
+    right: Expr
+    span: Span = _span
+
+
+Expr = Union[Ref, Literal_, Call, Not, BoolOp, Compare]
+
+
+# ---- statements ------------------------------------------------------------------------
+@attrs.frozen
+class Doc:
+    text: str
+    span: Span = _span
+
+
+@attrs.frozen
+class Qtree:
+    name: str
+    span: Span = _span
+
+
+@attrs.frozen
+class FieldRange:
+    field: Name
+    range: Range
+    tag: Name | None
+    span: Span = _span
+
+
+@attrs.frozen
+class AddressDecl:
+    notation: Name
+    fields: tuple[FieldRange, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Plug:
+    bus: Name
+    tag: Name | None
+    span: Span = _span
+
+
+@attrs.frozen
+class Plugs:
+    plugs: tuple[Plug, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Hotplug:
+    value: bool
+    span: Span = _span
+
+
+@attrs.frozen
+class Internal:
+    span: Span = _span
+
+
+@attrs.frozen
+class Multifunction:
+    span: Span = _span
+
+
+@attrs.frozen
+class PropDecl:
+    name: Name
+    type: TypeExpr
+    default: Value | None
+    span: Span = _span
+
+
+@attrs.frozen
+class LinkDecl:
+    name: Name
+    backend: Name
+    optional: bool
+    span: Span = _span
+
+
+@attrs.frozen
+class Requires:
+    names: tuple[Name, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Provides:
+    names: tuple[Name, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtProp:
+    name: Name
+    value: Value
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtBlock:
+    props: tuple[FdtProp, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class PropSet:
+    name: Name
+    value: Value
+    span: Span = _span
+
+
+@attrs.frozen
+class Instance:
+    """A device placed by the schema itself: `id: TYPE at ADDR when EXPR { ... }`."""
+
+    id: Name | None
+    type: Name
+    address: Name | None
+    condition: Expr | None
+    body: tuple[PropSet | BusBlock, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class BusBlock:
+    kind: Name
+    name: str | None
+    name_span: Span | None = attrs.field(eq=False, repr=False)
+    count: int | None
+    items: tuple[FieldRange | Instance, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Alias:
+    names: tuple[Name, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Arch:
+    name: Name
+    span: Span = _span
+
+
+@attrs.frozen
+class Binary:
+    path: str
+    span: Span = _span
+
+
+@attrs.frozen
+class QemuMachine:
+    name: str
+    span: Span = _span
+
+
+@attrs.frozen
+class OptionDecl:
+    name: Name
+    type: TypeExpr
+    default: Value | None
+    span: Span = _span
+
+
+@attrs.frozen
+class Devices:
+    instances: tuple[Instance, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class ImplCase:
+    value: Name
+    device: Name
+    span: Span = _span
+
+
+@attrs.frozen
+class Implement:
+    kind: Name
+    by: Name
+    default: Name
+    cases: tuple[ImplCase, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Provide:
+    bus: Name
+    device: Name
+    span: Span = _span
+
+
+@attrs.frozen
+class Check:
+    name: Name
+    condition: Expr
+    message: str
+    span: Span = _span
+
+
+@attrs.frozen
+class Compat:
+    device: Name
+    prop: Name
+    value: Value
+    span: Span = _span
+
+
+@attrs.frozen
+class Order:
+    kinds: tuple[Name, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Ports:
+    device: Name
+    bus: str
+    slots: Range
+    span: Span = _span
+
+
+@attrs.frozen
+class SparePorts:
+    count: int
+    span: Span = _span
+
+
+@attrs.frozen
+class VioBase:
+    reg: int
+    span: Span = _span
+
+
+@attrs.frozen
+class PciRoot:
+    bus: str
+    slots: Range
+    span: Span = _span
+
+
+PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot]
+
+
+@attrs.frozen
+class Placement:
+    stmts: tuple[PlacementStmt, ...]
+    span: Span = _span
+
+
+BusStmt = Union[Doc, Qtree, AddressDecl]
+DeviceStmt = Union[
+    Doc, Plugs, Hotplug, Internal, Multifunction, PropDecl, LinkDecl, BusBlock, Requires,
+    Provides, FdtBlock,
+]
+MachineStmt = Union[
+    Doc, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide, Check,
+    Compat, Placement,
+]
+
+
+# ---- declarations ----------------------------------------------------------------------
+@attrs.frozen
+class UseDecl:
+    path: str
+    span: Span = _span
+
+
+@attrs.frozen
+class BusDecl:
+    name: Name
+    body: tuple[BusStmt, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class DeviceDecl:
+    name: Name
+    body: tuple[DeviceStmt, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class MachineDecl:
+    name: Name
+    extends: Name | None
+    body: tuple[MachineStmt, ...]
+    span: Span = _span
+
+
+Decl = Union[UseDecl, BusDecl, DeviceDecl, MachineDecl]
+
+
+@attrs.frozen
+class Module:
+    """One parsed file."""
+
+    path: str
+    decls: tuple[Decl, ...]
+    span: Span = _span

@@ -1,0 +1,1 @@
+"""Emitters: pure functions of the precise tree (`tree.Machine`) to output text or bytes."""

@@ -1,0 +1,38 @@
+"""The precise blob (CONTRACT `mschema-precise/1`) and the tree shape `show --format json`
+shares with it. Key order is fixed by construction; props are sorted."""
+
+from __future__ import annotations
+
+import json
+
+from .. import tree
+
+FORMAT = "mschema-precise/1"
+JsonObject = dict[str, object]
+
+
+def device_json(d: tree.Device) -> JsonObject:
+    obj: JsonObject = {"id": d.id, "type": d.type, "origin": d.origin}
+    if d.addr is not None:
+        obj["addr"] = d.addr
+    obj["props"] = dict(sorted(d.props))
+    if d.backend:
+        obj["backend"] = dict(sorted(d.backend))
+    if d.buses:
+        obj["buses"] = [bus_json(b) for b in d.buses]
+    return obj
+
+
+def bus_json(b: tree.Bus) -> JsonObject:
+    return {"name": b.name, "kind": b.kind, "devices": [device_json(d) for d in b.devices]}
+
+
+def machine_json(info: tree.MachineInfo) -> JsonObject:
+    return {"schema": info.schema, "qemu": info.qemu, "arch": info.arch,
+            "options": dict(sorted(info.options))}
+
+
+def show_json(m: tree.Machine) -> str:
+    """`mschema show --format json`: the machine and its own devices, in the blob's shape."""
+    obj = {"machine": machine_json(m.info), "devices": [device_json(d) for d in m.root.devices]}
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"

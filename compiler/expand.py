@@ -1,0 +1,106 @@
+"""Schema + option values (+ loose spec) → the device tree, unaddressed where the spec left
+addresses open. Ends before address assignment: `address` fills in what is missing.
+
+Precedence, highest first: user spec > rule-forced > schema default > stdlib default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from . import addresses, expr, model, tree
+from .diagnostics import Collector, quote_list
+from .source import SourceFile, Span
+
+OPTION_WORDS = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
+
+
+def option_values(schema: model.MachineSchema, given: Mapping[str, tuple[str, Span]],
+                  diags: Collector) -> dict[str, expr.Scalar]:
+    """Schema defaults overridden by the user's `K=V` strings, each typed and checked."""
+    values: dict[str, expr.Scalar] = {n: o.default for n, o in schema.options.items()}
+    for name, (text, span) in given.items():
+        spec = schema.options.get(name)
+        if spec is None:
+            diags.error("E0203", f"`{schema.name}` has no option `{name}`", span,
+                        notes=[f"its options are {quote_list(schema.options)}"])
+            continue
+        value = parse_option(spec.type, text)
+        if value is None:
+            diags.error("E0301", f"option `{name}` must be {spec.type.describe()}, "
+                        f"not `{text}`", span)
+            continue
+        values[name] = value
+    return values
+
+
+def parse_option(t: model.ValueType, text: str) -> expr.Scalar | None:
+    if t.kind == "bool":
+        return OPTION_WORDS.get(text.lower())
+    if t.kind == "enum":
+        return text if text in t.members else None
+    if t.kind in ("int", "size"):
+        try:
+            v = int(text, 0)
+        except ValueError:
+            return None
+        return v if t.lo is None or t.hi is None or t.lo <= v <= t.hi else None
+    return text
+
+
+def command_line_options(pairs: list[str], diags: Collector) -> dict[str, tuple[str, Span]]:
+    """`--option K=V` arguments, each with a span in a pseudo-file `<command line>`."""
+    text = " ".join(pairs)
+    source = SourceFile.from_text("<command line>", text)
+    result: dict[str, tuple[str, Span]] = {}
+    offset = 0
+    for pair in pairs:
+        span = source.span(offset, offset + len(pair))
+        offset += len(pair) + 1
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            diags.error("E0301", f"`{pair}` is not `KEY=VALUE`", span,
+                        help="write options as `--option sata=off`")
+            continue
+        result[key] = (value, span)
+    return result
+
+
+def machine_devices(schema: model.MachineSchema, env: expr.Env) -> tuple[tree.Device, ...]:
+    """The devices QEMU creates by itself under these options (origin `machine`)."""
+    return tuple(_instances(schema.devices, env, "", "none", f"created by `{schema.name}`"))
+
+
+def _instances(instances: tuple[model.Instance, ...], env: expr.Env, prefix: str,
+               notation: str, reason: str) -> list[tree.Device]:
+    result = []
+    for inst in instances:
+        if not expr.holds(inst.condition, env):
+            continue
+        result.append(_device(inst, env, prefix, notation, reason))
+    return result
+
+
+def _device(inst: model.Instance, env: expr.Env, prefix: str, notation: str,
+            reason: str) -> tree.Device:
+    device_id = f"{prefix}.{inst.id}" if prefix else inst.id
+    buses = tuple(
+        tree.Bus(b.name, b.kind, b.address.notation, tuple(
+            _instances(b.children, env, device_id, b.address.notation, reason)
+            + _instances(b.devices, env, "", b.address.notation, reason)))
+        for b in inst.buses)
+    addr = None if inst.address is None else addresses.format(notation, inst.address)
+    return tree.Device(device_id, inst.type, "machine", addr, tuple(sorted(inst.props)), (),
+                       buses, tree.Provenance(reason, inst.span))
+
+
+def machine_info(schema: model.MachineSchema,
+                 options: Mapping[str, expr.Scalar]) -> tree.MachineInfo:
+    return tree.MachineInfo(schema.name, schema.qemu_machine, schema.arch, schema.binary,
+                            tuple(sorted(options.items())))
+
+
+def show(schema: model.MachineSchema, options: Mapping[str, expr.Scalar]) -> tree.Machine:
+    env = expr.Env(options)
+    root = tree.Bus("main-system-bus", "system", "none", machine_devices(schema, env))
+    return tree.Machine(machine_info(schema, options), root)

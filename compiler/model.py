@@ -1,0 +1,237 @@
+"""The resolved model: bus kinds, device types and machine schemas with every name looked
+up, every value typed and `extends` flattened. Built by `resolve`; read by `expand`, `lint`
+and the emitters. Frozen all the way down; spans are kept (eq=False) for diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, Union
+
+import attrs
+
+from .addresses import AddressSpace
+from .expr import Expr, Scalar
+from .source import Span
+
+_span = attrs.field(eq=False, repr=False)
+
+BACKEND_KINDS = ("blockdev", "netdev", "chardev", "rng")
+
+
+@attrs.frozen
+class ValueType:
+    """The type of a property or option: bool, int (with bounds), str, mac, size, enum."""
+
+    kind: Literal["bool", "int", "str", "mac", "size", "enum"]
+    lo: int | None = None
+    hi: int | None = None
+    members: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "enum":
+            return "one of " + ", ".join(f"`{m}`" for m in self.members)
+        if self.kind == "int" and self.lo is not None:
+            return f"an integer in {self.lo}..{self.hi}"
+        return {"bool": "`true` or `false`", "int": "an integer", "str": "a string",
+                "mac": "a MAC address string", "size": "a size in bytes"}.get(self.kind,
+                                                                              self.kind)
+
+    def domain(self) -> tuple[Scalar, ...] | None:
+        """All values, for the finite types lint enumerates."""
+        if self.kind == "bool":
+            return (False, True)
+        if self.kind == "enum":
+            return self.members
+        return None
+
+
+@attrs.frozen
+class BusKind:
+    name: str
+    qtree: str
+    address: AddressSpace
+    doc: str
+    span: Span = _span
+
+
+@attrs.frozen
+class PropSpec:
+    name: str
+    type: ValueType
+    default: Scalar | None
+    span: Span = _span
+
+
+@attrs.frozen
+class LinkSpec:
+    name: str
+    backend: str
+    optional: bool
+    span: Span = _span
+
+
+@attrs.frozen
+class Plug:
+    bus: str
+    tag: str | None = None
+
+
+@attrs.frozen
+class BusBinding:
+    """A bus that an instance provides: its kind, name, usable addresses, and the devices on
+    it: `children` come with the device type (ids relative to the owner), `devices` are
+    placed by the machine schema (ids as written)."""
+
+    kind: str
+    name: str
+    address: AddressSpace
+    children: tuple[Instance, ...]
+    devices: tuple[Instance, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class Instance:
+    """A device the schema places itself (machine devices; children in device types)."""
+
+    id: str
+    type: str
+    address: tuple[int, ...] | None
+    condition: Expr | None
+    props: tuple[tuple[str, Scalar], ...]
+    buses: tuple[BusBinding, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class BusTemplate:
+    """A bus a device type provides. `name` may use `{id}` (the nearest QEMU id) and `{n}`."""
+
+    kind: str
+    name: str
+    count: int
+    address: AddressSpace
+    children: tuple[Instance, ...]
+    span: Span = _span
+
+    def names(self, qemu_id: str) -> tuple[str, ...]:
+        return tuple(self.name.format(id=qemu_id, n=n) for n in range(self.count))
+
+
+@attrs.frozen
+class DeviceType:
+    name: str
+    plugs: tuple[Plug, ...]
+    hotplug: bool
+    internal: bool
+    multifunction: bool
+    props: Mapping[str, PropSpec]
+    links: Mapping[str, LinkSpec]
+    buses: tuple[BusTemplate, ...]
+    requires: tuple[str, ...]
+    provides: tuple[str, ...]
+    fdt: tuple[tuple[str, Scalar], ...]
+    doc: str
+    span: Span = _span
+
+    def plugs_into(self, bus_kind: str) -> Plug | None:
+        for plug in self.plugs:
+            if plug.bus == bus_kind:
+                return plug
+        return None
+
+
+@attrs.frozen
+class OptionSpec:
+    name: str
+    type: ValueType
+    default: Scalar
+    span: Span = _span
+
+
+@attrs.frozen
+class Implementation:
+    """How a loose kind (disk, nic, …) becomes a device type, chosen by one of its keys."""
+
+    kind: str
+    key: str
+    default: str
+    cases: Mapping[str, str]
+    case_spans: Mapping[str, Span] = attrs.field(eq=False, repr=False)
+    span: Span = _span
+
+
+@attrs.frozen
+class Provider:
+    bus: str
+    device: str
+    span: Span = _span
+
+
+@attrs.frozen
+class Check:
+    name: str
+    condition: Expr
+    message: str
+    span: Span = _span
+
+
+@attrs.frozen
+class CompatProp:
+    device: str
+    prop: str
+    value: Scalar
+    span: Span = _span
+
+
+@attrs.frozen
+class Placement:
+    order: tuple[str, ...] = ()
+    port_device: str | None = None
+    port_bus: str | None = None
+    port_slots: tuple[int, int] | None = None
+    spare_ports: int = 0
+    vio_base: int | None = None
+    pci_root: str | None = None
+    pci_root_slots: tuple[int, int] | None = None
+
+
+@attrs.frozen
+class MachineSchema:
+    name: str
+    aliases: tuple[str, ...]
+    arch: str
+    binary: str
+    qemu_machine: str
+    extends: str | None
+    options: Mapping[str, OptionSpec]
+    devices: tuple[Instance, ...]
+    implementations: Mapping[str, Implementation]
+    providers: Mapping[str, Provider]
+    checks: tuple[Check, ...]
+    compat: tuple[CompatProp, ...]
+    placement: Placement
+    doc: str
+    span: Span = _span
+
+
+@attrs.frozen
+class Library:
+    """Everything known after resolving a set of files."""
+
+    buses: Mapping[str, BusKind]
+    devices: Mapping[str, DeviceType]
+    machines: Mapping[str, MachineSchema]
+
+    def machine(self, name: str) -> MachineSchema | None:
+        """By exact name or alias; an unversioned family name means the newest version."""
+        if name in self.machines:
+            return self.machines[name]
+        for m in self.machines.values():
+            if name in m.aliases:
+                return m
+        return None
+
+
+Decl = Union[BusKind, DeviceType, MachineSchema]

@@ -1,0 +1,348 @@
+"""Text → `ast.Module`. Ends at syntax: names are not looked up here.
+
+Lark runs as LALR with the contextual lexer and a grammar cache; its exceptions are
+translated into our diagnostics (E01xx) so users never see lark's own wording.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import ast
+from .diagnostics import CompileError, error
+from .source import SourceFile, Span
+
+if TYPE_CHECKING:
+    from lark import Lark, Token
+
+GRAMMAR = Path(__file__).with_name("grammar") / "mschema.lark"
+
+# What users see for each terminal in "expected ..." notes.
+TERMINAL_NAMES = {
+    "NAME": "a name",
+    "INT": "a number",
+    "STRING": "a string",
+    "ADDRESS": "an address",
+    "BOOL": "`true` or `false`",
+    "CMP": "a comparison",
+    "$END": "end of file",
+}
+
+
+@functools.cache
+def _parser() -> Lark:
+    from lark import Lark
+
+    return Lark(
+        GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        cache=True,
+    )
+
+
+def parse_int(text: str) -> int:
+    return int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+
+
+def unquote(text: str) -> str:
+    body = text[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _describe_expected(expected: set[str]) -> str:
+    from lark.lexer import PatternStr
+
+    words = set()
+    for term in expected:
+        if term in TERMINAL_NAMES:
+            words.add(TERMINAL_NAMES[term])
+            continue
+        try:
+            pattern = _parser().get_terminal(term).pattern
+        except KeyError:
+            continue
+        if isinstance(pattern, PatternStr):
+            words.add(f"`{pattern.value}`")
+    return ", ".join(sorted(words)) or "something else"
+
+
+def _syntax_error(source: SourceFile, exc: Exception) -> CompileError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
+    if isinstance(exc, UnexpectedToken):
+        token = exc.token
+        expected = _describe_expected(set(exc.accepts or exc.expected))
+        if token.type == "$END":
+            end = len(source.text)
+            span = source.span(end, end)
+            return CompileError([error("E0103", "unexpected end of file", span,
+                                       notes=[f"expected {expected}"])])
+        start = token.start_pos or 0
+        span = source.span(start, start + len(str(token)))
+        return CompileError([error("E0101", f"unexpected `{token}`", span,
+                                   notes=[f"expected {expected}"])])
+    if isinstance(exc, UnexpectedCharacters):
+        span = source.span(exc.pos_in_stream, exc.pos_in_stream + 1)
+        ch = source.text[exc.pos_in_stream]
+        if ch == '"':
+            return CompileError([error("E0102", "unterminated string", span,
+                                       help='close the string with `"` on the same line')])
+        return CompileError([error("E0102", f"unexpected character `{ch}`", span)])
+    if isinstance(exc, UnexpectedEOF):
+        end = len(source.text)
+        return CompileError([error("E0103", "unexpected end of file", source.span(end, end))])
+    raise exc
+
+
+def parse_module(source: SourceFile) -> ast.Module:
+    """Parse one file; raises `CompileError` (E01xx) on a syntax error."""
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        tree = _parser().parse(source.text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(source, exc) from None
+    builder = _Builder(source)
+    decls = tuple(builder.build(child) for child in tree.children)
+    return ast.Module(source.path, decls, source.span(0, len(source.text)))
+
+
+def parse_file(path: str | Path) -> ast.Module:
+    return parse_module(SourceFile.read(path))
+
+
+class _Builder:
+    """Walks lark's tree into `ast` nodes. A plain walker, not a lark Transformer, so
+    errors in here stay ours (lark wraps transformer exceptions in VisitError)."""
+
+    def __init__(self, source: SourceFile) -> None:
+        self.source = source
+
+    def span(self, node: Any) -> Span:
+        if hasattr(node, "start_pos") and not hasattr(node, "meta"):
+            return self.source.span(node.start_pos, node.end_pos)
+        meta = node.meta
+        if getattr(meta, "empty", True):
+            return self.source.span(0, 0)
+        return self.source.span(meta.start_pos, meta.end_pos)
+
+    def name(self, token: Token) -> ast.Name:
+        return ast.Name(str(token), self.span(token))
+
+    def opt_name(self, token: Token | None) -> ast.Name | None:
+        return None if token is None else self.name(token)
+
+    def string(self, token: Token) -> str:
+        return unquote(str(token))
+
+    def build(self, node: Any) -> Any:
+        handler = getattr(self, f"_{node.data}")
+        return handler(node, node.children)
+
+    def build_all(self, children: list[Any]) -> tuple[Any, ...]:
+        return tuple(self.build(c) for c in children if c is not None)
+
+    # -- declarations
+    def _use_decl(self, n: Any, c: list[Any]) -> ast.UseDecl:
+        return ast.UseDecl(self.string(c[0]), self.span(n))
+
+    def _bus_decl(self, n: Any, c: list[Any]) -> ast.BusDecl:
+        return ast.BusDecl(self.name(c[0]), self.build_all(c[1:]), self.span(n))
+
+    def _device_decl(self, n: Any, c: list[Any]) -> ast.DeviceDecl:
+        return ast.DeviceDecl(self.name(c[0]), self.build_all(c[1:]), self.span(n))
+
+    def _machine_decl(self, n: Any, c: list[Any]) -> ast.MachineDecl:
+        return ast.MachineDecl(self.name(c[0]), self.opt_name(c[1]), self.build_all(c[2:]),
+                               self.span(n))
+
+    # -- shared statements
+    def _doc(self, n: Any, c: list[Any]) -> ast.Doc:
+        return ast.Doc(self.string(c[0]), self.span(n))
+
+    def _qtree(self, n: Any, c: list[Any]) -> ast.Qtree:
+        return ast.Qtree(self.string(c[0]), self.span(n))
+
+    def _range(self, n: Any, c: list[Any]) -> ast.Range:
+        lo = parse_int(c[0])
+        hi = lo if c[1] is None else parse_int(c[1])
+        return ast.Range(lo, hi, self.span(n))
+
+    def _field_range(self, n: Any, c: list[Any]) -> ast.FieldRange:
+        return ast.FieldRange(self.name(c[0]), self.build(c[1]), self.opt_name(c[2]),
+                              self.span(n))
+
+    def _address_decl(self, n: Any, c: list[Any]) -> ast.AddressDecl:
+        return ast.AddressDecl(self.name(c[0]), self.build_all(c[1:]), self.span(n))
+
+    # -- device statements
+    def _plug(self, n: Any, c: list[Any]) -> ast.Plug:
+        return ast.Plug(self.name(c[0]), self.opt_name(c[1]), self.span(n))
+
+    def _plugs(self, n: Any, c: list[Any]) -> ast.Plugs:
+        return ast.Plugs(self.build_all(c), self.span(n))
+
+    def _hotplug(self, n: Any, c: list[Any]) -> ast.Hotplug:
+        return ast.Hotplug(str(c[0]) == "true", self.span(n))
+
+    def _internal(self, n: Any, c: list[Any]) -> ast.Internal:
+        return ast.Internal(self.span(n))
+
+    def _multifunction(self, n: Any, c: list[Any]) -> ast.Multifunction:
+        return ast.Multifunction(self.span(n))
+
+    def _prop_decl(self, n: Any, c: list[Any]) -> ast.PropDecl:
+        default = None if c[2] is None else self.build(c[2])
+        return ast.PropDecl(self.name(c[0]), self.build(c[1]), default, self.span(n))
+
+    def _link_decl(self, n: Any, c: list[Any]) -> ast.LinkDecl:
+        return ast.LinkDecl(self.name(c[0]), self.name(c[1]), c[2] is not None, self.span(n))
+
+    def _requires(self, n: Any, c: list[Any]) -> ast.Requires:
+        return ast.Requires(tuple(self.name(t) for t in c), self.span(n))
+
+    def _provides(self, n: Any, c: list[Any]) -> ast.Provides:
+        return ast.Provides(tuple(self.name(t) for t in c), self.span(n))
+
+    def _fdt_prop(self, n: Any, c: list[Any]) -> ast.FdtProp:
+        return ast.FdtProp(self.name(c[0]), self.build(c[1]), self.span(n))
+
+    def _fdt_block(self, n: Any, c: list[Any]) -> ast.FdtBlock:
+        return ast.FdtBlock(self.build_all(c), self.span(n))
+
+    def _bus_block(self, n: Any, c: list[Any]) -> ast.BusBlock:
+        name = None if c[1] is None else self.string(c[1])
+        name_span = None if c[1] is None else self.span(c[1])
+        count = None if c[2] is None else parse_int(c[2])
+        return ast.BusBlock(self.name(c[0]), name, name_span, count, self.build_all(c[3:]),
+                            self.span(n))
+
+    def _instance(self, n: Any, c: list[Any]) -> ast.Instance:
+        condition = None if c[3] is None else self.build(c[3])
+        return ast.Instance(self.opt_name(c[0]), self.name(c[1]), self.opt_name(c[2]),
+                            condition, self.build_all(c[4:]), self.span(n))
+
+    def _prop_set(self, n: Any, c: list[Any]) -> ast.PropSet:
+        return ast.PropSet(self.name(c[0]), self.build(c[1]), self.span(n))
+
+    # -- machine statements
+    def _alias(self, n: Any, c: list[Any]) -> ast.Alias:
+        return ast.Alias(tuple(self.name(t) for t in c), self.span(n))
+
+    def _arch(self, n: Any, c: list[Any]) -> ast.Arch:
+        return ast.Arch(self.name(c[0]), self.span(n))
+
+    def _binary(self, n: Any, c: list[Any]) -> ast.Binary:
+        return ast.Binary(self.string(c[0]), self.span(n))
+
+    def _qemu_machine(self, n: Any, c: list[Any]) -> ast.QemuMachine:
+        return ast.QemuMachine(self.string(c[0]), self.span(n))
+
+    def _option_decl(self, n: Any, c: list[Any]) -> ast.OptionDecl:
+        default = None if c[2] is None else self.build(c[2])
+        return ast.OptionDecl(self.name(c[0]), self.build(c[1]), default, self.span(n))
+
+    def _devices(self, n: Any, c: list[Any]) -> ast.Devices:
+        return ast.Devices(self.build_all(c), self.span(n))
+
+    def _impl_case(self, n: Any, c: list[Any]) -> ast.ImplCase:
+        return ast.ImplCase(self.name(c[0]), self.name(c[1]), self.span(n))
+
+    def _implement(self, n: Any, c: list[Any]) -> ast.Implement:
+        return ast.Implement(self.name(c[0]), self.name(c[1]), self.name(c[2]),
+                             self.build_all(c[3:]), self.span(n))
+
+    def _provide(self, n: Any, c: list[Any]) -> ast.Provide:
+        return ast.Provide(self.name(c[0]), self.name(c[1]), self.span(n))
+
+    def _check(self, n: Any, c: list[Any]) -> ast.Check:
+        return ast.Check(self.name(c[0]), self.build(c[1]), self.string(c[2]), self.span(n))
+
+    def _compat(self, n: Any, c: list[Any]) -> ast.Compat:
+        return ast.Compat(self.name(c[0]), self.name(c[1]), self.build(c[2]), self.span(n))
+
+    def _placement(self, n: Any, c: list[Any]) -> ast.Placement:
+        return ast.Placement(self.build_all(c), self.span(n))
+
+    def _order(self, n: Any, c: list[Any]) -> ast.Order:
+        return ast.Order(tuple(self.name(t) for t in c), self.span(n))
+
+    def _ports(self, n: Any, c: list[Any]) -> ast.Ports:
+        return ast.Ports(self.name(c[0]), self.string(c[1]), self.build(c[2]), self.span(n))
+
+    def _spare_ports(self, n: Any, c: list[Any]) -> ast.SparePorts:
+        return ast.SparePorts(parse_int(c[0]), self.span(n))
+
+    def _vio_base(self, n: Any, c: list[Any]) -> ast.VioBase:
+        return ast.VioBase(parse_int(c[0]), self.span(n))
+
+    def _pci_root(self, n: Any, c: list[Any]) -> ast.PciRoot:
+        return ast.PciRoot(self.string(c[0]), self.build(c[1]), self.span(n))
+
+    # -- types and values
+    def _named_type(self, n: Any, c: list[Any]) -> ast.NamedType:
+        return ast.NamedType(self.name(c[0]), self.span(n))
+
+    def _enum_type(self, n: Any, c: list[Any]) -> ast.EnumType:
+        return ast.EnumType(tuple(self.name(t) for t in c), self.span(n))
+
+    def _ranged_type(self, n: Any, c: list[Any]) -> ast.RangedType:
+        return ast.RangedType(self.name(c[0]), self.build(c[1]), self.span(n))
+
+    def _int_value(self, n: Any, c: list[Any]) -> ast.Value:
+        return ast.Value("int", parse_int(c[0]), self.span(n))
+
+    def _str_value(self, n: Any, c: list[Any]) -> ast.Value:
+        return ast.Value("str", self.string(c[0]), self.span(n))
+
+    def _bool_value(self, n: Any, c: list[Any]) -> ast.Value:
+        return ast.Value("bool", str(c[0]) == "true", self.span(n))
+
+    def _name_value(self, n: Any, c: list[Any]) -> ast.Value:
+        return ast.Value("name", str(c[0]), self.span(n))
+
+    # -- expressions
+    def _ref(self, n: Any, c: list[Any]) -> ast.Ref:
+        return ast.Ref(self.name(c[0]), self.span(n))
+
+    def _int_lit(self, n: Any, c: list[Any]) -> ast.Literal_:
+        span = self.span(n)
+        return ast.Literal_(ast.Value("int", parse_int(c[0]), span), span)
+
+    def _str_lit(self, n: Any, c: list[Any]) -> ast.Literal_:
+        span = self.span(n)
+        return ast.Literal_(ast.Value("str", self.string(c[0]), span), span)
+
+    def _bool_lit(self, n: Any, c: list[Any]) -> ast.Literal_:
+        span = self.span(n)
+        return ast.Literal_(ast.Value("bool", str(c[0]) == "true", span), span)
+
+    def _call(self, n: Any, c: list[Any]) -> ast.Call:
+        return ast.Call(self.name(c[0]), self.name(c[1]), self.span(n))
+
+    def _not_expr(self, n: Any, c: list[Any]) -> ast.Not:
+        return ast.Not(self.build(c[0]), self.span(n))
+
+    def _and_expr(self, n: Any, c: list[Any]) -> ast.BoolOp:
+        return ast.BoolOp("and", self.build_all(c), self.span(n))
+
+    def _or_expr(self, n: Any, c: list[Any]) -> ast.BoolOp:
+        return ast.BoolOp("or", self.build_all(c), self.span(n))
+
+    def _compare(self, n: Any, c: list[Any]) -> ast.Compare:
+        return ast.Compare(self.build(c[0]), str(c[1]), self.build(c[2]), self.span(n))

@@ -1,0 +1,709 @@
+"""AST modules → `model.Library`: follows `use`, flattens `extends`, looks up every name,
+types every value and condition. Ends at a well-formed model; whole-model rules (collisions,
+dead rules, attachability) are `schema_checks`' job.
+
+Every problem of every file is collected before `CompileError` is raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from . import addresses, ast, expr, model
+from .diagnostics import Collector, CompileError, Label, quote_list
+from .parse import parse_module
+from .source import SourceFile, Span, whole_file
+
+DATA_ROOT_CANDIDATES = (Path(__file__).parent, Path(__file__).parent.parent)
+
+NAMED_TYPES: dict[str, model.ValueType] = {
+    "bool": model.ValueType("bool"),
+    "int": model.ValueType("int"),
+    "u8": model.ValueType("int", 0, 0xFF),
+    "u16": model.ValueType("int", 0, 0xFFFF),
+    "u32": model.ValueType("int", 0, 0xFFFFFFFF),
+    "u64": model.ValueType("int", 0, 0xFFFFFFFFFFFFFFFF),
+    "str": model.ValueType("str"),
+    "mac": model.ValueType("mac"),
+    "size": model.ValueType("size", 0, 2**64 - 1),
+    "onoffauto": model.ValueType("enum", members=("on", "off", "auto")),
+}
+ROOT_BUS_KIND = "system"
+ROOT_BUS_NAME = "main-system-bus"
+
+
+def data_dir(name: str) -> Path:
+    """`stdlib` or `schemas`: inside the installed package, or beside it in a checkout."""
+    for root in DATA_ROOT_CANDIDATES:
+        if (root / name).is_dir():
+            return root / name
+    return DATA_ROOT_CANDIDATES[-1] / name
+
+
+def shipped_files() -> list[Path]:
+    stdlib = sorted(data_dir("stdlib").glob("*.mschema"))
+    schemas = sorted(data_dir("schemas").glob("*/*.machine"))
+    return stdlib + schemas
+
+
+# ---- loading ---------------------------------------------------------------------------
+def load_modules(paths: Sequence[Path], diags: Collector) -> list[ast.Module]:
+    """Parse `paths` and every file they `use`, transitively; report `use` cycles."""
+    import networkx as nx
+
+    stdlib = data_dir("stdlib")
+    modules: dict[str, ast.Module] = {}
+    graph: nx.DiGraph = nx.DiGraph()
+    use_spans: dict[tuple[str, str], Span] = {}
+    queue = [(p.resolve(), None) for p in paths]
+    while queue:
+        path, used_at = queue.pop(0)
+        key = str(path)
+        if key in modules or key in graph and graph.nodes[key].get("failed"):
+            continue
+        try:
+            source = SourceFile.read(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            span = used_at or whole_file(str(path))
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            diags.error("E0205", f"cannot read `{_display(path)}`: {reason.lower()}", span)
+            graph.add_node(key, failed=True)
+            continue
+        source = SourceFile.from_text(_display(path), source.text)
+        try:
+            module = parse_module(source)
+        except CompileError as exc:
+            diags.extend(exc.diagnostics)
+            graph.add_node(key, failed=True)
+            continue
+        modules[key] = module
+        graph.add_node(key, display=_display(path))
+        for decl in module.decls:
+            if not isinstance(decl, ast.UseDecl):
+                continue
+            target = _use_target(decl.path, path.parent, stdlib)
+            if target is None:
+                names = [p.stem for p in stdlib.glob("*.mschema")]
+                diags.error("E0205", f"unknown stdlib file `{decl.path}`", decl.span,
+                            notes=[f"the stdlib has {quote_list(names)}"])
+                continue
+            tkey = str(target.resolve())
+            graph.add_edge(key, tkey)
+            use_spans[(key, tkey)] = decl.span
+            queue.append((target.resolve(), decl.span))
+    _report_cycles(graph, use_spans, diags, "E0601", "uses")
+    return list(modules.values())
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _use_target(name: str, here: Path, stdlib: Path) -> Path | None:
+    if "/" not in name and not name.endswith((".mschema", ".machine")):
+        candidate = stdlib / f"{name}.mschema"
+    else:
+        candidate = here / name
+    return candidate if candidate.is_file() else None
+
+
+def _report_cycles(graph: object, spans: Mapping[tuple[str, str], Span], diags: Collector,
+                   code: str, verb: str, label: Mapping[str, str] | None = None) -> None:
+    """One diagnostic per cycle, walking the chain with the place of each link."""
+    import networkx as nx
+
+    g: nx.DiGraph = graph  # type: ignore[assignment]
+
+    def show(node: str) -> str:
+        return (label or {}).get(node, g.nodes[node].get("display", node))
+
+    for component in sorted(nx.strongly_connected_components(g), key=sorted):
+        nodes = sorted(component)
+        if len(nodes) == 1 and not g.has_edge(nodes[0], nodes[0]):
+            continue
+        cycle = nx.find_cycle(g.subgraph(nodes), source=nodes[0])
+        chain = " → ".join(f"`{show(a)}`" for a, _ in cycle + cycle[:1])
+        links = [Label(spans[(a, b)], f"`{show(a)}` {verb} `{show(b)}` here")
+                 for a, b in cycle[1:]]
+        diags.error(code, f"cycle: {chain}", spans[cycle[0]], labels=links,
+                    help=f"remove one of the `{verb}` links of this chain")
+
+
+# ---- resolving ---------------------------------------------------------------------------
+D = TypeVar("D", ast.BusDecl, ast.DeviceDecl, ast.MachineDecl)
+
+
+def resolve(modules: Iterable[ast.Module], diags: Collector) -> model.Library:
+    modules = list(modules)
+    bus_decls = _collect(modules, ast.BusDecl, "bus kind", diags)
+    device_decls = _collect(modules, ast.DeviceDecl, "device type", diags)
+    machine_decls = _collect(modules, ast.MachineDecl, "machine", diags)
+    r = _Resolver(diags, bus_decls, device_decls)
+    buses = {name: r.bus_kind(d) for name, d in bus_decls.items()}
+    r.buses = buses
+    devices = {name: r.device_type(d) for name, d in device_decls.items()}
+    r.devices = devices
+    machines = r.machines(machine_decls)
+    return model.Library(buses, devices, machines)
+
+
+def _collect(modules: list[ast.Module], cls: type[D], what: str,
+             diags: Collector) -> dict[str, D]:
+    seen: dict[str, D] = {}
+    for module in modules:
+        for decl in module.decls:
+            if not isinstance(decl, cls):
+                continue
+            name = decl.name.text
+            if name in seen:
+                diags.error("E0401", f"{what} `{name}` is defined twice", decl.name.span,
+                            labels=[Label(seen[name].name.span, "first defined here")])
+                continue
+            seen[name] = decl
+    return seen
+
+
+class _Resolver:
+    def __init__(self, diags: Collector, bus_decls: Mapping[str, ast.BusDecl],
+                 device_decls: Mapping[str, ast.DeviceDecl]) -> None:
+        self.diags = diags
+        self.bus_decls = bus_decls
+        self.device_decls = device_decls
+        self.buses: dict[str, model.BusKind] = {}
+        self.devices: dict[str, model.DeviceType] = {}
+
+    # -- shared helpers
+    def unknown(self, code: str, what: str, name: ast.Name, known: Iterable[str]) -> None:
+        self.diags.error(code, f"unknown {what} `{name.text}`", name.span,
+                         notes=[f"expected one of {quote_list(known)}"])
+
+    def single(self, body: Sequence[object], cls: type, keyword: str) -> object | None:
+        found = [s for s in body if isinstance(s, cls)]
+        for extra in found[1:]:
+            self.diags.error("E0402", f"`{keyword}` is given twice", extra.span,  # type: ignore[attr-defined]
+                             labels=[Label(found[0].span, "first given here")])  # type: ignore[attr-defined]
+        return found[0] if found else None
+
+    def value_type(self, t: ast.TypeExpr) -> model.ValueType | None:
+        if isinstance(t, ast.EnumType):
+            members = [m.text for m in t.members]
+            for i, m in enumerate(t.members):
+                if m.text in members[:i]:
+                    self.diags.error("E0401", f"enum member `{m.text}` is listed twice",
+                                     m.span)
+            return model.ValueType("enum", members=tuple(dict.fromkeys(members)))
+        if isinstance(t, ast.RangedType):
+            if t.name.text != "int":
+                self.diags.error("E0303", f"`{t.name.text}` takes no range", t.name.span,
+                                 help="only `int(LO..HI)` has a range")
+                return None
+            if t.range.lo > t.range.hi:
+                self.diags.error("E0303", "empty range: the low end is above the high end",
+                                 t.range.span)
+                return None
+            return model.ValueType("int", t.range.lo, t.range.hi)
+        if t.name.text not in NAMED_TYPES:
+            self.unknown("E0303", "type", t.name, list(NAMED_TYPES) + ["enum(…)", "int(LO..HI)"])
+            return None
+        return NAMED_TYPES[t.name.text]
+
+    def typed_value(self, v: ast.Value, t: model.ValueType, what: str) -> expr.Scalar | None:
+        ok: expr.Scalar | None = None
+        if t.kind == "bool" and v.kind == "bool":
+            ok = v.value
+        elif t.kind in ("int", "size") and v.kind == "int":
+            assert isinstance(v.value, int)
+            if t.lo is None or t.hi is None or t.lo <= v.value <= t.hi:
+                ok = v.value
+        elif t.kind == "str" and v.kind == "str":
+            ok = v.value
+        elif t.kind == "mac" and v.kind == "str" and _is_mac(str(v.value)):
+            ok = v.value
+        elif t.kind == "enum" and v.kind in ("name", "str") and v.value in t.members:
+            ok = v.value
+        if ok is None:
+            self.diags.error("E0301", f"{what} must be {t.describe()}, not `{v.show()}`",
+                             v.span)
+        return ok
+
+    # -- bus kinds
+    def bus_kind(self, d: ast.BusDecl) -> model.BusKind:
+        doc = self.single(d.body, ast.Doc, "doc")
+        qtree = self.single(d.body, ast.Qtree, "qtree")
+        decl = self.single(d.body, ast.AddressDecl, "address")
+        if qtree is None:
+            self.diags.error("E0901", f"bus kind `{d.name.text}` has no `qtree` name",
+                             d.name.span, help='add `qtree "TYPE"`: the bus type '
+                             "that QEMU's `info qtree` prints")
+        space = addresses.AddressSpace("none")
+        if isinstance(decl, ast.AddressDecl):
+            notation = decl.notation.text
+            if notation not in addresses.NOTATIONS:
+                self.unknown("E0208", "address notation", decl.notation, addresses.NOTATIONS)
+            else:
+                space = addresses.AddressSpace(notation, tuple(
+                    (f, self.field_ranges(notation, decl.fields, f)) for f in
+                    addresses.NOTATIONS[notation]))
+                self.check_fields(notation, decl.fields)
+        return model.BusKind(d.name.text, qtree.name if isinstance(qtree, ast.Qtree) else "",
+                             space, doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
+
+    def check_fields(self, notation: str, fields: Iterable[ast.FieldRange]) -> None:
+        for f in fields:
+            if f.field.text not in addresses.NOTATIONS[notation]:
+                self.unknown("E0209", f"field of `{notation}` addresses", f.field,
+                             addresses.NOTATIONS[notation])
+            if f.range.lo > f.range.hi:
+                self.diags.error("E0303", "empty range: the low end is above the high end",
+                                 f.range.span)
+
+    @staticmethod
+    def field_ranges(notation: str, fields: Iterable[ast.FieldRange],
+                     name: str) -> tuple[addresses.FieldRange, ...]:
+        return tuple(addresses.FieldRange(f.range.lo, f.range.hi,
+                                          f.tag.text if f.tag else None)
+                     for f in fields if f.field.text == name)
+
+    def narrowed(self, space: addresses.AddressSpace,
+                 items: Iterable[object]) -> addresses.AddressSpace:
+        fields = [i for i in items if isinstance(i, ast.FieldRange)]
+        if not fields:
+            return space
+        if space.notation in addresses.NOTATIONS:
+            self.check_fields(space.notation, fields)
+        overrides = {name: self.field_ranges(space.notation, fields, name)
+                     for name in {f.field.text for f in fields}}
+        return space.narrowed(overrides)
+
+    # -- device types
+    def device_type(self, d: ast.DeviceDecl) -> model.DeviceType:
+        doc = self.single(d.body, ast.Doc, "doc")
+        hotplug = self.single(d.body, ast.Hotplug, "hotplug")
+        self.single(d.body, ast.Internal, "internal")
+        self.single(d.body, ast.Multifunction, "multifunction")
+        plugs: list[model.Plug] = []
+        for stmt in d.body:
+            if isinstance(stmt, ast.Plugs):
+                for p in stmt.plugs:
+                    plugs.append(self.plug(p))
+        props: dict[str, model.PropSpec] = {}
+        links: dict[str, model.LinkSpec] = {}
+        names: dict[str, Span] = {}
+        for stmt in d.body:
+            if isinstance(stmt, (ast.PropDecl, ast.LinkDecl)):
+                n = stmt.name
+                if n.text in names:
+                    self.diags.error("E0401", f"property `{n.text}` is defined twice",
+                                     n.span, labels=[Label(names[n.text], "first defined here")])
+                    continue
+                names[n.text] = n.span
+                if isinstance(stmt, ast.PropDecl):
+                    t = self.value_type(stmt.type)
+                    if t is None:
+                        continue
+                    default = (None if stmt.default is None else
+                               self.typed_value(stmt.default, t, f"the default of `{n.text}`"))
+                    props[n.text] = model.PropSpec(n.text, t, default, n.span)
+                else:
+                    if stmt.backend.text not in model.BACKEND_KINDS:
+                        self.unknown("E0201", "backend kind", stmt.backend,
+                                     model.BACKEND_KINDS)
+                    links[n.text] = model.LinkSpec(n.text, stmt.backend.text, stmt.optional,
+                                                   n.span)
+        buses = tuple(b for b in (self.bus_template(d.name.text, s) for s in d.body
+                                  if isinstance(s, ast.BusBlock)) if b is not None)
+        requires = tuple(n.text for s in d.body if isinstance(s, ast.Requires) for n in s.names)
+        provides = tuple(n.text for s in d.body if isinstance(s, ast.Provides) for n in s.names)
+        fdt = tuple((p.name.text, p.value.value) for s in d.body if isinstance(s, ast.FdtBlock)
+                    for p in s.props)
+        if not plugs:
+            self.diags.error("E0901", f"device type `{d.name.text}` plugs into no bus",
+                             d.name.span, help="add `plugs KIND`, e.g. `plugs pcie, pci`")
+        return model.DeviceType(
+            d.name.text, tuple(plugs),
+            hotplug.value if isinstance(hotplug, ast.Hotplug) else False,
+            any(isinstance(s, ast.Internal) for s in d.body),
+            any(isinstance(s, ast.Multifunction) for s in d.body),
+            props, links, buses, requires, provides, fdt,
+            doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
+
+    def plug(self, p: ast.Plug) -> model.Plug:
+        decl = self.bus_decls.get(p.bus.text)
+        if decl is None:
+            self.unknown("E0201", "bus kind", p.bus, self.bus_decls)
+        elif p.tag is not None:
+            tags = {f.tag.text for s in decl.body if isinstance(s, ast.AddressDecl)
+                    for f in s.fields if f.tag}
+            if p.tag.text not in tags:
+                self.unknown("E0210", f"address tag of bus kind `{p.bus.text}`", p.tag, tags)
+        return model.Plug(p.bus.text, p.tag.text if p.tag else None)
+
+    def bus_template(self, owner: str, b: ast.BusBlock) -> model.BusTemplate | None:
+        kind = self.buses.get(b.kind.text)
+        if kind is None:
+            self.unknown("E0201", "bus kind", b.kind, self.buses)
+            return None
+        if b.name is None:
+            self.diags.error("E0901", f"bus of `{owner}` has no name", b.kind.span,
+                             help='name it as QEMU does, e.g. `bus pcie "{id}"` or '
+                             '`bus ide "{id}.{n}" count 6`')
+            return None
+        count = b.count or 1
+        if count > 1 and "{n}" not in b.name:
+            self.diags.error("E0901", f"`count {count}` needs `{{n}}` in the bus name",
+                             b.name_span or b.span)
+        space = self.narrowed(kind.address, b.items)
+        children = tuple(self.instance(i, b.kind.text, space, {}, set())
+                         for i in b.items if isinstance(i, ast.Instance))
+        return model.BusTemplate(b.kind.text, b.name, count, space,
+                                 tuple(c for c in children if c is not None), b.span)
+
+    # -- instances (machine devices, and children in device types)
+    def instance(self, i: ast.Instance, bus_kind: str, space: addresses.AddressSpace,
+                 options: Mapping[str, model.OptionSpec],
+                 ids: set[str]) -> model.Instance | None:
+        dtype = self.devices.get(i.type.text) if self.devices else None
+        if self.devices and dtype is None:
+            self.unknown("E0202", "device type", i.type, self.devices)
+        iid = i.id.text if i.id else i.type.text
+        address: tuple[int, ...] | None = None
+        if i.address is not None:
+            if space.notation == "none":
+                self.diags.error("E0503", f"devices on a `{bus_kind}` bus have no address",
+                                 i.address.span, help="remove `at …`")
+            else:
+                try:
+                    address = addresses.parse(space.notation, i.address.text)
+                except addresses.AddressSyntaxError as exc:
+                    self.diags.error("E0503", f"`{i.address.text}` is not a "
+                                     f"{space.notation} address", i.address.span,
+                                     help=str(exc))
+        condition = None if i.condition is None else self.condition(i.condition, options)
+        props: list[tuple[str, expr.Scalar]] = []
+        buses: list[model.BusBinding] = []
+        for stmt in i.body:
+            if isinstance(stmt, ast.PropSet):
+                spec = dtype.props.get(stmt.name.text) if dtype else None
+                if dtype is not None and spec is None:
+                    self.unknown("E0207", f"property of `{dtype.name}`", stmt.name, dtype.props)
+                elif spec is not None:
+                    v = self.typed_value(stmt.value, spec.type, f"`{stmt.name.text}`")
+                    if v is not None:
+                        props.append((stmt.name.text, v))
+            else:
+                binding = self.bus_binding(stmt, dtype, options, ids)
+                if binding:
+                    buses.extend(binding)
+        if dtype is not None:
+            bound = {b.kind for b in buses}
+            for t in dtype.buses:
+                if t.kind not in bound:
+                    buses.extend(self.template_buses(t, iid))
+        return model.Instance(iid, i.type.text, address, condition, tuple(props), tuple(buses),
+                              i.span)
+
+    def template_buses(self, t: model.BusTemplate, qemu_id: str) -> list[model.BusBinding]:
+        return [model.BusBinding(t.kind, name, t.address, t.children, (), t.span)
+                for name in t.names(qemu_id)]
+
+    def bus_binding(self, b: ast.BusBlock, dtype: model.DeviceType | None,
+                    options: Mapping[str, model.OptionSpec],
+                    ids: set[str]) -> list[model.BusBinding]:
+        if dtype is None:
+            return []
+        template = next((t for t in dtype.buses if t.kind == b.kind.text), None)
+        if template is None:
+            provided = quote_list(t.kind for t in dtype.buses)
+            self.diags.error("E0505", f"`{dtype.name}` provides no `{b.kind.text}` bus",
+                             b.kind.span, notes=[f"it provides {provided}"])
+            return []
+        name = b.name or template.name
+        count = b.count or template.count
+        space = self.narrowed(template.address, b.items)
+        devices = tuple(x for x in (self.instance(i, b.kind.text, space, options, ids)
+                                    for i in b.items if isinstance(i, ast.Instance)) if x)
+        names = [name.format(n=n, id="") for n in range(count)]
+        return [model.BusBinding(b.kind.text, n, space, template.children,
+                                 devices if k == 0 else (), b.span)
+                for k, n in enumerate(names)]
+
+    # -- conditions
+    def condition(self, e: ast.Expr, options: Mapping[str, model.OptionSpec]) -> expr.Expr:
+        result, rtype = self.expr(e, options)
+        if rtype is not None and rtype.kind != "bool":
+            self.diags.error("E0302", f"this condition is {rtype.describe()}, not a truth value",
+                             e.span, help=_compare_help(e))
+        return result
+
+    def expr(self, e: ast.Expr, options: Mapping[str, model.OptionSpec]
+             ) -> tuple[expr.Expr, model.ValueType | None]:
+        BOOL = NAMED_TYPES["bool"]
+        if isinstance(e, ast.Literal_):
+            t = {"int": NAMED_TYPES["int"], "str": NAMED_TYPES["str"], "bool": BOOL}[e.value.kind]
+            return expr.Const(e.value.value, e.span), t
+        if isinstance(e, ast.Ref):
+            name = e.name.text
+            if name in options:
+                return expr.Option(name, e.span), options[name].type
+            if name in expr.SPEC_FACTS:
+                return expr.Fact(name, e.span), NAMED_TYPES["int"]
+            self.unknown("E0203", "option", e.name, list(options) + list(expr.SPEC_FACTS))
+            return expr.Const(False, e.span), None
+        if isinstance(e, ast.Call):
+            if e.func.text != "count":
+                self.unknown("E0201", "function", e.func, ["count"])
+            elif e.arg.text not in expr.SPEC_KINDS:
+                self.unknown("E0201", "spec kind", e.arg, expr.SPEC_KINDS)
+            return expr.Count(e.arg.text, e.span), NAMED_TYPES["int"]
+        if isinstance(e, ast.Not):
+            return expr.Not(self.condition(e.operand, options), e.span), BOOL
+        if isinstance(e, ast.BoolOp):
+            ops = tuple(self.condition(o, options) for o in e.operands)
+            return (expr.And(ops, e.span) if e.op == "and" else expr.Or(ops, e.span)), BOOL
+        return self.compare(e, options), BOOL
+
+    def compare(self, e: ast.Compare, options: Mapping[str, model.OptionSpec]) -> expr.Expr:
+        sides: list[tuple[expr.Expr, model.ValueType | None]] = []
+        for side, other in ((e.left, e.right), (e.right, e.left)):
+            enum_member = (isinstance(side, ast.Ref) and side.name.text not in options
+                           and isinstance(other, ast.Ref) and other.name.text in options
+                           and options[other.name.text].type.kind == "enum")
+            if enum_member:
+                assert isinstance(side, ast.Ref)
+                sides.append((expr.Const(side.name.text, side.span), None))
+            else:
+                sides.append(self.expr(side, options))
+        (left, lt), (right, rt) = sides
+        known = lt or rt
+        for (value, vt), node in ((sides[0], e.left), (sides[1], e.right)):
+            if vt is None and isinstance(value, expr.Const) and known and known.kind == "enum":
+                if value.value not in known.members:
+                    self.diags.error("E0302", f"`{value.value}` is not a value of this option",
+                                     node.span, notes=[f"it takes {known.describe()}"])
+        if lt and rt and not _comparable(lt, rt):
+            self.diags.error("E0302", f"cannot compare {lt.describe()} with {rt.describe()}",
+                             e.span)
+        elif lt and rt and lt.kind == "enum" and rt.kind == "str":
+            literal = right if isinstance(right, expr.Const) else left
+            if isinstance(literal, expr.Const) and literal.value not in lt.members + rt.members:
+                self.diags.error("E0302", f"`{literal.value}` is not a value of this option",
+                                 literal.span, notes=[f"it takes {lt.describe()}"])
+        if e.op not in ("==", "!=") and known and known.kind != "int":
+            self.diags.error("E0302", f"`{e.op}` compares numbers, not {known.describe()}",
+                             e.span)
+        return expr.Cmp(left, e.op, right, e.span)
+
+    # -- machines
+    def machines(self, decls: Mapping[str, ast.MachineDecl]) -> dict[str, model.MachineSchema]:
+        import networkx as nx
+
+        graph: nx.DiGraph = nx.DiGraph()
+        spans: dict[tuple[str, str], Span] = {}
+        for name, d in decls.items():
+            graph.add_node(name)
+            if d.extends is not None:
+                if d.extends.text not in decls:
+                    self.unknown("E0204", "machine", d.extends, decls)
+                    continue
+                graph.add_edge(name, d.extends.text)
+                spans[(name, d.extends.text)] = d.extends.span
+        _report_cycles(graph, spans, self.diags, "E0602", "extends")
+        if not nx.is_directed_acyclic_graph(graph):
+            return {}
+        result: dict[str, model.MachineSchema] = {}
+        # parents first
+        for name in reversed(list(nx.lexicographical_topological_sort(graph))):
+            d = decls[name]
+            parent = result.get(d.extends.text) if d.extends else None
+            if d.extends is not None and parent is None:
+                continue
+            result[name] = self.machine(d, parent)
+        return dict(sorted(result.items()))
+
+    def machine(self, d: ast.MachineDecl, parent: model.MachineSchema | None
+                ) -> model.MachineSchema:
+        body = d.body
+        doc = self.single(body, ast.Doc, "doc")
+        alias = self.single(body, ast.Alias, "alias")
+        arch = self.single(body, ast.Arch, "arch")
+        binary = self.single(body, ast.Binary, "binary")
+        qemu = self.single(body, ast.QemuMachine, "qemu-machine")
+        placement_stmt = self.single(body, ast.Placement, "placement")
+        if parent is None:
+            for stmt, kw in ((arch, "arch"), (binary, "binary"), (qemu, "qemu-machine")):
+                if stmt is None:
+                    self.diags.error("E0901", f"machine `{d.name.text}` has no `{kw}`",
+                                     d.name.span)
+        options = dict(parent.options) if parent else {}
+        own: dict[str, Span] = {}
+        for stmt in body:
+            if isinstance(stmt, ast.OptionDecl):
+                n = stmt.name
+                if n.text in own:
+                    self.diags.error("E0401", f"option `{n.text}` is defined twice", n.span,
+                                     labels=[Label(own[n.text], "first defined here")])
+                    continue
+                own[n.text] = n.span
+                t = self.value_type(stmt.type)
+                if t is None:
+                    continue
+                if stmt.default is None:
+                    self.diags.error("E0901", f"option `{n.text}` has no default", n.span,
+                                     help="add `= VALUE`: what QEMU uses when it is not given")
+                    continue
+                default = self.typed_value(stmt.default, t, f"the default of `{n.text}`")
+                if default is not None:
+                    options[n.text] = model.OptionSpec(n.text, t, default, n.span)
+        ids: set[str] = set()
+        devices = list(parent.devices) if parent else []
+        for stmt in body:
+            if isinstance(stmt, ast.Devices):
+                for i in stmt.instances:
+                    inst = self.instance(i, ROOT_BUS_KIND, self.root_space(), options, ids)
+                    if inst:
+                        devices.append(inst)
+        implementations = dict(parent.implementations) if parent else {}
+        for stmt in body:
+            if isinstance(stmt, ast.Implement):
+                impl = self.implementation(stmt)
+                if impl:
+                    implementations[impl.kind] = impl
+        providers = dict(parent.providers) if parent else {}
+        for stmt in body:
+            if isinstance(stmt, ast.Provide):
+                p = self.provider(stmt)
+                if p:
+                    providers[p.bus] = p
+        checks = list(parent.checks) if parent else []
+        for stmt in body:
+            if isinstance(stmt, ast.Check):
+                checks.append(model.Check(stmt.name.text, self.condition(stmt.condition, options),
+                                          stmt.message, stmt.name.span))
+        compat = list(parent.compat) if parent else []
+        for stmt in body:
+            if isinstance(stmt, ast.Compat):
+                c = self.compat(stmt)
+                if c:
+                    compat.append(c)
+        placement = parent.placement if parent else model.Placement()
+        if isinstance(placement_stmt, ast.Placement):
+            placement = self.placement(placement_stmt)
+        return model.MachineSchema(
+            d.name.text,
+            tuple(n.text for n in alias.names) if isinstance(alias, ast.Alias) else (),
+            arch.name.text if isinstance(arch, ast.Arch) else (parent.arch if parent else ""),
+            binary.path if isinstance(binary, ast.Binary) else (parent.binary if parent else ""),
+            qemu.name if isinstance(qemu, ast.QemuMachine) else (parent.qemu_machine if parent
+                                                                 else ""),
+            parent.name if parent else None,
+            options, tuple(devices), implementations, providers, tuple(checks), tuple(compat),
+            placement, doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
+
+    def root_space(self) -> addresses.AddressSpace:
+        root = self.buses.get(ROOT_BUS_KIND)
+        return root.address if root else addresses.AddressSpace("none")
+
+    def implementation(self, s: ast.Implement) -> model.Implementation | None:
+        if s.kind.text not in expr.SPEC_KINDS:
+            self.unknown("E0201", "loose kind", s.kind, expr.SPEC_KINDS)
+            return None
+        cases: dict[str, str] = {}
+        spans: dict[str, Span] = {}
+        for c in s.cases:
+            if c.value.text in cases:
+                self.diags.error("E0401", f"`{c.value.text}` is implemented twice", c.value.span)
+                continue
+            if c.device.text not in self.devices:
+                self.unknown("E0202", "device type", c.device, self.devices)
+                continue
+            cases[c.value.text] = c.device.text
+            spans[c.value.text] = c.device.span
+        if s.default.text not in cases and all(c.value.text != s.default.text for c in s.cases):
+            self.diags.error("E0802", f"the default `{s.default.text}` is not one of the cases",
+                             s.default.span, notes=[f"the cases are {quote_list(cases)}"])
+        return model.Implementation(s.kind.text, s.by.text, s.default.text, cases, spans,
+                                    s.kind.span)
+
+    def provider(self, s: ast.Provide) -> model.Provider | None:
+        if s.bus.text not in self.buses:
+            self.unknown("E0201", "bus kind", s.bus, self.buses)
+            return None
+        dtype = self.devices.get(s.device.text)
+        if dtype is None:
+            self.unknown("E0202", "device type", s.device, self.devices)
+            return None
+        if all(t.kind != s.bus.text for t in dtype.buses):
+            self.diags.error("E0505", f"`{dtype.name}` provides no `{s.bus.text}` bus",
+                             s.device.span,
+                             notes=[f"it provides {quote_list(t.kind for t in dtype.buses)}"])
+            return None
+        return model.Provider(s.bus.text, s.device.text, s.span)
+
+    def compat(self, s: ast.Compat) -> model.CompatProp | None:
+        dtype = self.devices.get(s.device.text)
+        if dtype is None:
+            self.unknown("E0202", "device type", s.device, self.devices)
+            return None
+        spec = dtype.props.get(s.prop.text)
+        if spec is None:
+            self.unknown("E0207", f"property of `{dtype.name}`", s.prop, dtype.props)
+            return None
+        v = self.typed_value(s.value, spec.type, f"`{s.prop.text}`")
+        return None if v is None else model.CompatProp(dtype.name, spec.name, v, s.span)
+
+    def placement(self, p: ast.Placement) -> model.Placement:
+        order = self.single(p.stmts, ast.Order, "order")
+        ports = self.single(p.stmts, ast.Ports, "ports")
+        spare = self.single(p.stmts, ast.SparePorts, "spare-ports")
+        vio = self.single(p.stmts, ast.VioBase, "vio-base")
+        root = self.single(p.stmts, ast.PciRoot, "pci-root")
+        if isinstance(order, ast.Order):
+            for n in order.kinds:
+                if n.text not in expr.SPEC_KINDS:
+                    self.unknown("E0201", "loose kind", n, expr.SPEC_KINDS)
+        if isinstance(ports, ast.Ports) and ports.device.text not in self.devices:
+            self.unknown("E0202", "device type", ports.device, self.devices)
+        return model.Placement(
+            order=tuple(n.text for n in order.kinds) if isinstance(order, ast.Order) else (),
+            port_device=ports.device.text if isinstance(ports, ast.Ports) else None,
+            port_bus=ports.bus if isinstance(ports, ast.Ports) else None,
+            port_slots=((ports.slots.lo, ports.slots.hi) if isinstance(ports, ast.Ports)
+                        else None),
+            spare_ports=spare.count if isinstance(spare, ast.SparePorts) else 0,
+            vio_base=vio.reg if isinstance(vio, ast.VioBase) else None,
+            pci_root=root.bus if isinstance(root, ast.PciRoot) else None,
+            pci_root_slots=((root.slots.lo, root.slots.hi) if isinstance(root, ast.PciRoot)
+                            else None))
+
+
+def _comparable(a: model.ValueType, b: model.ValueType) -> bool:
+    if a.kind == "enum" or b.kind == "enum":
+        return {a.kind, b.kind} <= {"enum", "str"}
+    numeric = {"int", "size"}
+    return a.kind == b.kind or (a.kind in numeric and b.kind in numeric)
+
+
+def _compare_help(e: ast.Expr) -> str | None:
+    if isinstance(e, ast.Ref):
+        return f"compare it, e.g. `{e.name.text} != off`"
+    return None
+
+
+def _is_mac(text: str) -> bool:
+    parts = text.split(":")
+    return len(parts) == 6 and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                                   for p in parts)
+
+
+def load_library(paths: Sequence[Path] | None = None) -> model.Library:
+    """Parse and resolve `paths` (default: every shipped file); raise on any problem."""
+    diags = Collector()
+    modules = load_modules(list(paths) if paths is not None else shipped_files(), diags)
+    library = resolve(modules, diags)
+    diags.check()
+    return library

@@ -1,0 +1,217 @@
+"""Whole-model rules over a resolved `Library`, as a registry of named checks with stable
+codes. Checks only read the model and report; they never change it. `lint` runs them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import attrs
+
+from . import expr, model
+from .diagnostics import Collector, Label, quote_list
+from .resolve import ROOT_BUS_KIND
+
+CheckFn = Callable[[model.Library, Collector], None]
+
+
+@attrs.frozen
+class SchemaCheck:
+    code: str
+    name: str
+    summary: str
+    run: CheckFn
+
+
+REGISTRY: list[SchemaCheck] = []
+
+
+def check(code: str, name: str, summary: str) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        REGISTRY.append(SchemaCheck(code, name, summary, fn))
+        return fn
+    return register
+
+
+def run_all(library: model.Library, diags: Collector) -> None:
+    for c in REGISTRY:
+        c.run(library, diags)
+
+
+@attrs.frozen
+class Placed:
+    """An instance where it sits: its bus, and the conditions of everything around it."""
+
+    instance: model.Instance
+    bus_kind: str
+    bus: model.BusBinding | None
+    condition: expr.Expr | None
+    machine: model.MachineSchema | None
+
+
+def placed(library: model.Library) -> Iterator[Placed]:
+    """Every instance in machines and in device types' child lists."""
+    def walk(insts: tuple[model.Instance, ...], kind: str, bus: model.BusBinding | None,
+             cond: expr.Expr | None, m: model.MachineSchema | None) -> Iterator[Placed]:
+        for inst in insts:
+            c = expr.conjoin(cond, inst.condition)
+            yield Placed(inst, kind, bus, c, m)
+            for b in inst.buses:
+                yield from walk(b.devices, b.kind, b, c, m)
+
+    for m in library.machines.values():
+        yield from walk(m.devices, ROOT_BUS_KIND, None, None, m)
+    for t in library.devices.values():
+        for tb in t.buses:
+            binding = model.BusBinding(tb.kind, tb.name, tb.address, (), tb.children, tb.span)
+            yield from walk(tb.children, tb.kind, binding, None, None)
+
+
+def _domains(m: model.MachineSchema | None) -> dict[str, tuple[expr.Scalar, ...]]:
+    if m is None:
+        return {}
+    return {n: d for n, o in m.options.items() if (d := o.type.domain()) is not None}
+
+
+@check("E0504", "plugs-into-bus", "a device sits on a bus kind it cannot plug into")
+def plugs_into_bus(library: model.Library, diags: Collector) -> None:
+    for p in placed(library):
+        t = library.devices.get(p.instance.type)
+        if t is not None and t.plugs_into(p.bus_kind) is None:
+            diags.error("E0504", f"`{t.name}` cannot go on a `{p.bus_kind}` bus",
+                        p.instance.span,
+                        notes=[f"`{t.name}` plugs into {quote_list(pl.bus for pl in t.plugs)}"],
+                        labels=[Label(t.span, f"`{t.name}` is declared here")])
+
+
+@check("E0501", "address-in-range", "an address is outside what its bus offers")
+def address_in_range(library: model.Library, diags: Collector) -> None:
+    for p in placed(library):
+        if p.instance.address is None or p.bus is None:
+            continue
+        t = library.devices.get(p.instance.type)
+        plug = t.plugs_into(p.bus_kind) if t else None
+        why = p.bus.address.out_of_range(p.instance.address, plug.tag if plug else None)
+        if why:
+            diags.error("E0501", f"address out of range on bus `{p.bus.name}`: {why}",
+                        p.instance.span)
+
+
+@check("E0502", "address-collision", "two devices that can exist together share an address")
+def address_collision(library: model.Library, diags: Collector) -> None:
+    by_bus: dict[tuple[int, str, tuple[int, ...]], list[Placed]] = {}
+    for p in placed(library):
+        if p.instance.address is None or p.bus is None:
+            continue
+        key = (id(p.machine), p.bus.name, p.instance.address)
+        for other in by_bus.get(key, []):
+            both = expr.conjoin(other.condition, p.condition)
+            if both is None or expr.can_hold(both, _domains(p.machine)):
+                diags.error("E0502", f"`{p.instance.id}` and `{other.instance.id}` both sit at "
+                            f"this address of bus `{p.bus.name}`", p.instance.span,
+                            labels=[Label(other.instance.span, f"`{other.instance.id}` is here")],
+                            help="give one of them another address, or conditions that "
+                            "exclude each other")
+                break
+        by_bus.setdefault(key, []).append(p)
+
+
+@check("E0401", "unique-ids", "device ids are unique within a machine")
+def unique_ids(library: model.Library, diags: Collector) -> None:
+    for m in library.machines.values():
+        seen: dict[str, model.Instance] = {}
+        for p in placed(library):
+            if p.machine is not m:
+                continue
+            first = seen.get(p.instance.id)
+            if first is not None and first is not p.instance:
+                if expr.can_hold(expr.conjoin(first.condition, p.condition) or expr.TRUE,
+                                 _domains(m)) and first.span != p.instance.span:
+                    diags.error("E0401", f"device id `{p.instance.id}` is used twice in "
+                                f"`{m.name}`", p.instance.span,
+                                labels=[Label(first.span, "first used here")])
+                continue
+            seen[p.instance.id] = p.instance
+
+
+@check("E0701", "rule-can-fire", "a `when` condition or `check` can never fire")
+def rule_can_fire(library: model.Library, diags: Collector) -> None:
+    for p in placed(library):
+        if p.condition is not None and p.instance.condition is not None and not expr.can_hold(
+                p.condition, _domains(p.machine)):
+            diags.error("E0701", f"`{p.instance.id}` can never be created: its condition "
+                        "never holds", p.instance.condition.span,
+                        help="with these option types no value makes it true; "
+                        "check the values it compares against and the enclosing conditions")
+    for m in library.machines.values():
+        for c in m.checks:
+            if not expr.can_hold(expr.Not(c.condition, c.condition.span), _domains(m)):
+                diags.error("E0701", f"check `{c.name}` can never fail, so it never fires",
+                            c.span, help="its condition holds for every option value")
+
+
+def attachable_kinds(library: model.Library, m: model.MachineSchema) -> set[str]:
+    """Bus kinds a device can reach in `m`: its own buses, plus those that on-demand
+    providers and the placement's port device add once they can attach themselves."""
+    kinds = {ROOT_BUS_KIND}
+    for p in placed(library):
+        if p.machine is m:
+            kinds.update(b.kind for b in p.instance.buses)
+    extra = [pr.device for pr in m.providers.values()]
+    if m.placement.port_device:
+        extra.append(m.placement.port_device)
+    changed = True
+    while changed:
+        changed = False
+        for name in extra:
+            t = library.devices.get(name)
+            if t and any(pl.bus in kinds for pl in t.plugs):
+                new = {b.kind for b in t.buses} - kinds
+                if new:
+                    kinds |= new
+                    changed = True
+    return kinds
+
+
+@check("E0801", "implementation-attaches", "a default implementation has no bus to go on")
+def implementation_attaches(library: model.Library, diags: Collector) -> None:
+    for m in library.machines.values():
+        kinds = attachable_kinds(library, m)
+        for impl in m.implementations.values():
+            for value, device in impl.cases.items():
+                t = library.devices.get(device)
+                if t is None or any(pl.bus in kinds for pl in t.plugs):
+                    continue
+                diags.error("E0801", f"`{device}` ({impl.kind} {impl.key} `{value}`) cannot "
+                            f"attach to any bus of `{m.name}`", impl.case_spans[value],
+                            notes=[f"it plugs into {quote_list(pl.bus for pl in t.plugs)}",
+                                   f"`{m.name}` has {quote_list(kinds)}"],
+                            help="add a `provide KIND by DEVICE` rule, or pick another device")
+
+
+@check("E0206", "requirement-provided", "every `requires` names something a device provides")
+def requirement_provided(library: model.Library, diags: Collector) -> None:
+    provided = {c for t in library.devices.values() for c in t.provides}
+    for t in library.devices.values():
+        for need in t.requires:
+            if need not in provided:
+                diags.error("E0206", f"`{t.name}` requires `{need}`, which no device provides",
+                            t.span, notes=[f"devices provide {quote_list(provided)}"])
+
+
+@check("E0603", "requires-acyclic", "`requires` between device types has no cycle")
+def requires_acyclic(library: model.Library, diags: Collector) -> None:
+    import networkx as nx
+
+    from .resolve import _report_cycles
+
+    g: nx.DiGraph = nx.DiGraph()
+    spans = {}
+    for t in library.devices.values():
+        g.add_node(t.name)
+        for need in t.requires:
+            for other in library.devices.values():
+                if need in other.provides:
+                    g.add_edge(t.name, other.name)
+                    spans[(t.name, other.name)] = t.span
+    _report_cycles(g, spans, diags, "E0603", "requires")

@@ -1,0 +1,73 @@
+"""The precise machine: a tree of devices and buses with every address filled in, plus
+backends. Produced by `expand` (then `address` for spec devices), read by the emitters.
+This is the in-memory form of the CONTRACT's precise blob.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal, Union
+
+import attrs
+
+from .source import Span
+
+Origin = Literal["machine", "default", "spec", "hotplug"]
+PropValue = Union[bool, int, str]
+
+
+@attrs.frozen
+class Provenance:
+    """Why a device exists: the rule or statement that brought it, and where that is."""
+
+    reason: str
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Bus:
+    name: str
+    kind: str
+    notation: str
+    devices: tuple[Device, ...] = ()
+
+
+@attrs.frozen
+class Device:
+    id: str
+    type: str
+    origin: Origin
+    addr: str | None = None
+    props: tuple[tuple[str, PropValue], ...] = ()
+    backend: tuple[tuple[str, str], ...] = ()
+    buses: tuple[Bus, ...] = ()
+    why: Provenance = attrs.field(default=Provenance(""), eq=False, repr=False)
+
+
+@attrs.frozen
+class MachineInfo:
+    schema: str
+    qemu: str
+    arch: str
+    binary: str
+    options: tuple[tuple[str, PropValue], ...]
+
+
+@attrs.frozen
+class Machine:
+    """The root: devices on the root (system) bus, and the host backends they link to."""
+
+    info: MachineInfo
+    root: Bus
+    cpus: tuple[tuple[str, PropValue], ...] = ()
+    memory: tuple[tuple[str, PropValue], ...] = ()
+    backends: tuple[tuple[str, tuple[tuple[str, PropValue], ...]], ...] = ()
+    name: str = ""
+
+
+def walk(bus: Bus, depth: int = 0) -> Iterator[tuple[Bus, Device, int]]:
+    """Every (bus, device, depth) in tree order."""
+    for device in bus.devices:
+        yield bus, device, depth
+        for child in device.buses:
+            yield from walk(child, depth + 1)
