@@ -67,7 +67,7 @@ class AddressSpace:
     def out_of_range(self, addr: tuple[int, ...], tag: str | None = None) -> str | None:
         """Why `addr` is not allowed here, or None. `tag` restricts to tagged ranges."""
         names = NOTATIONS[self.notation]
-        for name, value in zip(names, self._checked_values(addr)):
+        for name, value in zip(names, self._checked_values(addr), strict=False):
             ranges = self.ranges(name)
             if not ranges:
                 continue
@@ -114,16 +114,14 @@ def parse(notation: str, text: str) -> tuple[int, ...]:
         m = _SCSI.match(text)
         if m:
             return (int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    elif notation == "usb":
-        if _USB.match(text):
-            return tuple(int(p) for p in text.split("."))
-    elif notation == "unit":
-        if _UNIT.match(text):
-            return (int(text),)
+    elif notation == "usb" and _USB.match(text):
+        return tuple(int(p) for p in text.split("."))
+    elif notation == "unit" and _UNIT.match(text):
+        return (int(text),)
     raise AddressSyntaxError(SYNTAX_HELP[notation])
 
 
-def format(notation: str, addr: tuple[int, ...]) -> str:  # noqa: A001 - mirrors parse()
+def format(notation: str, addr: tuple[int, ...]) -> str:
     if notation == "pci":
         return f"{addr[0]:02x}.{addr[1]:x}"
     if notation == "vio":

@@ -89,7 +89,7 @@ def quote_list(names: Iterable[str], limit: int = 12) -> str:
     """`a`, `b` and `c` — for 'expected one of' notes."""
     items = [f"`{n}`" for n in sorted(set(names))]
     if len(items) > limit:
-        items = items[:limit] + [f"… ({len(items) - limit} more)"]
+        items = [*items[:limit], f"… ({len(items) - limit} more)"]
     return ", ".join(items) if items else "(none)"
 
 
@@ -139,7 +139,8 @@ def to_json_objects(diagnostics: Iterable[Diagnostic]) -> list[dict[str, object]
         }
         if d.labels:
             obj["labels"] = [
-                {"path": lb.span.path, "line": lb.span.line, "col": lb.span.col, "message": lb.message}
+                {"path": lb.span.path, "line": lb.span.line, "col": lb.span.col,
+                 "message": lb.message}
                 for lb in d.labels
             ]
         if d.notes:

@@ -163,7 +163,7 @@ def can_hold(expr: Expr, domains: Mapping[str, tuple[Scalar, ...]]) -> bool:
     """Is there any assignment of the finite options in `expr` that may make it true?"""
     names = sorted(set(options_in(expr)) & set(domains))
     for values in itertools.product(*(domains[n] for n in names)):
-        if evaluate3(expr, dict(zip(names, values))) is not False:
+        if evaluate3(expr, dict(zip(names, values, strict=True))) is not False:
             return True
     return False
 
