@@ -1,0 +1,48 @@
+"""`mschema lint` on the shipped schemas and stdlib, through the real CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(
+    str(p.relative_to(ROOT))
+    for p in [*ROOT.glob("schemas/*/*.machine"), *ROOT.glob("stdlib/*.mschema")]
+)
+
+
+def lint(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "compiler", "lint", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_shipped_files_exist() -> None:
+    assert "schemas/pc-q35/pc-q35-7.2.machine" in SHIPPED
+    assert "schemas/pseries/pseries-7.2.machine" in SHIPPED
+    assert {"stdlib/buses.mschema", "stdlib/pc.mschema", "stdlib/spapr.mschema"} <= set(SHIPPED)
+
+
+def test_lint_all_shipped_is_clean_and_silent() -> None:
+    done = lint()
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_lint_all_shipped_json() -> None:
+    done = lint("--format", "json")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
+@pytest.mark.parametrize("path", SHIPPED)
+def test_lint_each_shipped_file(path: str) -> None:
+    done = lint(path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
