@@ -26,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.add_argument("--why", action="store_true",
                       help="say for each device which statement creates it")
+    comp = sub.add_parser("compile", help="loose spec (or precise blob) → precise outputs")
+    comp.add_argument("spec", type=Path, metavar="SPEC")
+    comp.add_argument("--emit", action="append", default=[], choices=("json", "argv", "shell"),
+                      help="output kind (repeatable)")
+    comp.add_argument("-o", "--output", type=Path, metavar="PATH")
     return p
 
 
@@ -39,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _lint(args.paths, fmt)
         if args.command == "show":
             return _show(args.machine, args.option, fmt, args.why)
+        if args.command == "compile":
+            return _compile(args.spec, args.emit, args.output)
     except CompileError as exc:
         if fmt == "json" and args.command == "lint":
             sys.stdout.write(render_json(exc.diagnostics))
@@ -64,3 +71,43 @@ def _show(machine: str, options: list[str], fmt: str, why: bool) -> int:
     result = driver.show(machine, options)
     sys.stdout.write(blob.show_json(result) if fmt == "json" else text.show_text(result, why=why))
     return 0
+
+
+def _compile(path: Path, emits: list[str], output: Path | None) -> int:
+    import json
+
+    from . import driver
+    from .emit import argv, blob
+
+    machine = driver.compile_spec(path)
+    defaults = driver.option_defaults(machine.info.schema)
+    outputs = {
+        "json": lambda: blob.blob(machine),
+        "argv": lambda: json.dumps(argv.argv(machine, defaults)) + "\n",
+        "shell": lambda: argv.shell(argv.argv(machine, defaults)) + "\n",
+    }
+    if len(emits) == 1 and output is None:
+        sys.stdout.write(outputs[emits[0]]())
+        return 0
+    kinds = emits or list(outputs)
+    name = machine.name or path.stem
+    if len(emits) == 1 and output is not None:
+        _write_atomically({output: outputs[emits[0]]()})
+        return 0
+    directory = output or Path("build") / name
+    suffix = {"json": ".json", "argv": ".argv.json", "shell": ".sh"}
+    _write_atomically({directory / f"{name}{suffix[k]}": outputs[k]() for k in kinds})
+    return 0
+
+
+def _write_atomically(files: dict[Path, str]) -> None:
+    """Everything is rendered before anything is written; each file appears whole."""
+    import os
+    import tempfile
+
+    for target, text in files.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)

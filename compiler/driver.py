@@ -48,5 +48,99 @@ def show(machine: str, option_pairs: Sequence[str]) -> tree.Machine:
     return expand.show(schema, options)
 
 
-def option_env(options: dict[str, expr.Scalar]) -> expr.Env:
-    return expr.Env(options)
+def option_defaults(machine: str) -> dict[str, expr.Scalar]:
+    schema = resolve.load_library().machines[machine]
+    return {name: o.default for name, o in schema.options.items()}
+
+
+SIZE_SUFFIX = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and value[:-1].isdigit() and value[-1:].upper() in SIZE_SUFFIX:
+        return int(value[:-1]) * SIZE_SUFFIX[value[-1].upper()]
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def compile_spec(path: Path) -> tree.Machine:
+    """Loose spec → precise machine: load, resolve the schema, plan, address."""
+    from . import address, plan, spec
+
+    diags = Collector()
+    loose = spec.load(path)
+    library = resolve.load_library()
+    mval = loose.top["machine"]
+    schema = library.machine(str(mval.value))
+    if schema is None:
+        names = list(library.machines) + [a for s in library.machines.values() for a in s.aliases]
+        diags.error("E0204", f"unknown machine `{mval.value}`", mval.span,
+                    notes=[f"expected one of {quote_list(names)}"])
+        diags.check()
+        raise AssertionError("unreachable")
+    given = {k: (_option_text(v.value), v.span) for k, v in loose.options.items()}
+    options = expand.option_values(schema, given, diags)
+    cpus, memory = _cpus_memory(loose, diags)
+    facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
+    for key in ("sockets", "cores", "threads"):
+        facts[f"cpus.{key}"] = int(cpus.get(key, 1))
+    counts: dict[str, int] = {}
+    for item in loose.items:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+    env = expr.Env(options, facts, counts)
+    for c in schema.checks:
+        if not expr.holds(c.condition, env):
+            diags.error("E1301", c.message, loose.span.source.span(0, 0) if not loose.top else
+                        next(iter(loose.top.values())).span, notes=[f"rule `{c.name}` of "
+                        f"`{schema.name}` ({c.span})"])
+    planned = plan.plan(schema, library, loose, diags)
+    diags.check()
+    spares_value = loose.top.get("hotplug-slots")
+    spares = schema.placement.spare_ports if spares_value is None else int(spares_value.value)
+    root = address.assign(schema, library, expand.machine_devices(schema, env), planned,
+                          spares, loose.span, diags)
+    diags.check()
+    name_value = loose.top.get("name")
+    return tree.Machine(expand.machine_info(schema, options), root,
+                        tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
+                        planned.backends, str(name_value.value) if name_value else "")
+
+
+def _option_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _cpus_memory(loose: object, diags: Collector) -> tuple[dict[str, tree.PropValue],
+                                                          dict[str, tree.PropValue]]:
+    from .spec import LooseSpec
+
+    assert isinstance(loose, LooseSpec)
+    cpus: dict[str, tree.PropValue] = {"count": 1}
+    cv = loose.top.get("cpus")
+    if cv is not None:
+        if isinstance(cv.value, int) and not isinstance(cv.value, bool) and cv.value > 0:
+            cpus["count"] = cv.value
+        else:
+            diags.error("E1003", "`cpus` must be a positive integer or a table", cv.span)
+    for k, v in loose.cpus.items():
+        if k == "model":
+            cpus[k] = str(v.value)
+        elif isinstance(v.value, int) and not isinstance(v.value, bool) and v.value > 0:
+            cpus[k] = v.value
+        else:
+            diags.error("E1003", f"`cpus.{k}` must be a positive integer", v.span)
+    memory: dict[str, tree.PropValue] = {}
+    mv = loose.top.get("memory")
+    if mv is not None:
+        size = _size(mv.value)
+        if size is None:
+            diags.error("E1003", f"`memory` must be a size, not `{mv.value}`", mv.span,
+                        help='write bytes, or a number with K, M, G or T: `memory = "4G"`')
+        else:
+            memory["size"] = size
+    return cpus, memory

@@ -185,9 +185,21 @@ async def _session(
             raise TimeoutError
         await asyncio.sleep(0.005)
 
+    from qemu.qmp import ConnectError
+
     client = QMPClient("compiler.qemu")
     try:
-        await asyncio.wait_for(client.connect(sock), run.remaining())
+        # The socket file appears at bind(), a moment before QEMU listens: retry refusals.
+        while True:
+            try:
+                await asyncio.wait_for(client.connect(sock), run.remaining())
+                break
+            except ConnectError:
+                if run.proc.poll() is not None:
+                    raise run.exited_error("before accepting a QMP connection") from None
+                if run.remaining() <= 0:
+                    raise TimeoutError from None
+                await asyncio.sleep(0.01)
         hmp_out: list[str] = []
         for line in hmp:
             out = await _execute(client, "human-monitor-command", {"command-line": line}, run)

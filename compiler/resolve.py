@@ -7,6 +7,7 @@ Every problem of every file is collected before `CompileError` is raised.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -61,17 +62,27 @@ def load_modules(paths: Sequence[Path], diags: Collector) -> list[ast.Module]:
     while queue:
         path, used_at = queue.pop(0)
         key = str(path)
-        if key in modules or key in graph and graph.nodes[key].get("failed"):
+        if key in modules or (key in graph and graph.nodes[key].get("failed")):
             continue
         try:
-            source = SourceFile.read(path)
-        except (OSError, UnicodeDecodeError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
             span = used_at or whole_file(str(path))
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = exc.strerror or str(exc)
             diags.error("E0205", f"cannot read `{_display(path)}`: {reason.lower()}", span)
             graph.add_node(key, failed=True)
             continue
-        source = SourceFile.from_text(_display(path), source.text)
+        try:
+            source = SourceFile.from_text(_display(path), data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            text = data.decode("utf-8", errors="replace")
+            at = len(data[:exc.start].decode("utf-8", errors="replace"))
+            bad = SourceFile.from_text(_display(path), text)
+            diags.error("E0205", f"cannot read `{_display(path)}`: byte "
+                        f"`0x{data[exc.start]:02x}` is not utf-8", bad.span(at, at + 1),
+                        help="save the file as utf-8")
+            graph.add_node(key, failed=True)
+            continue
         try:
             module = parse_module(source)
         except CompileError as exc:
@@ -84,17 +95,39 @@ def load_modules(paths: Sequence[Path], diags: Collector) -> list[ast.Module]:
             if not isinstance(decl, ast.UseDecl):
                 continue
             target = _use_target(decl.path, path.parent, stdlib)
-            if target is None:
+            if target is None and _is_stdlib_name(decl.path):
                 names = [p.stem for p in stdlib.glob("*.mschema")]
                 diags.error("E0205", f"unknown stdlib file `{decl.path}`", decl.span,
                             notes=[f"the stdlib has {quote_list(names)}"])
+                continue
+            if target is None:
+                diags.error("E0205", f"cannot find `{decl.path}`", decl.span,
+                            notes=[f"a path is relative to `{_display(path.parent)}`, "
+                                   "the directory of this file"])
                 continue
             tkey = str(target.resolve())
             graph.add_edge(key, tkey)
             use_spans[(key, tkey)] = decl.span
             queue.append((target.resolve(), decl.span))
-    _report_cycles(graph, use_spans, diags, "E0601", "uses")
-    return list(modules.values())
+    _report_cycles(graph, use_spans, diags, "E0601", "uses", keyword="use")
+    return _dependencies_first(graph, modules)
+
+
+def _dependencies_first(graph: object, modules: Mapping[str, ast.Module]) -> list[ast.Module]:
+    """Modules with each one after the files it uses, the shipped ones first, so that a
+    name defined twice is reported at the definition that comes later in that order (a
+    user file redefining a stdlib bus kind, not the stdlib)."""
+    import networkx as nx
+
+    g: nx.DiGraph = graph  # type: ignore[assignment]
+    loaded = list(modules)
+    if not nx.is_directed_acyclic_graph(g):
+        return [modules[k] for k in loaded]
+    shipped = {str(p.resolve()) for p in shipped_files()}
+    rank = {k: (k not in shipped, loaded.index(k) if k in modules else len(loaded), k)
+            for k in g.nodes}
+    order = nx.lexicographical_topological_sort(g.reverse(copy=False), key=rank.__getitem__)
+    return [modules[k] for k in order if k in modules]
 
 
 def _display(path: Path) -> str:
@@ -104,8 +137,12 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _is_stdlib_name(name: str) -> bool:
+    return "/" not in name and not name.endswith((".mschema", ".machine"))
+
+
 def _use_target(name: str, here: Path, stdlib: Path) -> Path | None:
-    if "/" not in name and not name.endswith((".mschema", ".machine")):
+    if _is_stdlib_name(name):
         candidate = stdlib / f"{name}.mschema"
     else:
         candidate = here / name
@@ -113,11 +150,15 @@ def _use_target(name: str, here: Path, stdlib: Path) -> Path | None:
 
 
 def _report_cycles(graph: object, spans: Mapping[tuple[str, str], Span], diags: Collector,
-                   code: str, verb: str, label: Mapping[str, str] | None = None) -> None:
-    """One diagnostic per cycle, walking the chain with the place of each link."""
+                   code: str, verb: str, label: Mapping[str, str] | None = None,
+                   keyword: str | None = None) -> None:
+    """One diagnostic per cycle, walking the chain with the place of each link. The chain
+    starts at the node added to the graph first (for `use`, the file given on the command
+    line), so the error is reported where the user started."""
     import networkx as nx
 
     g: nx.DiGraph = graph  # type: ignore[assignment]
+    added = {node: i for i, node in enumerate(g.nodes)}
 
     def show(node: str) -> str:
         return (label or {}).get(node, g.nodes[node].get("display", node))
@@ -126,12 +167,12 @@ def _report_cycles(graph: object, spans: Mapping[tuple[str, str], Span], diags: 
         nodes = sorted(component)
         if len(nodes) == 1 and not g.has_edge(nodes[0], nodes[0]):
             continue
-        cycle = nx.find_cycle(g.subgraph(nodes), source=nodes[0])
+        cycle = nx.find_cycle(g.subgraph(nodes), source=min(nodes, key=added.__getitem__))
         chain = " → ".join(f"`{show(a)}`" for a, _ in cycle + cycle[:1])
         links = [Label(spans[(a, b)], f"`{show(a)}` {verb} `{show(b)}` here")
                  for a, b in cycle[1:]]
         diags.error(code, f"cycle: {chain}", spans[cycle[0]], labels=links,
-                    help=f"remove one of the `{verb}` links of this chain")
+                    help=f"remove one of the `{keyword or verb}` links of this chain")
 
 
 # ---- resolving ---------------------------------------------------------------------------
@@ -176,11 +217,19 @@ class _Resolver:
         self.device_decls = device_decls
         self.buses: dict[str, model.BusKind] = {}
         self.devices: dict[str, model.DeviceType] = {}
+        # Names declared with a problem already reported: uses of them stay quiet.
+        self.broken_props: dict[str, set[str]] = {}
+        self.broken_options: dict[str, set[str]] = {}
+        self.poisoned: set[str] = set()
 
     # -- shared helpers
-    def unknown(self, code: str, what: str, name: ast.Name, known: Iterable[str]) -> None:
-        self.diags.error(code, f"unknown {what} `{name.text}`", name.span,
-                         notes=[f"expected one of {quote_list(known)}"])
+    def unknown(self, code: str, what: str, name: ast.Name, known: Iterable[str],
+                of: str = "", empty: str = "there is none to choose from") -> None:
+        """unknown WHAT `NAME` [OF], listing what is allowed there (or `empty` if nothing)."""
+        known = list(known)
+        note = f"expected one of {quote_list(known)}" if known else empty
+        self.diags.error(code, f"unknown {what} `{name.text}`{' ' + of if of else ''}",
+                         name.span, notes=[note])
 
     def single(self, body: Sequence[object], cls: type, keyword: str) -> object | None:
         found = [s for s in body if isinstance(s, cls)]
@@ -194,8 +243,9 @@ class _Resolver:
             members = [m.text for m in t.members]
             for i, m in enumerate(t.members):
                 if m.text in members[:i]:
+                    first = t.members[members.index(m.text)]
                     self.diags.error("E0401", f"enum member `{m.text}` is listed twice",
-                                     m.span)
+                                     m.span, labels=[Label(first.span, "first listed here")])
             return model.ValueType("enum", members=tuple(dict.fromkeys(members)))
         if isinstance(t, ast.RangedType):
             if t.name.text != "int":
@@ -220,11 +270,7 @@ class _Resolver:
             assert isinstance(v.value, int)
             if t.lo is None or t.hi is None or t.lo <= v.value <= t.hi:
                 ok = v.value
-        elif t.kind == "str" and v.kind == "str":
-            ok = v.value
-        elif t.kind == "mac" and v.kind == "str" and _is_mac(str(v.value)):
-            ok = v.value
-        elif t.kind == "enum" and v.kind in ("name", "str") and v.value in t.members:
+        elif (t.kind == "str" and v.kind == "str") or (t.kind == "mac" and v.kind == "str" and _is_mac(str(v.value))) or (t.kind == "enum" and v.kind in ("name", "str") and v.value in t.members):
             ok = v.value
         if ok is None:
             self.diags.error("E0301", f"{what} must be {t.describe()}, not `{v.show()}`",
@@ -249,15 +295,20 @@ class _Resolver:
                 space = addresses.AddressSpace(notation, tuple(
                     (f, self.field_ranges(notation, decl.fields, f)) for f in
                     addresses.NOTATIONS[notation]))
-                self.check_fields(notation, decl.fields)
+                self.check_fields(notation, decl.fields, d.name.text)
         return model.BusKind(d.name.text, qtree.name if isinstance(qtree, ast.Qtree) else "",
                              space, doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
 
-    def check_fields(self, notation: str, fields: Iterable[ast.FieldRange]) -> None:
+    def check_fields(self, notation: str, fields: Iterable[ast.FieldRange],
+                     bus_kind: str) -> None:
         for f in fields:
-            if f.field.text not in addresses.NOTATIONS[notation]:
-                self.unknown("E0209", f"field of `{notation}` addresses", f.field,
-                             addresses.NOTATIONS[notation])
+            if not addresses.NOTATIONS[notation]:
+                self.diags.error("E0209", f"unknown field `{f.field.text}`: devices on "
+                                 f"`{bus_kind}` buses have no address", f.field.span,
+                                 help="remove the address range")
+            elif f.field.text not in addresses.NOTATIONS[notation]:
+                self.unknown("E0209", "field", f.field, addresses.NOTATIONS[notation],
+                             of=f"of `{notation}` addresses")
             if f.range.lo > f.range.hi:
                 self.diags.error("E0303", "empty range: the low end is above the high end",
                                  f.range.span)
@@ -269,13 +320,13 @@ class _Resolver:
                                           f.tag.text if f.tag else None)
                      for f in fields if f.field.text == name)
 
-    def narrowed(self, space: addresses.AddressSpace,
-                 items: Iterable[object]) -> addresses.AddressSpace:
+    def narrowed(self, space: addresses.AddressSpace, items: Iterable[object],
+                 bus_kind: str) -> addresses.AddressSpace:
         fields = [i for i in items if isinstance(i, ast.FieldRange)]
         if not fields:
             return space
         if space.notation in addresses.NOTATIONS:
-            self.check_fields(space.notation, fields)
+            self.check_fields(space.notation, fields, bus_kind)
         overrides = {name: self.field_ranges(space.notation, fields, name)
                      for name in {f.field.text for f in fields}}
         return space.narrowed(overrides)
@@ -305,6 +356,7 @@ class _Resolver:
                 if isinstance(stmt, ast.PropDecl):
                     t = self.value_type(stmt.type)
                     if t is None:
+                        self.broken_props.setdefault(d.name.text, set()).add(n.text)
                         continue
                     default = (None if stmt.default is None else
                                self.typed_value(stmt.default, t, f"the default of `{n.text}`"))
@@ -337,11 +389,48 @@ class _Resolver:
         if decl is None:
             self.unknown("E0201", "bus kind", p.bus, self.bus_decls)
         elif p.tag is not None:
-            tags = {f.tag.text for s in decl.body if isinstance(s, ast.AddressDecl)
-                    for f in s.fields if f.tag}
+            tags = self.address_tags(p.bus.text)
             if p.tag.text not in tags:
-                self.unknown("E0210", f"address tag of bus kind `{p.bus.text}`", p.tag, tags)
+                self.unknown("E0210", "address tag", p.tag, tags,
+                             of=f"on `{p.bus.text}` buses",
+                             empty=f"no `{p.bus.text}` bus has tagged address ranges")
         return model.Plug(p.bus.text, p.tag.text if p.tag else None)
+
+    def bus_name(self, name: str, span: Span) -> str | None:
+        """A bus name whose only placeholders are `{id}` and `{n}`, or None (reported)."""
+        try:
+            parts = list(string.Formatter().parse(name))
+        except ValueError:
+            self.diags.error("E0201", f"unmatched brace in bus name `{name}`", span,
+                             help="placeholders are written `{id}` and `{n}`")
+            return None
+        for _, field, spec, conv in parts:
+            if field is None or (field in ("id", "n") and not spec and not conv):
+                continue
+            shown = "{" + field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            self.diags.error("E0201", f"unknown placeholder `{shown}` in bus name", span,
+                             notes=["expected one of `{id}`, `{n}`"])
+            return None
+        return name
+
+    def address_tags(self, bus_kind: str) -> set[str]:
+        """Tags of the kind's own ranges and of the ranges device types narrow it to
+        (`bus usb "{id}.0" { port 1..4 as usb2 }`)."""
+        decl = self.bus_decls[bus_kind]
+        fields = [f for s in decl.body if isinstance(s, ast.AddressDecl) for f in s.fields]
+
+        def walk(items: Iterable[object]) -> None:
+            for item in items:
+                if isinstance(item, ast.BusBlock):
+                    if item.kind.text == bus_kind:
+                        fields.extend(i for i in item.items if isinstance(i, ast.FieldRange))
+                    walk(item.items)
+                elif isinstance(item, ast.Instance):
+                    walk(item.body)
+
+        for d in self.device_decls.values():
+            walk(d.body)
+        return {f.tag.text for f in fields if f.tag}
 
     def bus_template(self, owner: str, b: ast.BusBlock) -> model.BusTemplate | None:
         kind = self.buses.get(b.kind.text)
@@ -353,14 +442,17 @@ class _Resolver:
                              help='name it as QEMU does, e.g. `bus pcie "{id}"` or '
                              '`bus ide "{id}.{n}" count 6`')
             return None
+        name = self.bus_name(b.name, b.name_span or b.span)
+        if name is None:
+            return None
         count = b.count or 1
         if count > 1 and "{n}" not in b.name:
             self.diags.error("E0901", f"`count {count}` needs `{{n}}` in the bus name",
                              b.name_span or b.span)
-        space = self.narrowed(kind.address, b.items)
+        space = self.narrowed(kind.address, b.items, b.kind.text)
         children = tuple(self.instance(i, b.kind.text, space, {}, set())
                          for i in b.items if isinstance(i, ast.Instance))
-        return model.BusTemplate(b.kind.text, b.name, count, space,
+        return model.BusTemplate(b.kind.text, name, count, space,
                                  tuple(c for c in children if c is not None), b.span)
 
     # -- instances (machine devices, and children in device types)
@@ -374,7 +466,7 @@ class _Resolver:
         address: tuple[int, ...] | None = None
         if i.address is not None:
             if space.notation == "none":
-                self.diags.error("E0503", f"devices on a `{bus_kind}` bus have no address",
+                self.diags.error("E0503", f"devices on `{bus_kind}` buses have no address",
                                  i.address.span, help="remove `at …`")
             else:
                 try:
@@ -389,14 +481,17 @@ class _Resolver:
         for stmt in i.body:
             if isinstance(stmt, ast.PropSet):
                 spec = dtype.props.get(stmt.name.text) if dtype else None
-                if dtype is not None and spec is None:
-                    self.unknown("E0207", f"property of `{dtype.name}`", stmt.name, dtype.props)
+                if dtype is not None and spec is None and (
+                        stmt.name.text not in self.broken_props.get(dtype.name, ())):
+                    self.unknown("E0207", "property", stmt.name, dtype.props,
+                                 of=f"of `{dtype.name}`",
+                                 empty=f"`{dtype.name}` has no properties")
                 elif spec is not None:
                     v = self.typed_value(stmt.value, spec.type, f"`{stmt.name.text}`")
                     if v is not None:
                         props.append((stmt.name.text, v))
             else:
-                binding = self.bus_binding(stmt, dtype, options, ids)
+                binding = self.bus_binding(stmt, dtype, iid, options, ids)
                 if binding:
                     buses.extend(binding)
         if dtype is not None:
@@ -411,23 +506,24 @@ class _Resolver:
         return [model.BusBinding(t.kind, name, t.address, t.children, (), t.span)
                 for name in t.names(qemu_id)]
 
-    def bus_binding(self, b: ast.BusBlock, dtype: model.DeviceType | None,
+    def bus_binding(self, b: ast.BusBlock, dtype: model.DeviceType | None, qemu_id: str,
                     options: Mapping[str, model.OptionSpec],
                     ids: set[str]) -> list[model.BusBinding]:
         if dtype is None:
             return []
         template = next((t for t in dtype.buses if t.kind == b.kind.text), None)
         if template is None:
-            provided = quote_list(t.kind for t in dtype.buses)
             self.diags.error("E0505", f"`{dtype.name}` provides no `{b.kind.text}` bus",
-                             b.kind.span, notes=[f"it provides {provided}"])
+                             b.kind.span, notes=[_provided_buses(dtype)])
             return []
-        name = b.name or template.name
+        name = template.name
+        if b.name is not None:
+            name = self.bus_name(b.name, b.name_span or b.span) or ""
         count = b.count or template.count
-        space = self.narrowed(template.address, b.items)
+        space = self.narrowed(template.address, b.items, b.kind.text)
         devices = tuple(x for x in (self.instance(i, b.kind.text, space, options, ids)
                                     for i in b.items if isinstance(i, ast.Instance)) if x)
-        names = [name.format(n=n, id="") for n in range(count)]
+        names = [name.format(n=n, id=qemu_id) for n in range(count)]
         return [model.BusBinding(b.kind.text, n, space, template.children,
                                  devices if k == 0 else (), b.span)
                 for k, n in enumerate(names)]
@@ -436,8 +532,9 @@ class _Resolver:
     def condition(self, e: ast.Expr, options: Mapping[str, model.OptionSpec]) -> expr.Expr:
         result, rtype = self.expr(e, options)
         if rtype is not None and rtype.kind != "bool":
-            self.diags.error("E0302", f"this condition is {rtype.describe()}, not a truth value",
-                             e.span, help=_compare_help(e))
+            self.diags.error("E0302", f"this condition is {_a(rtype)}, not a bool", e.span,
+                             notes=[f"it takes {rtype.describe()}"] if rtype.kind == "enum"
+                             else [], help=_compare_help(e, rtype))
         return result
 
     def expr(self, e: ast.Expr, options: Mapping[str, model.OptionSpec]
@@ -452,13 +549,15 @@ class _Resolver:
                 return expr.Option(name, e.span), options[name].type
             if name in expr.SPEC_FACTS:
                 return expr.Fact(name, e.span), NAMED_TYPES["int"]
+            if name in self.poisoned:
+                return expr.Const(False, e.span), None
             self.unknown("E0203", "option", e.name, list(options) + list(expr.SPEC_FACTS))
             return expr.Const(False, e.span), None
         if isinstance(e, ast.Call):
             if e.func.text != "count":
                 self.unknown("E0201", "function", e.func, ["count"])
             elif e.arg.text not in expr.SPEC_KINDS:
-                self.unknown("E0201", "spec kind", e.arg, expr.SPEC_KINDS)
+                self.unknown("E0201", "loose kind", e.arg, expr.SPEC_KINDS)
             return expr.Count(e.arg.text, e.span), NAMED_TYPES["int"]
         if isinstance(e, ast.Not):
             return expr.Not(self.condition(e.operand, options), e.span), BOOL
@@ -471,8 +570,10 @@ class _Resolver:
         sides: list[tuple[expr.Expr, model.ValueType | None]] = []
         for side, other in ((e.left, e.right), (e.right, e.left)):
             enum_member = (isinstance(side, ast.Ref) and side.name.text not in options
-                           and isinstance(other, ast.Ref) and other.name.text in options
-                           and options[other.name.text].type.kind == "enum")
+                           and isinstance(other, ast.Ref) and (
+                               other.name.text in self.poisoned or
+                               (other.name.text in options
+                               and options[other.name.text].type.kind == "enum")))
             if enum_member:
                 assert isinstance(side, ast.Ref)
                 sides.append((expr.Const(side.name.text, side.span), None))
@@ -480,22 +581,25 @@ class _Resolver:
                 sides.append(self.expr(side, options))
         (left, lt), (right, rt) = sides
         known = lt or rt
+        option = next((f"`{n.name.text}`" for n in (e.left, e.right)
+                       if isinstance(n, ast.Ref) and n.name.text in options), "this option")
         for (value, vt), node in ((sides[0], e.left), (sides[1], e.right)):
             if vt is None and isinstance(value, expr.Const) and known and known.kind == "enum":
                 if value.value not in known.members:
-                    self.diags.error("E0302", f"`{value.value}` is not a value of this option",
+                    self.diags.error("E0302", f"`{value.value}` is not a value of {option}",
                                      node.span, notes=[f"it takes {known.describe()}"])
         if lt and rt and not _comparable(lt, rt):
-            self.diags.error("E0302", f"cannot compare {lt.describe()} with {rt.describe()}",
-                             e.span)
-        elif lt and rt and lt.kind == "enum" and rt.kind == "str":
-            literal = right if isinstance(right, expr.Const) else left
-            if isinstance(literal, expr.Const) and literal.value not in lt.members + rt.members:
-                self.diags.error("E0302", f"`{literal.value}` is not a value of this option",
-                                 literal.span, notes=[f"it takes {lt.describe()}"])
-        if e.op not in ("==", "!=") and known and known.kind != "int":
-            self.diags.error("E0302", f"`{e.op}` compares numbers, not {known.describe()}",
-                             e.span)
+            self.diags.error("E0302", f"cannot compare {_a(lt)} with {_a(rt)}", e.span,
+                             help=_bool_help(e, options))
+        elif lt and rt and {lt.kind, rt.kind} == {"enum", "str"}:
+            enum_type = lt if lt.kind == "enum" else rt
+            literal = right if rt.kind == "str" else left
+            if isinstance(literal, expr.Const) and literal.value not in enum_type.members:
+                self.diags.error("E0302", f"`{literal.value}` is not a value of {option}",
+                                 literal.span, notes=[f"it takes {enum_type.describe()}"])
+        if e.op not in ("==", "!=") and known and known.kind not in ("int", "size"):
+            self.diags.error("E0302", f"`{e.op}` compares numbers, not {_a(known, plural=True)}",
+                             e.span, help=_bool_help(e, options))
         return expr.Cmp(left, e.op, right, e.span)
 
     # -- machines
@@ -508,7 +612,8 @@ class _Resolver:
             graph.add_node(name)
             if d.extends is not None:
                 if d.extends.text not in decls:
-                    self.unknown("E0204", "machine", d.extends, decls)
+                    self.unknown("E0204", "machine", d.extends,
+                                 [n for n in decls if n != name])
                     continue
                 graph.add_edge(name, d.extends.text)
                 spans[(name, d.extends.text)] = d.extends.span
@@ -540,6 +645,8 @@ class _Resolver:
                     self.diags.error("E0901", f"machine `{d.name.text}` has no `{kw}`",
                                      d.name.span)
         options = dict(parent.options) if parent else {}
+        broken = self.broken_options.setdefault(d.name.text, set(
+            self.broken_options.get(parent.name, ()) if parent else ()))
         own: dict[str, Span] = {}
         for stmt in body:
             if isinstance(stmt, ast.OptionDecl):
@@ -551,14 +658,19 @@ class _Resolver:
                 own[n.text] = n.span
                 t = self.value_type(stmt.type)
                 if t is None:
+                    broken.add(n.text)
                     continue
                 if stmt.default is None:
                     self.diags.error("E0901", f"option `{n.text}` has no default", n.span,
                                      help="add `= VALUE`: what QEMU uses when it is not given")
+                    broken.add(n.text)
                     continue
                 default = self.typed_value(stmt.default, t, f"the default of `{n.text}`")
                 if default is not None:
                     options[n.text] = model.OptionSpec(n.text, t, default, n.span)
+                else:
+                    broken.add(n.text)
+        self.poisoned = broken
         ids: set[str] = set()
         devices = list(parent.devices) if parent else []
         for stmt in body:
@@ -614,18 +726,24 @@ class _Resolver:
             return None
         cases: dict[str, str] = {}
         spans: dict[str, Span] = {}
+        firsts: dict[str, Span] = {}
         for c in s.cases:
-            if c.value.text in cases:
-                self.diags.error("E0401", f"`{c.value.text}` is implemented twice", c.value.span)
+            if c.value.text in firsts:
+                self.diags.error("E0401", f"case `{c.value.text}` is implemented twice",
+                                 c.value.span,
+                                 labels=[Label(firsts[c.value.text], "first implemented here")])
                 continue
+            firsts[c.value.text] = c.value.span
             if c.device.text not in self.devices:
                 self.unknown("E0202", "device type", c.device, self.devices)
                 continue
             cases[c.value.text] = c.device.text
             spans[c.value.text] = c.device.span
-        if s.default.text not in cases and all(c.value.text != s.default.text for c in s.cases):
+        if s.default.text not in firsts:
             self.diags.error("E0802", f"the default `{s.default.text}` is not one of the cases",
-                             s.default.span, notes=[f"the cases are {quote_list(cases)}"])
+                             s.default.span,
+                             notes=[f"the cases are {quote_list(firsts)}" if firsts
+                                    else "there are no cases"])
         return model.Implementation(s.kind.text, s.by.text, s.default.text, cases, spans,
                                     s.kind.span)
 
@@ -637,10 +755,9 @@ class _Resolver:
         if dtype is None:
             self.unknown("E0202", "device type", s.device, self.devices)
             return None
-        if all(t.kind != s.bus.text for t in dtype.buses):
+        if s.bus.text not in provided_bus_kinds(self.devices, dtype.name):
             self.diags.error("E0505", f"`{dtype.name}` provides no `{s.bus.text}` bus",
-                             s.device.span,
-                             notes=[f"it provides {quote_list(t.kind for t in dtype.buses)}"])
+                             s.device.span, notes=[_provided_buses(dtype)])
             return None
         return model.Provider(s.bus.text, s.device.text, s.span)
 
@@ -651,7 +768,10 @@ class _Resolver:
             return None
         spec = dtype.props.get(s.prop.text)
         if spec is None:
-            self.unknown("E0207", f"property of `{dtype.name}`", s.prop, dtype.props)
+            if s.prop.text in self.broken_props.get(dtype.name, ()):
+                return None
+            self.unknown("E0207", "property", s.prop, dtype.props, of=f"of `{dtype.name}`",
+                         empty=f"`{dtype.name}` has no properties")
             return None
         v = self.typed_value(s.value, spec.type, f"`{s.prop.text}`")
         return None if v is None else model.CompatProp(dtype.name, spec.name, v, s.span)
@@ -681,6 +801,42 @@ class _Resolver:
                             else None))
 
 
+def _a(t: model.ValueType, plural: bool = False) -> str:
+    """The kind of a type in a message: `a bool`, or `bools`."""
+    word = {"bool": "bool", "int": "number", "size": "size", "str": "string",
+            "mac": "MAC address", "enum": "enum"}[t.kind]
+    if plural:
+        return f"{word}s"
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+
+
+def _bool_help(e: ast.Compare, options: Mapping[str, model.OptionSpec]) -> str | None:
+    for side in (e.left, e.right):
+        if isinstance(side, ast.Ref) and side.name.text in options and (
+                options[side.name.text].type.kind == "bool"):
+            name = side.name.text
+            return f"a bool option is a condition by itself: write `{name}` or `not {name}`"
+    return None
+
+
+def _provided_buses(dtype: model.DeviceType) -> str:
+    if not dtype.buses:
+        return f"`{dtype.name}` provides no bus at all"
+    return f"it provides {quote_list(t.kind for t in dtype.buses)}"
+
+
+def provided_bus_kinds(devices: Mapping[str, model.DeviceType], name: str) -> set[str]:
+    """Bus kinds a device type brings, its children's included (virtio-scsi-pci's SCSI bus
+    hangs under its virtio-scsi-device)."""
+    t = devices.get(name)
+    kinds: set[str] = set()
+    for template in t.buses if t else ():
+        kinds.add(template.kind)
+        for child in template.children:
+            kinds |= provided_bus_kinds(devices, child.type)
+    return kinds
+
+
 def _comparable(a: model.ValueType, b: model.ValueType) -> bool:
     if a.kind == "enum" or b.kind == "enum":
         return {a.kind, b.kind} <= {"enum", "str"}
@@ -688,10 +844,16 @@ def _comparable(a: model.ValueType, b: model.ValueType) -> bool:
     return a.kind == b.kind or (a.kind in numeric and b.kind in numeric)
 
 
-def _compare_help(e: ast.Expr) -> str | None:
-    if isinstance(e, ast.Ref):
-        return f"compare it, e.g. `{e.name.text} != off`"
-    return None
+def _compare_help(e: ast.Expr, t: model.ValueType) -> str | None:
+    if not isinstance(e, (ast.Ref, ast.Call)):
+        return None
+    text = e.span.source.text[e.span.start:e.span.end]
+    if t.kind == "enum":
+        value = "off" if "off" in t.members else t.members[0]
+        return f"compare it, e.g. `{text} != {value}`"
+    if t.kind in ("int", "size"):
+        return f"compare it, e.g. `{text} > 0`"
+    return f'compare it, e.g. `{text} != ""`'
 
 
 def _is_mac(text: str) -> bool:

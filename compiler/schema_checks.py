@@ -10,7 +10,7 @@ import attrs
 
 from . import expr, model
 from .diagnostics import Collector, Label, quote_list
-from .resolve import ROOT_BUS_KIND
+from .resolve import ROOT_BUS_KIND, provided_bus_kinds
 
 CheckFn = Callable[[model.Library, Collector], None]
 
@@ -47,24 +47,33 @@ class Placed:
     bus: model.BusBinding | None
     condition: expr.Expr | None
     machine: model.MachineSchema | None
+    owner: str | None = None  # the device type, for the children of its buses
+
+    def bus_name(self) -> str:
+        """The bus in a message: its name in a machine, its kind and owner in a type."""
+        assert self.bus is not None
+        if self.owner is not None:
+            return f"the `{self.bus_kind}` bus of `{self.owner}`"
+        return f"bus `{self.bus.name}`"
 
 
 def placed(library: model.Library) -> Iterator[Placed]:
     """Every instance in machines and in device types' child lists."""
     def walk(insts: tuple[model.Instance, ...], kind: str, bus: model.BusBinding | None,
-             cond: expr.Expr | None, m: model.MachineSchema | None) -> Iterator[Placed]:
+             cond: expr.Expr | None, m: model.MachineSchema | None,
+             owner: str | None = None) -> Iterator[Placed]:
         for inst in insts:
             c = expr.conjoin(cond, inst.condition)
-            yield Placed(inst, kind, bus, c, m)
+            yield Placed(inst, kind, bus, c, m, owner)
             for b in inst.buses:
-                yield from walk(b.devices, b.kind, b, c, m)
+                yield from walk(b.devices, b.kind, b, c, m, owner)
 
     for m in library.machines.values():
         yield from walk(m.devices, ROOT_BUS_KIND, None, None, m)
     for t in library.devices.values():
         for tb in t.buses:
             binding = model.BusBinding(tb.kind, tb.name, tb.address, (), tb.children, tb.span)
-            yield from walk(tb.children, tb.kind, binding, None, None)
+            yield from walk(tb.children, tb.kind, binding, None, None, t.name)
 
 
 def _domains(m: model.MachineSchema | None) -> dict[str, tuple[expr.Scalar, ...]]:
@@ -93,22 +102,24 @@ def address_in_range(library: model.Library, diags: Collector) -> None:
         plug = t.plugs_into(p.bus_kind) if t else None
         why = p.bus.address.out_of_range(p.instance.address, plug.tag if plug else None)
         if why:
-            diags.error("E0501", f"address out of range on bus `{p.bus.name}`: {why}",
+            diags.error("E0501", f"address out of range on {p.bus_name()}: {why}",
                         p.instance.span)
 
 
 @check("E0502", "address-collision", "two devices that can exist together share an address")
 def address_collision(library: model.Library, diags: Collector) -> None:
-    by_bus: dict[tuple[int, str, tuple[int, ...]], list[Placed]] = {}
+    by_bus: dict[tuple[int, str | None, int | str, tuple[int, ...]], list[Placed]] = {}
     for p in placed(library):
         if p.instance.address is None or p.bus is None:
             continue
-        key = (id(p.machine), p.bus.name, p.instance.address)
+        # in a device type, each bus it provides is its own (its name is a template)
+        bus_key = p.bus.name if p.owner is None else id(p.bus)
+        key = (id(p.machine), p.owner, bus_key, p.instance.address)
         for other in by_bus.get(key, []):
             both = expr.conjoin(other.condition, p.condition)
             if both is None or expr.can_hold(both, _domains(p.machine)):
                 diags.error("E0502", f"`{p.instance.id}` and `{other.instance.id}` both sit at "
-                            f"this address of bus `{p.bus.name}`", p.instance.span,
+                            f"this address of {p.bus_name()}", p.instance.span,
                             labels=[Label(other.instance.span, f"`{other.instance.id}` is here")],
                             help="give one of them another address, or conditions that "
                             "exclude each other")
@@ -166,7 +177,7 @@ def attachable_kinds(library: model.Library, m: model.MachineSchema) -> set[str]
         for name in extra:
             t = library.devices.get(name)
             if t and any(pl.bus in kinds for pl in t.plugs):
-                new = {b.kind for b in t.buses} - kinds
+                new = provided_bus_kinds(library.devices, name) - kinds
                 if new:
                     kinds |= new
                     changed = True
@@ -185,7 +196,7 @@ def implementation_attaches(library: model.Library, diags: Collector) -> None:
                 diags.error("E0801", f"`{device}` ({impl.kind} {impl.key} `{value}`) cannot "
                             f"attach to any bus of `{m.name}`", impl.case_spans[value],
                             notes=[f"it plugs into {quote_list(pl.bus for pl in t.plugs)}",
-                                   f"`{m.name}` has {quote_list(kinds)}"],
+                                   f"`{m.name}` has buses of kind {quote_list(kinds)}"],
                             help="add a `provide KIND by DEVICE` rule, or pick another device")
 
 

@@ -36,3 +36,16 @@ def show_json(m: tree.Machine) -> str:
     """`mschema show --format json`: the machine and its own devices, in the blob's shape."""
     obj = {"machine": machine_json(m.info), "devices": [device_json(d) for d in m.root.devices]}
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
+def blob(m: tree.Machine) -> str:
+    """The precise blob: guest-visible tree in `devices`, host side in `backends`."""
+    obj: JsonObject = {"format": FORMAT}
+    if m.name:
+        obj["name"] = m.name
+    obj["machine"] = machine_json(m.info)
+    obj["cpus"] = dict(m.cpus)
+    obj["memory"] = dict(m.memory)
+    obj["devices"] = [device_json(d) for d in m.root.devices]
+    obj["backends"] = {ident: dict(sorted(body)) for ident, body in sorted(m.backends)}
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,347 @@
+"""Address assignment: machine devices + planned devices → the precise tree.
+
+Passes, driven by schema data through one allocator:
+1. take the buses and addresses the machine occupies by itself;
+2. place every planned device in spec order: on the bus the user named, else behind a new
+   port (the schema's `placement { ports … }`, for hot-pluggable endpoints), else on the
+   first bus of a kind it plugs into with a free address, else on a bus a `provide`d
+   controller adds (created on demand, then reused);
+3. add the spare ports the spec asks for (`hotplug-slots`, default `spare-ports`).
+Allocation only ever looks at what is already placed, so adding a device at the end of a
+spec moves nothing that was there before.
+
+Devices created here (ports, controllers) get every int prop that has a range and no
+default set to the lowest value unused by other devices of their type (chassis, index).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from . import addresses, model, tree
+from .diagnostics import Collector, Label, quote_list
+from .plan import Plan, Planned
+from .source import Span
+
+
+@attrs.define
+class _Bus:
+    name: str
+    kind: str
+    space: addresses.AddressSpace
+    owner: str | None
+    used: dict[tuple[int, ...], str] = attrs.Factory(dict)
+    devices: list[str] = attrs.Factory(list)
+
+
+@attrs.define
+class _Node:
+    device: tree.Device
+    bus: str | None
+    buses: list[str] = attrs.Factory(list)
+
+
+class Allocator:
+    def __init__(self, schema: model.MachineSchema, library: model.Library,
+                 diags: Collector) -> None:
+        self.schema = schema
+        self.library = library
+        self.diags = diags
+        self.buses: dict[str, _Bus] = {}  # by key: "OWNER/NAME" (names repeat: virtio-bus)
+        self.by_name: dict[str, str] = {}  # a bus name → the first bus of that name
+        self.nodes: dict[str, _Node] = {}
+        self.reserved: set[str] = set()  # ids the spec uses, never given to added devices
+        self.root = "main-system-bus"
+        self.buses[self.root] = _Bus(self.root, "system", addresses.AddressSpace("none"), None)
+        self.ports: list[str] = []
+
+    # -- pass 1: what the machine builds
+    def add_machine(self, devices: tuple[tree.Device, ...], bus: str) -> None:
+        for d in devices:
+            self._attach(d, bus, None if d.addr is None else
+                         addresses.parse(self.buses[bus].space.notation, d.addr))
+            for b in d.buses:
+                space = self._space_of(d.type, b.kind, b.notation)
+                key = self._add_bus(_Bus(b.name, b.kind, space, d.id))
+                self.add_machine(b.devices, key)
+
+    def _add_bus(self, bus: _Bus) -> str:
+        key = f"{bus.owner}/{bus.name}"
+        self.buses[key] = bus
+        self.by_name.setdefault(bus.name, key)
+        if bus.owner is not None:
+            self.nodes[bus.owner].buses.append(key)
+        return key
+
+    def _space_of(self, dtype: str, kind: str, notation: str) -> addresses.AddressSpace:
+        t = self.library.devices.get(dtype)
+        for template in t.buses if t else ():
+            if template.kind == kind:
+                return template.address
+        bk = self.library.buses.get(kind)
+        return bk.address if bk else addresses.AddressSpace(notation)
+
+    def _attach(self, d: tree.Device, bus: str, addr: tuple[int, ...] | None) -> None:
+        self.nodes[d.id] = _Node(attrs.evolve(d, buses=()), bus)
+        b = self.buses[bus]
+        b.devices.append(d.id)
+        if addr is not None:
+            b.used[addr] = d.id
+
+    # -- pass 2: the spec's devices
+    def place(self, p: Planned) -> None:
+        t = self.library.devices[p.type]
+        if p.bus is not None:
+            key = self.by_name.get(p.bus)
+            bus = self.buses[key] if key else None
+            if bus is None:
+                self.diags.error("E1201", f"no bus `{p.bus}` in this machine", p.span,
+                                 notes=[f"its buses are {quote_list(self.by_name)}"])
+                return
+            if t.plugs_into(bus.kind) is None:
+                self.diags.error("E0504", f"`{t.name}` cannot go on `{bus.name}`, a "
+                                 f"`{bus.kind}` bus", p.span,
+                                 notes=[f"it plugs into {quote_list(pl.bus for pl in t.plugs)}"])
+                return
+            self._put(p, bus)
+            return
+        bus = self._choose_bus(t, p.addr is not None, p.span)
+        if bus is not None:
+            self._put(p, bus)
+
+    def _choose_bus(self, t: model.DeviceType, fixed: bool, span: Span) -> _Bus | None:
+        pl = self.schema.placement
+        if (pl.port_device and t.hotplug and t.plugs_into(self._port_child_kind()) is not None
+                and not fixed):
+            port = self._new_port(span)
+            if port is not None:
+                return port
+        for plug in t.plugs:
+            for key, bus in list(self.buses.items()):
+                if bus.kind == plug.bus and key not in self._port_buses() and \
+                        self._next_free(bus, plug.tag) is not None:
+                    return bus
+        for plug in t.plugs:
+            provider = self.schema.providers.get(plug.bus)
+            if provider is not None:
+                owner = self._create(provider.device, span,
+                                     f"`provide {plug.bus} by {provider.device}` in "
+                                     f"`{self.schema.name}`", provider.span, prefix=plug.bus)
+                if owner is not None:
+                    for name in self._buses_below(owner):
+                        if self.buses[name].kind == plug.bus:
+                            return self.buses[name]
+        self.diags.error("E1202", f"no free place for `{t.name}` in `{self.schema.name}`",
+                         span, notes=[f"it plugs into {quote_list(p.bus for p in t.plugs)}"])
+        return None
+
+    def _buses_below(self, owner: str) -> list[str]:
+        """The buses of a device and of the children its type created, in order."""
+        names: list[str] = []
+        for name in self.nodes[owner].buses:
+            names.append(name)
+            for child in self.buses[name].devices:
+                if child.startswith(f"{owner}."):
+                    names.extend(self._buses_below(child))
+        return names
+
+    def _port_child_kind(self) -> str:
+        t = self.library.devices.get(self.schema.placement.port_device or "")
+        return t.buses[0].kind if t and t.buses else ""
+
+    def _port_buses(self) -> set[str]:
+        return {b for p in self.ports for b in self.nodes[p].buses}
+
+    def _new_port(self, span: Span) -> _Bus | None:
+        pl = self.schema.placement
+        assert pl.port_device and pl.port_bus
+        root_key = self.by_name.get(pl.port_bus)
+        root = self.buses[root_key] if root_key else None
+        if root is None:
+            return None
+        addr = self._next_port_addr(root)
+        if addr is None:
+            return None
+        # fn 0 of a slot of packed ports must say so, or QEMU refuses fn 1..7
+        extra = (("multifunction", True),) if addr[1] == 0 else ()
+        owner = self._create(pl.port_device, span, f"`placement {{ ports … }}` of "
+                             f"`{self.schema.name}`: one port per hot-pluggable endpoint",
+                             None, bus=root, addr=addr, prefix="rp", extra=extra)
+        if owner is None:
+            return None
+        self.ports.append(owner)
+        return self.buses[self.nodes[owner].buses[0]]
+
+    def _next_port_addr(self, root: _Bus) -> tuple[int, ...] | None:
+        """Ports are packed as the functions of one slot, then the next free slot."""
+        lo, hi = self.schema.placement.port_slots or (0, 31)
+        if self.ports:
+            last = self.nodes[self.ports[-1]]
+            slot, fn = addresses.parse("pci", last.device.addr or "0.0")
+            if last.bus == self._key(root) and fn < 7 and (slot, fn + 1) not in root.used:
+                return (slot, fn + 1)
+        for slot in range(lo, hi + 1):
+            if not any(a[0] == slot for a in root.used):
+                return (slot, 0)
+        return None
+
+    def _create(self, dtype: str, span: Span, reason: str, rule_span: Span | None, *,
+                bus: _Bus | None = None, addr: tuple[int, ...] | None = None,
+                prefix: str, extra: tuple[tuple[str, tree.PropValue], ...] = ()
+                ) -> str | None:
+        """A device the compiler adds (port, controller), placed like any other."""
+        t = self.library.devices[dtype]
+        ident = self._fresh_id(prefix)
+        props = self._unique_props(t) + list(extra)
+        p = Planned(ident, dtype, "default", tuple(sorted(props)), (), None, None,
+                    tree.Provenance(reason, rule_span), span)
+        if bus is None:
+            bus = self._choose_bus(t, False, span)
+            if bus is None:
+                return None
+        self._put(p, bus, addr)
+        return ident if ident in self.nodes else None
+
+    def _key(self, bus: _Bus) -> str:
+        return f"{bus.owner}/{bus.name}" if bus.owner is not None else bus.name
+
+    def _fresh_id(self, prefix: str) -> str:
+        n = 0
+        while f"{prefix}{n}" in self.nodes or f"{prefix}{n}" in self.reserved:
+            n += 1
+        return f"{prefix}{n}"
+
+    def _unique_props(self, t: model.DeviceType) -> list[tuple[str, tree.PropValue]]:
+        props: list[tuple[str, tree.PropValue]] = []
+        for spec in t.props.values():
+            if spec.type.kind != "int" or spec.default is not None or spec.type.lo is None:
+                continue
+            used = {v for n in self.nodes.values() if n.device.type == t.name
+                    for k, v in n.device.props if k == spec.name}
+            value = spec.type.lo
+            while value in used:
+                value += 1
+            props.append((spec.name, value))
+        return props
+
+    def _next_free(self, bus: _Bus, tag: str | None) -> tuple[int, ...] | None:
+        space = bus.space
+        n = space.notation
+        if n == "none":
+            return ()
+        if n == "pci":
+            for r in space.ranges("slot"):
+                for slot in range(r.lo, r.hi + 1):
+                    if not any(a[0] == slot for a in bus.used):
+                        return (slot, 0)
+            return None
+        if n == "vio":
+            start = self.schema.placement.vio_base or space.ranges("reg")[0].lo
+            reg = start
+            while (reg,) in bus.used:
+                reg += 1
+            return (reg,)
+        if n == "scsi":
+            for r in space.ranges("target"):
+                for target in range(r.lo, r.hi + 1):
+                    if (0, target, 0) not in bus.used:
+                        return (0, target, 0)
+            return None
+        if n in ("usb", "unit"):
+            field = "port" if n == "usb" else "unit"
+            for r in space.ranges(field):
+                if tag is not None and r.tag not in (None, tag):
+                    continue
+                for v in range(r.lo, r.hi + 1):
+                    if (v,) not in bus.used:
+                        return (v,)
+            return None
+        return None
+
+    def _put(self, p: Planned, bus: _Bus, addr: tuple[int, ...] | None = None) -> None:
+        t = self.library.devices[p.type]
+        plug = t.plugs_into(bus.kind)
+        if addr is None and p.addr is not None:
+            try:
+                addr = addresses.parse(bus.space.notation, p.addr)
+            except addresses.AddressSyntaxError as exc:
+                self.diags.error("E0503", f"`{p.addr}` is not a {bus.space.notation} address",
+                                 p.span, help=str(exc))
+                return
+            why = bus.space.out_of_range(addr, plug.tag if plug else None)
+            if why:
+                self.diags.error("E0501", f"address out of range on `{bus.name}`: {why}", p.span)
+                return
+            other = bus.used.get(addr)
+            if other is not None:
+                o = self.nodes[other].device
+                self.diags.error("E0502", f"`{p.id}` and `{other}` both want "
+                                 f"{p.addr} on `{bus.name}`", p.span,
+                                 labels=[Label(o.why.span, f"`{other}` ({o.type}) is "
+                                               f"there: {o.why.reason}")]
+                                 if o.why.span else [],
+                                 notes=[] if o.why.span else [f"`{other}` ({o.type}) is there: "
+                                                              f"{o.why.reason}"])
+                return
+        if addr is None:
+            addr = self._next_free(bus, plug.tag if plug else None)
+            if addr is None:
+                self.diags.error("E1202", f"bus `{bus.name}` is full", p.span)
+                return
+        notation = bus.space.notation
+        text = None if notation == "none" else addresses.format(notation, addr)
+        device = tree.Device(p.id, p.type, p.origin, text, p.props, p.backend, (), p.why)
+        self._attach(device, self._key(bus), addr if notation != "none" else None)
+        self._add_buses(device, t)
+
+    def _add_buses(self, device: tree.Device, t: model.DeviceType,
+                   qemu_id: str | None = None) -> None:
+        """The buses a new device provides, and the children its type creates on them."""
+        for template in t.buses:
+            for name in template.names(qemu_id or device.id):
+                key = self._add_bus(_Bus(name, template.kind, template.address, device.id))
+                for child in template.children:
+                    ct = self.library.devices[child.type]
+                    cid = f"{device.id}.{child.id}"
+                    # QEMU creates these with their parent: listed, never emitted
+                    cd = tree.Device(cid, child.type, "machine", None, tuple(child.props),
+                                     (), (), tree.Provenance(f"created by `{t.name}`",
+                                                             child.span))
+                    self._attach(cd, key, None)
+                    self._add_buses(cd, ct, qemu_id or device.id)
+
+    # -- pass 3: spare ports
+    def spare_ports(self, count: int, span: Span) -> None:
+        if not self.schema.placement.port_device:
+            return
+        for _ in range(count):
+            if self._new_port(span) is None:
+                self.diags.error("E1202", "no room for another hot-plug port", span)
+                return
+
+    # -- result
+    def tree(self) -> tree.Bus:
+        def bus(key: str) -> tree.Bus:
+            b = self.buses[key]
+            return tree.Bus(b.name, b.kind, b.space.notation,
+                            tuple(device(d) for d in b.devices))
+
+        def device(ident: str) -> tree.Device:
+            node = self.nodes[ident]
+            return attrs.evolve(node.device, buses=tuple(bus(n) for n in node.buses))
+
+        return bus(self.root)
+
+
+def assign(schema: model.MachineSchema, library: model.Library,
+           machine_devices: tuple[tree.Device, ...], plan: Plan, spares: int, span: Span,
+           diags: Collector) -> tree.Bus:
+    alloc = Allocator(schema, library, diags)
+    alloc.reserved = {p.id for p in plan.devices}
+    alloc.add_machine(machine_devices, alloc.root)
+    fixed = [p for p in plan.devices if p.addr is not None]
+    free = [p for p in plan.devices if p.addr is None]
+    for p in fixed + free:
+        alloc.place(p)
+    alloc.spare_ports(spares, span)
+    return alloc.tree()

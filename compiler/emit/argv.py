@@ -1,0 +1,107 @@
+"""QEMU's command line for a precise machine: a pure function of the tree.
+
+Devices and objects use QEMU 7.2's JSON syntax (`-device {"driver":…}`), so values need no
+escaping; `-chardev` has no JSON form in 7.2 and uses key=value with commas doubled.
+Every device carries its explicit bus and address; machine-created ones are never emitted.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from .. import tree
+
+BusIndex = dict[str, tree.Bus]
+
+
+def _json(obj: dict[str, object]) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _escape(value: str) -> str:
+    return value.replace(",", ",,")
+
+
+def _machine_arg(m: tree.Machine, defaults: dict[str, tree.PropValue]) -> str:
+    parts = [m.info.qemu]
+    for k, v in m.info.options:
+        if defaults.get(k) == v:
+            continue
+        text = ("on" if v else "off") if isinstance(v, bool) else str(v)
+        parts.append(f"{k}={_escape(text)}")
+    return ",".join(parts)
+
+
+def _backend_args(ident: str, body: dict[str, tree.PropValue]) -> list[str]:
+    kind = body["kind"]
+    if kind == "blockdev":
+        node: dict[str, object] = {"driver": body["driver"], "node-name": ident,
+                                   "file": {"driver": "file", "filename": body["file"]}}
+        if body.get("read-only"):
+            node["read-only"] = True
+        return ["-blockdev", _json(node)]
+    if kind == "netdev":
+        net = {"id": ident, **{k: v for k, v in body.items() if k != "kind"}}
+        return ["-netdev", _json(net)]
+    if kind == "chardev":
+        opts = [str(body["backend"]), f"id={ident}"]
+        if body["backend"] == "file":
+            opts.append(f"path={_escape(str(body['path']))}")
+        elif body["backend"] == "socket":
+            opts += [f"path={_escape(str(body['path']))}", "server=on", "wait=off"]
+        return ["-chardev", ",".join(opts)]
+    if kind == "rng-random":
+        return ["-object", _json({"qom-type": "rng-random", "id": ident,
+                                  "filename": body["filename"]})]
+    raise ValueError(f"unknown backend kind {kind!r}")
+
+
+def _qemu_addr(notation: str, addr: str) -> dict[str, object]:
+    if notation == "pci":
+        slot, _, fn = addr.partition(".")
+        return {"addr": f"0x{slot}.0x{fn}"}
+    if notation == "vio":
+        return {"reg": int(addr, 16)}
+    if notation == "scsi":
+        c, t, lun = (int(x) for x in addr.split(":"))
+        return {"channel": c, "scsi-id": t, "lun": lun}
+    if notation == "usb":
+        return {"port": addr}
+    if notation == "unit":
+        return {"unit": int(addr)}
+    return {}
+
+
+def argv(m: tree.Machine, option_defaults: dict[str, tree.PropValue]) -> list[str]:
+    args = [m.info.binary, "-machine", _machine_arg(m, option_defaults),
+            "-nodefaults", "-no-user-config"]
+    cpus = dict(m.cpus)
+    if "model" in cpus:
+        args += ["-cpu", str(cpus["model"])]
+    smp = [str(cpus.get("count", 1))]
+    for key in ("sockets", "cores", "threads"):
+        if key in cpus:
+            smp.append(f"{key}={cpus[key]}")
+    args += ["-smp", ",".join(smp)]
+    memory = dict(m.memory)
+    if "size" in memory:
+        args += ["-m", f"{int(memory['size']) // (1024 * 1024)}M"]
+    for ident, body in m.backends:
+        args += _backend_args(ident, dict(body))
+    for bus, device, _depth in tree.walk(m.root):
+        if device.origin == "machine":
+            continue
+        obj: dict[str, object] = {"driver": device.type, "id": device.id}
+        if bus.kind != "system":
+            obj["bus"] = bus.name
+        if device.addr is not None:
+            obj.update(_qemu_addr(bus.notation, device.addr))
+        obj.update(dict(device.props))
+        obj.update(dict(device.backend))
+        args += ["-device", _json(obj)]
+    return args
+
+
+def shell(args: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in args)

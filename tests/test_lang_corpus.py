@@ -1,0 +1,297 @@
+"""The bad-input corpus of `mschema lint`, run through the real CLI.
+
+`tests/lang/bad/<what-is-wrong>.mschema|.machine` holds exactly one mistake; beside it,
+`<case>.err` is what `mschema lint <case>` prints on stderr (byte for byte) and, where it
+exists, `<case>.json` what `--format json` prints on stdout. `tests/lang/good/*-ok.*` are
+near misses that must lint clean. Helper files a case `use`s live in `<case>.d/`.
+
+Cases are found on disk: adding one needs no change here. Create or refresh the goldens
+with `pytest tests/test_lang_corpus.py --update-goldens` (for a new JSON golden, create an
+empty `<case>.json` first), then read the diff.
+
+Every `lint` runs as `python -m compiler lint PATH` in a subprocess from the repository
+root; the runs of a session go in parallel, since each one pays for Python's start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LANG = REPO / "tests" / "lang"
+BAD = LANG / "bad"
+GOOD = LANG / "good"
+DOCS = REPO / "docs" / "diagnostics.md"
+SOURCE_SUFFIXES = (".mschema", ".machine")
+HEADER = re.compile(r"^(?P<path>\S+):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning)"
+                    r"\[(?P<code>E\d{4})\]: (?P<message>.*)$")
+# In a row of docs/diagnostics.md: the code comes from a command other than `lint` only.
+NOT_FROM_LINT = "not from `lint`"
+
+
+def cases(directory: Path) -> list[Path]:
+    """The case files of a directory (not the helpers in `<case>.d/`)."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in SOURCE_SUFFIXES)
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+BAD_CASES = cases(BAD)
+GOOD_CASES = cases(GOOD)
+JSON_CASES = [c for c in BAD_CASES if c.with_suffix(".json").exists()]
+
+
+# ---- running the CLI -------------------------------------------------------------------
+LINT_ENV = {**os.environ, "PYTHONHASHSEED": "0"}
+LINT_ENV.pop("PYTHONWARNINGS", None)
+# `tests/lang/lint_server.py` runs the CLI in forked children of one warm process: real
+# processes with their own streams and exit codes, without Python's start-up for each case.
+# MSCHEMA_CORPUS_FORK=0 runs every case as a plain `python -m compiler` instead.
+USE_SERVER = hasattr(os, "fork") and os.environ.get("MSCHEMA_CORPUS_FORK", "1") != "0"
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
+        self.returncode = returncode
+        self.stdout = stdout.decode("utf-8")
+        self.stderr = stderr.decode("utf-8")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Result) and (
+            (self.returncode, self.stdout, self.stderr)
+            == (other.returncode, other.stdout, other.stderr))
+
+    def __repr__(self) -> str:
+        return f"Result({self.returncode}, {self.stdout!r}, {self.stderr!r})"
+
+
+def lint_argv(case: Path, fmt: str) -> list[str]:
+    return ["lint", rel(case), *(["--format", fmt] if fmt != "text" else [])]
+
+
+def run_plain(case: Path, fmt: str) -> Result:
+    """`python -m compiler lint CASE` in a subprocess of its own, from the repository root."""
+    proc = subprocess.run([sys.executable, "-m", "compiler", *lint_argv(case, fmt)], cwd=REPO,
+                          capture_output=True, env=LINT_ENV, timeout=120, check=False)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+Key = tuple[Path, str]
+
+
+class Runner:
+    """Starts the lint runs of every collected corpus test at once; `runner(case, fmt)` waits
+    for one. Runs that were not announced at the start go through `run_plain`."""
+
+    def __init__(self, wanted: list[Key], plain: list[Key]) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1))
+        self.futures: dict[Key, Future[Result]] = {}
+        self.plain_futures = {key: self.pool.submit(run_plain, *key)
+                              for key in dict.fromkeys(plain)}
+        self.server: subprocess.Popen[bytes] | None = None
+        wanted = list(dict.fromkeys(wanted))
+        if USE_SERVER and wanted:
+            self.start_server(wanted)
+        else:
+            for key in wanted:
+                self.futures[key] = self.pool.submit(run_plain, *key)
+
+    def start_server(self, wanted: list[Key]) -> None:
+        self.server = subprocess.Popen(
+            [sys.executable, str(LANG / "lint_server.py")], cwd=REPO, env=LINT_ENV,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        by_id: dict[int, Future[Result]] = {}
+        for n, key in enumerate(wanted):
+            by_id[n] = self.futures[key] = Future()
+        assert self.server.stdin is not None
+        self.server.stdin.write(b"".join(
+            json.dumps({"id": n, "argv": lint_argv(*key)}).encode() + b"\n"
+            for n, key in enumerate(wanted)))
+        self.server.stdin.close()
+        self.pool.submit(self.read_replies, self.server, by_id)
+
+    @staticmethod
+    def read_replies(server: subprocess.Popen[bytes], by_id: dict[int, Future[Result]]) -> None:
+        assert server.stdout is not None and server.stderr is not None
+        for line in server.stdout:
+            reply = json.loads(line)
+            by_id.pop(reply["id"]).set_result(Result(
+                reply["returncode"], reply["stdout"].encode("latin-1"),
+                reply["stderr"].encode("latin-1")))
+        problem = server.stderr.read().decode("utf-8", "replace")
+        for future in by_id.values():
+            future.set_exception(RuntimeError(f"lint_server.py stopped early:\n{problem}"))
+
+    def __call__(self, case: Path, fmt: str = "text") -> Result:
+        key = (case, fmt)
+        if key not in self.futures:
+            self.futures[key] = self.pool.submit(run_plain, *key)
+        return self.futures[key].result(timeout=300)
+
+    def plain(self, case: Path, fmt: str = "text") -> Result:
+        """Always a genuine `python -m compiler lint`, whatever `USE_SERVER` says."""
+        key = (case, fmt)
+        if key not in self.plain_futures:
+            self.plain_futures[key] = self.pool.submit(run_plain, *key)
+        return self.plain_futures[key].result(timeout=300)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.wait(timeout=60)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def collected_keys(items: list[pytest.Item]) -> tuple[list[Key], list[Key]]:
+    """The runs the collected tests will ask for: all of them, and those that must be plain."""
+    keys, plain = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        case, fmt = params.get("case"), params.get("fmt", "text")
+        if isinstance(case, Path):
+            keys.append((case, fmt))
+            if getattr(item, "originalname", "") == "test_same_as_plain_cli":
+                plain.append((case, fmt))
+    return keys, plain
+
+
+@pytest.fixture(scope="session")
+def lint(request: pytest.FixtureRequest) -> Iterator[Runner]:
+    runner = Runner(*collected_keys(request.session.items))
+    yield runner
+    runner.close()
+
+
+def check_golden(golden: Path, actual: str, update: bool) -> None:
+    if update:
+        golden.write_text(actual, encoding="utf-8")
+        return
+    assert golden.exists(), f"{rel(golden)} is missing: run pytest with --update-goldens"
+    expected = golden.read_text(encoding="utf-8")
+    assert actual == expected, f"output differs from {rel(golden)}"
+
+
+def headers(text: str) -> list[re.Match[str]]:
+    return [m for line in text.splitlines() if (m := HEADER.match(line))]
+
+
+# ---- the cases ---------------------------------------------------------------------------
+@pytest.mark.parametrize("case", BAD_CASES, ids=lambda p: p.name)
+def test_bad_case_text(case: Path, lint: Runner, update_goldens: bool) -> None:
+    result = lint(case)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    errors = headers(result.stderr)
+    assert len(errors) == 1, f"expected exactly one error, got:\n{result.stderr}"
+    assert errors[0]["path"] == rel(case), "the error must be reported in the case file"
+    check_golden(case.with_suffix(".err"), result.stderr, update_goldens)
+
+
+@pytest.mark.parametrize("fmt", ["json"])
+@pytest.mark.parametrize("case", JSON_CASES, ids=lambda p: p.name)
+def test_bad_case_json(case: Path, fmt: str, lint: Runner, update_goldens: bool) -> None:
+    result = lint(case, fmt)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""
+    objects = json.loads(result.stdout)
+    assert isinstance(objects, list) and objects
+    # the same diagnostics as the text golden, field by field
+    text = case.with_suffix(".err").read_text(encoding="utf-8")
+    assert [(o["path"], o["line"], o["col"], o["severity"], o["code"], o["message"])
+            for o in objects] == [
+        (m["path"], int(m["line"]), int(m["col"]), m["severity"], m["code"], m["message"])
+        for m in headers(text)]
+    for o in objects:
+        assert {"end_line", "end_col"} <= o.keys()
+    check_golden(case.with_suffix(".json"), result.stdout, update_goldens)
+
+
+@pytest.mark.parametrize("case", GOOD_CASES, ids=lambda p: p.name)
+def test_good_case(case: Path, lint: Runner) -> None:
+    result = lint(case)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+# The forked runs against genuine `python -m compiler lint` processes, on a sample: the
+# JSON goldens, two text ones (one with bytes that are not UTF-8), a good case.
+PLAIN_SAMPLE = [*((c, "json") for c in JSON_CASES), (BAD / "not-utf8.mschema", "text"),
+                (BAD / "syntax-eof.mschema", "text"), (GOOD_CASES[0], "text")]
+
+
+@pytest.mark.skipif(not USE_SERVER, reason="every run is a plain `python -m compiler` already")
+@pytest.mark.parametrize(("case", "fmt"), PLAIN_SAMPLE,
+                         ids=[f"{c.name}-{f}" for c, f in PLAIN_SAMPLE])
+def test_same_as_plain_cli(case: Path, fmt: str, lint: Runner) -> None:
+    assert lint(case, fmt) == lint.plain(case, fmt)
+
+
+# ---- the corpus itself (after the cases, so --update-goldens has written them) -----------
+def test_corpus_is_big_enough() -> None:
+    assert len(BAD_CASES) >= 45
+    assert GOOD_CASES
+
+
+def test_every_bad_case_has_its_golden() -> None:
+    missing = [rel(c) for c in BAD_CASES if not c.with_suffix(".err").exists()]
+    assert not missing, f"cases without a .err golden: {missing}"
+    stems = {c.with_suffix("") for c in BAD_CASES}
+    orphans = [rel(g) for g in sorted([*BAD.glob("*.err"), *BAD.glob("*.json")])
+               if g.with_suffix("") not in stems]
+    assert not orphans, f"goldens without a case: {orphans}"
+
+
+def documented_codes() -> dict[str, str]:
+    """Code → its table row in docs/diagnostics.md."""
+    rows = {}
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells and re.fullmatch(r"`?E\d{4}`?", cells[0]):
+            rows[cells[0].strip("`")] = line
+    return rows
+
+
+def test_every_documented_code_has_a_bad_case() -> None:
+    """Every code in the table, except rows whose stage `lint` never runs (marked so)."""
+    rows = {code: row for code, row in documented_codes().items()
+            if NOT_FROM_LINT not in row}
+    assert rows, f"{rel(DOCS)} lists no codes"
+    covered = {m["code"] for c in BAD_CASES if c.with_suffix(".err").exists()
+               for m in headers(c.with_suffix(".err").read_text(encoding="utf-8"))}
+    missing = sorted(set(rows) - covered)
+    assert not missing, f"documented codes without a case in tests/lang/bad: {missing}"
+
+
+def test_documented_examples_exist_and_fit() -> None:
+    for code, row in documented_codes().items():
+        for link in re.findall(r"\]\(([^)]+)\)", row):
+            path = (DOCS.parent / link).resolve()
+            assert path.exists(), f"{code}: {link} does not exist"
+            if path.parent == BAD:
+                err = path.with_suffix(".err").read_text(encoding="utf-8")
+                assert f"[{code}]" in err, f"{code}: {link} does not produce it"
+
+
+# The modules on `lint`'s path; every code they can emit must be documented (and so, by the
+# test above, have a bad case).
+LINT_MODULES = ("parse.py", "resolve.py", "schema_checks.py", "diagnostics.py")
+
+
+def test_every_lint_code_is_documented() -> None:
+    used = {code for name in LINT_MODULES
+            for code in re.findall(r"[\"'](E\d{4})[\"']",
+                                   (REPO / "compiler" / name).read_text(encoding="utf-8"))}
+    missing = sorted(used - set(documented_codes()))
+    assert not missing, f"codes emitted by compiler/ but missing from {rel(DOCS)}: {missing}"

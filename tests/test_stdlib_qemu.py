@@ -1,0 +1,566 @@
+"""Every device type of the stdlib against the real QEMU 7.2 (no mocks).
+
+- Props: for each device type (`compiler.resolve.load_library()`), `-device TYPE,help` of
+  qemu-system-x86_64 (or of qemu-system-ppc64 when x86_64 does not know the type) must list
+  every declared prop and link, with a QEMU type that holds the declared one and, where a
+  default is declared, that default.
+- Trees: one instantiation per type that provides buses, and per pluggable bus-less type
+  of the device files, with id `dev0` and what it needs; the
+  `info qtree` below that device must match the declaration: bus names with the id
+  substituted, bus kinds (through each bus kind's `qtree` name), child device types, their
+  addresses where declared, and their buses, recursively; and the device must land on a bus
+  kind it plugs into.
+- Ranges: on each declared USB, SCSI and IDE bus, a device at the top of the declared
+  address ranges is accepted and one just beyond any field is refused.
+Known mistakes in stdlib files this test does not own are strict xfails."""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import TypeAlias
+
+import attrs
+import pytest
+from qemu_support import require_binary
+
+from compiler import addresses, model, qemu
+from compiler.resolve import load_library
+
+LIBRARY = load_library()
+DEVICE_TYPES = sorted(LIBRARY.devices)
+# QEMU's qtree bus type → the stdlib's bus kind, from the bus kinds' own `qtree` names.
+BUS_KINDS = {kind.qtree: kind.name for kind in LIBRARY.buses.values()}
+
+X86 = "qemu-system-x86_64"
+PPC = "qemu-system-ppc64"
+MACHINE_ARGS = {
+    X86: ("-machine", "pc-q35-7.2", "-nodefaults", "-accel", "tcg"),
+    PPC: (
+        "-machine",
+        "pseries-7.2,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off",
+        "-nodefaults",
+        "-accel",
+        "tcg",
+        "-m",
+        "1G",
+    ),
+}
+
+# --------------------------------------------------------------------------
+# `-device TYPE,help`
+
+
+@attrs.frozen
+class QemuProp:
+    name: str
+    type: str  # as QEMU prints it: uint32, bool, str, OnOffAuto, link<rng-backend>, ...
+    text: str  # the rest of the line: description and `(default: …)`
+
+    @property
+    def default(self) -> str | None:
+        m = re.search(r"\(default: (.*)\)$", self.text)
+        return m.group(1) if m else None
+
+
+_HELP_LINE = re.compile(r"^ {2}(?P<name>[^=\s]+)=<(?P<type>[^>]+)>\s*(?:- )?(?P<text>.*)$")
+
+
+@functools.cache
+def device_help(type_name: str) -> tuple[str, dict[str, QemuProp]]:
+    """The binary that knows `type_name` (x86_64 first) and the props its help lists."""
+    tried = []
+    for binary_name in (X86, PPC):
+        binary = require_binary(binary_name)
+        done = subprocess.run(
+            [binary, "-device", f"{type_name},help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        output = done.stdout + done.stderr
+        if "not found" in output or "is not a valid device model name" in output:
+            tried.append(output.strip())
+            continue
+        assert done.returncode == 0, output
+        props = {}
+        for line in output.splitlines():
+            m = _HELP_LINE.match(line)
+            if m:
+                props[m["name"]] = QemuProp(m["name"], m["type"], m["text"].strip())
+        assert props or "There are no options" in output, output
+        return binary_name, props
+    pytest.fail(f"neither binary knows device type `{type_name}`: {tried}")
+
+
+def test_help_parser_reads_types_and_defaults() -> None:
+    _, props = device_help("pcie-root-port")
+    assert props["chassis"] == QemuProp("chassis", "uint8", "(default: 0)")
+    assert props["chassis"].default == "0"
+    binary, props = device_help("spapr-vty")
+    assert binary == PPC
+    assert props["chardev"].type == "str"
+
+
+@pytest.mark.parametrize("type_name", DEVICE_TYPES)
+def test_declared_names_exist_in_qemu(type_name: str) -> None:
+    """(a) Every declared prop and link is a property QEMU knows for that type."""
+    dtype = LIBRARY.devices[type_name]
+    binary, props = device_help(type_name)
+    declared = set(dtype.props) | set(dtype.links)
+    missing = sorted(declared - set(props))
+    assert not missing, f"{binary} -device {type_name},help lists no {missing}"
+    for link in dtype.links.values():
+        kind = props[link.name].type
+        assert kind == "str" or kind.startswith("link<"), (link.name, kind)
+
+
+# QEMU's integer property types and their ranges.
+_INT_RANGES = {
+    "uint8": (0, 0xFF),
+    "uint16": (0, 0xFFFF),
+    "uint32": (0, 0xFFFFFFFF),
+    "uint64": (0, 0xFFFFFFFFFFFFFFFF),
+    "int32": (-(2**31), 2**31 - 1),
+    "int": (-(2**63), 2**63 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "size": (0, 0xFFFFFFFFFFFFFFFF),
+}
+
+
+def type_problem(spec: model.PropSpec, qp: QemuProp) -> str | None:
+    """Why the declared type is not one that QEMU's property type holds, or None."""
+    t = spec.type
+    if t.kind == "bool":
+        return None if qp.type == "bool" else f"declared bool, QEMU has {qp.type}"
+    if t.kind in ("str", "mac"):
+        if qp.type != "str":
+            return f"declared {t.kind}, QEMU has {qp.type}"
+        if t.kind == "mac" and "MAC Address" not in qp.text:
+            return "declared mac, QEMU's str is not a MAC address"
+        return None
+    if t.kind == "enum":
+        m = re.match(r"([\w-]+(?:/[\w-]+)+)", qp.text)
+        members = set(m.group(1).split("/")) if m else set()
+        extra = set(t.members) - members
+        return f"QEMU's {qp.type} has no {sorted(extra)}" if extra else None
+    if t.kind == "size" and qp.type != "size":
+        return f"declared size, QEMU has {qp.type}"
+    if qp.type not in _INT_RANGES:
+        return f"declared {t.describe()}, QEMU has {qp.type}"
+    lo, hi = _INT_RANGES[qp.type]
+    if t.lo is None or t.hi is None:
+        # an unbounded `int`: QEMU must take negative numbers too (bootindex is int32)
+        return None if lo < 0 else f"declared int, QEMU has {qp.type}"
+    if not lo <= t.lo <= t.hi <= hi:
+        return f"declared {t.lo}..{t.hi}, QEMU's {qp.type} is {lo}..{hi}"
+    return None
+
+
+def default_problem(spec: model.PropSpec, qp: QemuProp) -> str | None:
+    """Why the declared default differs from QEMU's, or None."""
+    if spec.default is None:
+        return None
+    qemu_default = qp.default
+    if qemu_default is None:
+        return f"declares default {spec.default!r}, QEMU shows none"
+    raw = qemu_default.strip('"')
+    value: object
+    if spec.type.kind == "bool":
+        value = raw == "true"
+    elif spec.type.kind in ("int", "size"):
+        value = int(raw, 0)
+    else:
+        value = raw
+    return None if value == spec.default else f"default {spec.default!r}, QEMU's is {raw!r}"
+
+
+# Known wrong declarations in files this test does not own; strict, so a fix shows up.
+TYPE_XFAIL = {
+    "mc146818rtc": "pc.mschema declares iobase/irq as u32; QEMU has uint16/uint8",
+    "i8257": "pc.mschema declares base as u32; QEMU has int32",
+}
+
+
+@pytest.mark.parametrize(
+    "type_name",
+    [
+        pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=TYPE_XFAIL[t]))
+        if t in TYPE_XFAIL
+        else t
+        for t in DEVICE_TYPES
+    ],
+)
+def test_declared_types_and_defaults_match_qemu(type_name: str) -> None:
+    """Every declared prop's type fits QEMU's, and its default is QEMU's."""
+    dtype = LIBRARY.devices[type_name]
+    _, props = device_help(type_name)
+    problems = []
+    for spec in dtype.props.values():
+        qp = props.get(spec.name)
+        if qp is None:
+            continue  # reported by test_declared_names_exist_in_qemu
+        for why in (type_problem(spec, qp), default_problem(spec, qp)):
+            if why:
+                problems.append(f"{spec.name}: {why}")
+    assert not problems, f"{type_name}: " + "; ".join(problems)
+
+
+# --------------------------------------------------------------------------
+# Instantiations: the qtree below a device with id `dev0`
+
+
+@attrs.frozen
+class Case:
+    type: str
+    binary: str
+    args: tuple[str, ...]  # every argument but the machine's; the device's id is `dev0`
+
+
+def case(type_name: str, binary: str, *args: str) -> Case:
+    return Case(type_name, binary, args)
+
+
+NULL_DISK = ("-blockdev", "driver=null-co,node-name=disk0")
+ROOT_PORT = ("-device", "pcie-root-port,id=rp0,chassis=1")
+XHCI = ("-device", "qemu-xhci,id=usb0")
+USER_NET = ("-netdev", "user,id=net0")
+NULL_CHARDEV = ("-chardev", "null,id=chr0")
+VIRTIO_SERIAL = ("-device", "virtio-serial-pci,id=vser0")
+VIRTIO_SCSI = ("-device", "virtio-scsi-pci,id=scsi0")
+
+CASES = [
+    case("virtio-blk-pci", X86, *NULL_DISK, "-device", "virtio-blk-pci,id=dev0,drive=disk0"),
+    case(
+        "virtio-net-pci",
+        X86,
+        "-netdev",
+        "user,id=net0",
+        "-device",
+        "virtio-net-pci,id=dev0,netdev=net0",
+    ),
+    case("virtio-scsi-pci", X86, "-device", "virtio-scsi-pci,id=dev0"),
+    case(
+        "virtio-rng-pci",
+        X86,
+        "-object",
+        "rng-random,id=rng0,filename=/dev/urandom",
+        "-device",
+        "virtio-rng-pci,id=dev0,rng=rng0",
+    ),
+    case("virtio-gpu-pci", X86, "-device", "virtio-gpu-pci,id=dev0"),
+    case("virtio-vga", X86, "-device", "virtio-vga,id=dev0"),
+    case("virtio-serial-pci", X86, "-device", "virtio-serial-pci,id=dev0"),
+    case("virtio-balloon-pci", X86, "-device", "virtio-balloon-pci,id=dev0"),
+    case("pcie-root-port", X86, "-device", "pcie-root-port,id=dev0,chassis=1"),
+    case("x3130-upstream", X86, *ROOT_PORT, "-device", "x3130-upstream,id=dev0,bus=rp0"),
+    case(
+        "xio3130-downstream",
+        X86,
+        *ROOT_PORT,
+        "-device",
+        "x3130-upstream,id=up0,bus=rp0",
+        "-device",
+        "xio3130-downstream,id=dev0,bus=up0,chassis=2",
+    ),
+    case("pcie-pci-bridge", X86, *ROOT_PORT, "-device", "pcie-pci-bridge,id=dev0,bus=rp0"),
+    case("pci-bridge", X86, "-device", "pci-bridge,id=dev0,chassis_nr=1"),
+    case("qemu-xhci", X86, "-device", "qemu-xhci,id=dev0"),
+    case(
+        "usb-storage",
+        X86,
+        *XHCI,
+        *NULL_DISK,
+        "-device",
+        "usb-storage,id=dev0,bus=usb0.0,drive=disk0",
+    ),
+    case("ich9-ahci", X86, "-device", "ich9-ahci,id=dev0"),
+    case("ich9-usb-ehci1", X86, "-device", "ich9-usb-ehci1,id=dev0"),
+    case("nec-usb-xhci", PPC, "-device", "nec-usb-xhci,id=dev0"),
+    case("spapr-pci-host-bridge", PPC, "-device", "spapr-pci-host-bridge,id=dev0,index=1"),
+    case("spapr-vscsi", PPC, "-device", "spapr-vscsi,id=dev0"),
+    # Devices without buses: they land on a bus kind they plug into, and create nothing.
+    case("virtconsole", X86, *VIRTIO_SERIAL, "-device", "virtconsole,id=dev0,bus=vser0.0"),
+    case("virtserialport", X86, *VIRTIO_SERIAL, "-device", "virtserialport,id=dev0,bus=vser0.0"),
+    case("VGA", X86, "-device", "VGA,id=dev0"),
+    case("e1000e", X86, *USER_NET, "-device", "e1000e,id=dev0,netdev=net0"),
+    case("e1000", X86, *USER_NET, "-device", "e1000,id=dev0,netdev=net0"),
+    case("rtl8139", X86, *USER_NET, "-device", "rtl8139,id=dev0,netdev=net0"),
+    case("usb-tablet", X86, *XHCI, "-device", "usb-tablet,id=dev0,bus=usb0.0"),
+    case("usb-kbd", X86, *XHCI, "-device", "usb-kbd,id=dev0,bus=usb0.0"),
+    case("usb-mouse", X86, *XHCI, "-device", "usb-mouse,id=dev0,bus=usb0.0"),
+    case("usb-hub", X86, *XHCI, "-device", "usb-hub,id=dev0,bus=usb0.0"),
+    case("ide-hd", X86, *NULL_DISK, "-device", "ide-hd,id=dev0,bus=ide.0,drive=disk0"),
+    case("ide-cd", X86, "-device", "ide-cd,id=dev0,bus=ide.0"),
+    case("scsi-hd", X86, *VIRTIO_SCSI, *NULL_DISK, "-device", "scsi-hd,id=dev0,drive=disk0"),
+    case("scsi-cd", PPC, "-device", "spapr-vscsi,id=vscsi0", "-device", "scsi-cd,id=dev0"),
+    case("isa-serial", X86, *NULL_CHARDEV, "-device", "isa-serial,id=dev0,chardev=chr0"),
+    case("spapr-vlan", PPC, *USER_NET, "-device", "spapr-vlan,id=dev0,netdev=net0"),
+    case("spapr-vty", PPC, *NULL_CHARDEV, "-device", "spapr-vty,id=dev0,chardev=chr0"),
+]
+
+# Created only by the machine itself (no -device); test_show_qemu compares their buses.
+# Their bus-less siblings in pc.mschema / spapr.mschema (mch, isa-pit, spapr-nvram, …) are
+# likewise left to test_show_qemu.
+MACHINE_ONLY = {"q35-pcihost", "ICH9-LPC", "ICH9-SMB", "spapr-vio-bridge"}
+
+
+def child_types(type_name: str) -> Iterator[str]:
+    """Every type QEMU creates below a device of `type_name`, recursively."""
+    for template in LIBRARY.devices[type_name].buses:
+        for child in template.children:
+            yield child.type
+            if child.type in LIBRARY.devices:
+                yield from child_types(child.type)
+
+
+def test_every_bus_provider_has_a_case() -> None:
+    """Each type with buses is started by a case, or is a child of one."""
+    providers = {name for name, t in LIBRARY.devices.items() if t.buses}
+    cased = {c.type for c in CASES}
+    assert len(cased) == len(CASES)
+    assert not MACHINE_ONLY & cased
+    covered = cased | {t for c in CASES for t in child_types(c.type)}
+    assert providers - MACHINE_ONLY <= covered, sorted(providers - MACHINE_ONLY - covered)
+
+
+def test_every_child_type_is_declared() -> None:
+    """The resolver does not check child types inside device types; do it here."""
+    unknown = [
+        (name, child.type)
+        for name, t in LIBRARY.devices.items()
+        for template in t.buses
+        for child in template.children
+        if child.type not in LIBRARY.devices
+    ]
+    assert not unknown
+
+
+# Comparable shapes: a bus is (name, kind, children); a child is (type, address or None,
+# its buses). Both sides are sorted, so QEMU's newest-first order does not matter.
+BusShape: TypeAlias = tuple[str, str, tuple["ChildShape", ...]]
+ChildShape: TypeAlias = tuple[str, str | None, tuple[BusShape, ...]]
+
+
+def declared_buses(dtype: model.DeviceType, qemu_id: str) -> tuple[BusShape, ...]:
+    """The buses a device of `dtype` with QEMU id `qemu_id` provides, with their children.
+    Children have no id in QEMU, so `{id}` in their buses is still `qemu_id`."""
+    result: list[BusShape] = []
+    for template in dtype.buses:
+        children = tuple(
+            sorted(
+                (
+                    child.type,
+                    None
+                    if child.address is None
+                    else addresses.format(template.address.notation, child.address),
+                    declared_buses(LIBRARY.devices[child.type], qemu_id)
+                    if child.type in LIBRARY.devices
+                    else (),
+                )
+                for child in template.children
+            )
+        )
+        for name in template.names(qemu_id):
+            result.append((name, template.kind, children))
+    return tuple(sorted(result))
+
+
+def qtree_address(notation: str, device: qemu.QtreeDevice) -> str | None:
+    """The device's address in `notation`, read from its qtree props."""
+
+    def number(prop: str) -> int:
+        raw = device.prop(prop)
+        assert raw is not None, f"{device.type} has no `{prop}` in qtree"
+        return int(raw.split(" ", 1)[0], 0)
+
+    if notation == "pci":
+        return device.addr
+    if notation == "scsi":
+        return f"{number('channel')}:{number('scsi-id')}:{number('lun')}"
+    if notation == "unit":
+        return str(number("unit"))
+    if notation == "vio":
+        return hex(number("reg"))
+    if notation == "usb":
+        raw = device.prop("port")
+        return None if raw is None else raw.strip('"')
+    return None
+
+
+def built_buses(device: qemu.QtreeDevice, declared: tuple[BusShape, ...]) -> tuple[BusShape, ...]:
+    """The same shape as `declared_buses`, from QEMU's qtree. Addresses are read only where
+    the declaration gives one (for a child of that type on a bus of that name)."""
+    declared_by_name = {name: (kind, children) for name, kind, children in declared}
+    result: list[BusShape] = []
+    for bus in device.buses:
+        kind = BUS_KINDS.get(bus.type, f"<qtree type {bus.type}>")
+        want = declared_by_name.get(bus.name, (kind, ()))[1]
+        addressed = {c[0] for c in want if c[1] is not None}
+        notation = LIBRARY.buses[kind].address.notation if kind in LIBRARY.buses else "none"
+        children: list[ChildShape] = []
+        for child in bus.devices:
+            want_child = next((c for c in want if c[0] == child.type), None)
+            children.append(
+                (
+                    child.type,
+                    qtree_address(notation, child) if child.type in addressed else None,
+                    built_buses(child, want_child[2] if want_child else ()),
+                )
+            )
+        result.append((bus.name, kind, tuple(sorted(children))))
+    return tuple(sorted(result))
+
+
+def subtree(device: qemu.QtreeDevice) -> Iterator[tuple[qemu.QtreeBus, qemu.QtreeDevice]]:
+    for bus in device.buses:
+        yield from qemu.walk(bus)
+
+
+@pytest.mark.parametrize("c", CASES, ids=[c.type for c in CASES])
+def test_qtree_below_device_matches_declaration(c: Case) -> None:
+    """(b) QEMU builds exactly the declared buses and children below the device."""
+    binary = require_binary(c.binary)
+    root = qemu.qtree_devices([binary, *MACHINE_ARGS[c.binary], *c.args], timeout=30.0)
+    found = [(bus, d) for bus, d in qemu.walk(root) if d.id == "dev0"]
+    assert len(found) == 1, f"no single device with id dev0 in {root}"
+    bus, device = found[0]
+    dtype = LIBRARY.devices[c.type]
+    assert device.type == c.type
+
+    on_kind = BUS_KINDS.get(bus.type)
+    assert dtype.plugs_into(on_kind or "") is not None, (
+        f"{c.type} landed on {bus.name} ({bus.type}), not a bus kind it plugs into "
+        f"({[p.bus for p in dtype.plugs]})"
+    )
+    for child_bus, child in subtree(device):
+        child_type = LIBRARY.devices.get(child.type)
+        assert child_type is not None, f"QEMU created undeclared type {child.type}"
+        assert child_type.plugs_into(BUS_KINDS.get(child_bus.type, "")) is not None, (
+            f"{child.type} sits on {child_bus.name} ({child_bus.type})"
+        )
+
+    declared = declared_buses(dtype, "dev0")
+    assert built_buses(device, declared) == declared
+
+
+# --------------------------------------------------------------------------
+# Address ranges: a device at the top of each declared range is accepted, one beyond is not
+
+# notation → (probe device, its address props in field order, QEMU's refusal)
+PROBES = {
+    "usb": ("usb-kbd", ("port",), r"usb port \d+ \(bus .*\) not found"),
+    "scsi": ("scsi-cd", ("channel", "scsi-id", "lun"), r"bad scsi (channel|device) (id|lun)"),
+    "unit": ("ide-cd", ("unit",), r"Can't create IDE unit \d+, bus supports only"),
+}
+RANGE_XFAIL = {
+    ("nec-usb-xhci", "8"): "spapr.mschema declares ports 5..8 (usb3); QEMU's usb-bus has 1..4",
+}
+
+
+@attrs.frozen
+class Probe:
+    case: Case
+    bus: str
+    notation: str
+    address: tuple[int, ...]
+    accepted: bool
+
+    @property
+    def id(self) -> str:
+        text = addresses.format(self.notation, self.address)
+        return f"{self.case.type}-{self.bus}-{text}-{'ok' if self.accepted else 'refused'}"
+
+
+def bus_templates(type_name: str) -> Iterator[model.BusTemplate]:
+    """The buses of a device of `type_name` and of the children QEMU creates with it."""
+    for template in LIBRARY.devices[type_name].buses:
+        yield template
+        for child in template.children:
+            if child.type in LIBRARY.devices:
+                yield from bus_templates(child.type)
+
+
+def probes() -> Iterator[Probe]:
+    for c in CASES:
+        for template in bus_templates(c.type):
+            notation = template.address.notation
+            if notation not in PROBES:
+                continue
+            bus = template.names("dev0")[0]
+            fields = addresses.NOTATIONS[notation]
+            tops = tuple(max(r.hi for r in template.address.ranges(f)) for f in fields)
+            if tops not in {child.address for child in template.children}:
+                yield Probe(c, bus, notation, tops, True)
+            for i in range(len(fields)):
+                beyond = tuple(v + 1 if j == i else 0 for j, v in enumerate(tops))
+                yield Probe(c, bus, notation, beyond, False)
+
+
+PROBE_LIST = list(probes())
+
+
+PROBE_PARAMS = [
+    pytest.param(p, id=p.id, marks=[pytest.mark.xfail(strict=True, reason=RANGE_XFAIL[key])])
+    if (key := (p.case.type, addresses.format(p.notation, p.address))) in RANGE_XFAIL
+    else pytest.param(p, id=p.id)
+    for p in PROBE_LIST
+]
+
+
+def test_range_probes_cover_the_declared_buses() -> None:
+    probed = {(p.case.type, p.bus) for p in PROBE_LIST}
+    assert {("spapr-vscsi", "dev0.0"), ("virtio-scsi-pci", "dev0.0")} <= probed
+    assert {("qemu-xhci", "dev0.0"), ("usb-storage", "dev0.0")} <= probed
+
+
+@pytest.mark.parametrize("probe", PROBE_PARAMS)
+def test_declared_address_range_matches_qemu(probe: Probe) -> None:
+    device, props, refusal = PROBES[probe.notation]
+    values = ",".join(f"{k}={v}" for k, v in zip(props, probe.address, strict=True))
+    binary = require_binary(probe.case.binary)
+    argv = [binary, *MACHINE_ARGS[probe.case.binary], *probe.case.args]
+    argv += ["-device", f"{device},bus={probe.bus},{values}"]
+    if probe.accepted:
+        qemu.query(argv, hmp=(), timeout=30.0)
+    else:
+        with pytest.raises(qemu.QemuError) as info:
+            qemu.query(argv, hmp=(), timeout=30.0)
+        assert re.search(refusal, info.value.stderr), info.value.stderr
+
+
+# --------------------------------------------------------------------------
+# FDT: sPAPR VIO nodes as `fdt { … }` declares them
+
+FDT_TYPES = sorted(name for name, t in LIBRARY.devices.items() if t.fdt)
+
+
+def vdevice_nodes(dts: str) -> list[tuple[str, str, str]]:
+    """(name, unit address, body) of each node under /vdevice in `dtc -O dts` text."""
+    block = re.search(r"^\tvdevice \{\n(.*?)^\t\};", dts, re.M | re.S)
+    assert block, "no /vdevice in the device tree"
+    return re.findall(r"^\t\t([^@\s]+)@([0-9a-f]+) \{\n(.*?)^\t\t\};", block.group(1), re.M | re.S)
+
+
+@pytest.mark.parametrize("type_name", FDT_TYPES)
+def test_fdt_node_matches_declaration(type_name: str) -> None:
+    fdt = dict(LIBRARY.devices[type_name].fdt)
+    # A type without a case (spapr-nvram) is one the machine creates by itself.
+    args = next((c.args for c in CASES if c.type == type_name), ())
+    dtb = qemu.dump_dtb([require_binary(PPC), *MACHINE_ARGS[PPC], *args], timeout=30.0)
+    dts = subprocess.run(
+        [require_binary("dtc"), "-I", "dtb", "-O", "dts", "-q"],
+        input=dtb,
+        capture_output=True,
+        timeout=30,
+        check=True,
+    ).stdout.decode()
+    nodes = [(addr, body) for name, addr, body in vdevice_nodes(dts) if name == fdt["name"]]
+    assert len(nodes) == 1, f"no single /vdevice/{fdt['name']}@… node in\n{dts}"
+    _, body = nodes[0]
+    for key, value in fdt.items():
+        if key != "name":
+            assert f'\t{key} = "{value}";\n' in body, f"{key} = {value!r} not in\n{body}"
