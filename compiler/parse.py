@@ -25,7 +25,7 @@ TERMINAL_NAMES = {
     "INT": "a number",
     "STRING": "a string",
     "ADDRESS": "an address",
-    "BOOL": "`true` or `false`",
+    "BOOL": "`true`, `false`",
     "CMP": "a comparison",
     "$END": "end of file",
 }
@@ -70,7 +70,7 @@ def _describe_expected(expected: set[str]) -> str:
     words = set()
     for term in expected:
         if term in TERMINAL_NAMES:
-            words.add(TERMINAL_NAMES[term])
+            words.update(TERMINAL_NAMES[term].split(", "))
             continue
         try:
             pattern = _parser().get_terminal(term).pattern
@@ -78,7 +78,10 @@ def _describe_expected(expected: set[str]) -> str:
             continue
         if isinstance(pattern, PatternStr):
             words.add(f"`{pattern.value}`")
-    return ", ".join(sorted(words)) or "something else"
+    if not words:
+        return "something else"
+    *rest, last = sorted(words)  # the keywords and symbols first, then the descriptions
+    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 def _syntax_error(source: SourceFile, exc: Exception) -> CompileError:
@@ -102,7 +105,12 @@ def _syntax_error(source: SourceFile, exc: Exception) -> CompileError:
         if ch == '"':
             return CompileError([error("E0102", "unterminated string", span,
                                        help='close the string with `"` on the same line')])
-        return CompileError([error("E0102", f"unexpected character `{ch}`", span)])
+        if ch == "\ufeff":
+            return CompileError([error("E0102", "unexpected character U+FEFF (a byte order "
+                                       "mark)", span, help="save the file as utf-8 without "
+                                       "a byte order mark")])
+        shown = f"`{ch}`" if ch.isprintable() else f"U+{ord(ch):04X}"
+        return CompileError([error("E0102", f"unexpected character {shown}", span)])
     if isinstance(exc, UnexpectedEOF):
         end = len(source.text)
         return CompileError([error("E0103", "unexpected end of file", source.span(end, end))])

@@ -119,7 +119,7 @@ def _dependencies_first(graph: object, modules: Mapping[str, ast.Module]) -> lis
     user file redefining a stdlib bus kind, not the stdlib)."""
     import networkx as nx
 
-    g: nx.DiGraph = graph  # type: ignore[assignment]
+    g: nx.DiGraph[str] = graph  # type: ignore[assignment]
     loaded = list(modules)
     if not nx.is_directed_acyclic_graph(g):
         return [modules[k] for k in loaded]
@@ -142,10 +142,7 @@ def _is_stdlib_name(name: str) -> bool:
 
 
 def _use_target(name: str, here: Path, stdlib: Path) -> Path | None:
-    if _is_stdlib_name(name):
-        candidate = stdlib / f"{name}.mschema"
-    else:
-        candidate = here / name
+    candidate = stdlib / f"{name}.mschema" if _is_stdlib_name(name) else here / name
     return candidate if candidate.is_file() else None
 
 
@@ -157,7 +154,7 @@ def _report_cycles(graph: object, spans: Mapping[tuple[str, str], Span], diags: 
     line), so the error is reported where the user started."""
     import networkx as nx
 
-    g: nx.DiGraph = graph  # type: ignore[assignment]
+    g: nx.DiGraph[str] = graph  # type: ignore[assignment]
     added = {node: i for i, node in enumerate(g.nodes)}
 
     def show(node: str) -> str:
@@ -258,7 +255,7 @@ class _Resolver:
                 return None
             return model.ValueType("int", t.range.lo, t.range.hi)
         if t.name.text not in NAMED_TYPES:
-            self.unknown("E0303", "type", t.name, list(NAMED_TYPES) + ["enum(…)", "int(LO..HI)"])
+            self.unknown("E0303", "type", t.name, [*NAMED_TYPES, "enum(…)", "int(LO..HI)"])
             return None
         return NAMED_TYPES[t.name.text]
 
@@ -270,7 +267,9 @@ class _Resolver:
             assert isinstance(v.value, int)
             if t.lo is None or t.hi is None or t.lo <= v.value <= t.hi:
                 ok = v.value
-        elif (t.kind == "str" and v.kind == "str") or (t.kind == "mac" and v.kind == "str" and _is_mac(str(v.value))) or (t.kind == "enum" and v.kind in ("name", "str") and v.value in t.members):
+        elif ((t.kind == "str" and v.kind == "str")
+              or (t.kind == "mac" and v.kind == "str" and _is_mac(str(v.value)))
+              or (t.kind == "enum" and v.kind in ("name", "str") and v.value in t.members)):
             ok = v.value
         if ok is None:
             self.diags.error("E0301", f"{what} must be {t.describe()}, not `{v.show()}`",
@@ -584,10 +583,10 @@ class _Resolver:
         option = next((f"`{n.name.text}`" for n in (e.left, e.right)
                        if isinstance(n, ast.Ref) and n.name.text in options), "this option")
         for (value, vt), node in ((sides[0], e.left), (sides[1], e.right)):
-            if vt is None and isinstance(value, expr.Const) and known and known.kind == "enum":
-                if value.value not in known.members:
-                    self.diags.error("E0302", f"`{value.value}` is not a value of {option}",
-                                     node.span, notes=[f"it takes {known.describe()}"])
+            if (vt is None and isinstance(value, expr.Const) and known
+                    and known.kind == "enum" and value.value not in known.members):
+                self.diags.error("E0302", f"`{value.value}` is not a value of {option}",
+                                 node.span, notes=[f"it takes {known.describe()}"])
         if lt and rt and not _comparable(lt, rt):
             self.diags.error("E0302", f"cannot compare {_a(lt)} with {_a(rt)}", e.span,
                              help=_bool_help(e, options))
