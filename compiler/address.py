@@ -10,8 +10,8 @@ Passes, driven by schema data through one allocator:
 Allocation only ever looks at what is already placed, so adding a device at the end of a
 spec moves nothing that was there before.
 
-Devices created here (ports, controllers) get every int prop that has a range and no
-default set to the lowest value unused by other devices of their type (chassis, index).
+Props declared `unique` (a port's chassis, a PHB's index) are checked on every device and,
+where left out, set to the lowest value no device of the same group uses.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ class Allocator:
         """A device the compiler adds (port, controller), placed like any other."""
         t = self.library.devices[dtype]
         ident = self._fresh_id(prefix)
-        props = self._unique_props(t) + list(extra)
+        props = list(extra)
         p = Planned(ident, dtype, "default", tuple(sorted(props)), (), None, None,
                     tree.Provenance(reason, rule_span), span)
         if bus is None:
@@ -211,18 +211,43 @@ class Allocator:
             n += 1
         return f"{prefix}{n}"
 
-    def _unique_props(self, t: model.DeviceType) -> list[tuple[str, tree.PropValue]]:
-        props: list[tuple[str, tree.PropValue]] = []
+    def _unique_values(self, p: Planned, t: model.DeviceType
+                       ) -> tuple[tuple[str, tree.PropValue], ...] | None:
+        """`p`'s props with every `unique` prop checked or filled in; None on a clash."""
+        props = dict(p.props)
         for spec in t.props.values():
-            if spec.type.kind != "int" or spec.default is not None or spec.type.lo is None:
+            if spec.unique is None:
                 continue
-            used = {v for n in self.nodes.values() if n.device.type == t.name
-                    for k, v in n.device.props if k == spec.name}
-            value = spec.type.lo
-            while value in used:
-                value += 1
-            props.append((spec.name, value))
-        return props
+            used = self._used_in_group(spec.unique)
+            value = props.get(spec.name)
+            if value is None:
+                assert spec.type.lo is not None and spec.type.hi is not None
+                free = next((v for v in range(spec.type.lo, spec.type.hi + 1) if v not in used),
+                            None)
+                if free is None:
+                    self.diags.error("E1203", f"no free `{spec.name}` for `{p.id}`: all of "
+                                     f"{spec.type.lo}..{spec.type.hi} are taken", p.span)
+                    return None
+                props[spec.name] = free
+            elif isinstance(value, int) and value in used:
+                other = self.nodes[used[value]].device
+                self.diags.error("E1105", f"`{spec.name}` {value} of `{p.id}` is already used "
+                                 f"by `{other.id}` ({other.type})", p.span,
+                                 notes=[f"`{spec.name}` is unique in group `{spec.unique}`"],
+                                 help=f"leave `{spec.name}` out to get a free one")
+                return None
+        return tuple(sorted(props.items()))
+
+    def _used_in_group(self, group: str) -> dict[tree.PropValue, str]:
+        used: dict[tree.PropValue, str] = {}
+        for ident, node in self.nodes.items():
+            t = self.library.devices.get(node.device.type)
+            for spec in t.props.values() if t else ():
+                if spec.unique == group:
+                    for k, v in node.device.props:
+                        if k == spec.name:
+                            used.setdefault(v, ident)
+        return used
 
     def _next_free(self, bus: _Bus, tag: str | None) -> tuple[int, ...] | None:
         space = bus.space
@@ -288,9 +313,12 @@ class Allocator:
             if addr is None:
                 self.diags.error("E1202", f"bus `{bus.name}` is full", p.span)
                 return
+        props = self._unique_values(p, t)
+        if props is None:
+            return
         notation = bus.space.notation
         text = None if notation == "none" else addresses.format(notation, addr)
-        device = tree.Device(p.id, p.type, p.origin, text, p.props, p.backend, (), p.why)
+        device = tree.Device(p.id, p.type, p.origin, text, props, p.backend, (), p.why)
         self._attach(device, self._key(bus), addr if notation != "none" else None)
         self._add_buses(device, t)
 

@@ -172,6 +172,7 @@ class PropDecl:
     name: Name
     type: TypeExpr
     default: Value | None
+    unique: Name | None  # the group; `Name("")` when `unique` has no group
     span: Span = _span
 
 

@@ -60,6 +60,7 @@ class PropSpec:
     name: str
     type: ValueType
     default: Scalar | None
+    unique: str | None  # the group whose devices never share a value
     span: Span = _span
 
 

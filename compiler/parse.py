@@ -100,8 +100,9 @@ def _syntax_error(source: SourceFile, exc: Exception) -> CompileError:
         return CompileError([error("E0101", f"unexpected `{token}`", span,
                                    notes=[f"expected {expected}"])])
     if isinstance(exc, UnexpectedCharacters):
-        span = source.span(exc.pos_in_stream, exc.pos_in_stream + 1)
-        ch = source.text[exc.pos_in_stream]
+        pos = exc.pos_in_stream or 0
+        span = source.span(pos, pos + 1)
+        ch = source.text[pos]
         if ch == '"':
             return CompileError([error("E0102", "unterminated string", span,
                                        help='close the string with `"` on the same line')])
@@ -216,7 +217,11 @@ class _Builder:
 
     def _prop_decl(self, n: Any, c: list[Any]) -> ast.PropDecl:
         default = None if c[2] is None else self.build(c[2])
-        return ast.PropDecl(self.name(c[0]), self.build(c[1]), default, self.span(n))
+        unique = None
+        if c[3] is not None:
+            group = c[3].children[0]
+            unique = self.name(group) if group is not None else ast.Name("", self.span(c[3]))
+        return ast.PropDecl(self.name(c[0]), self.build(c[1]), default, unique, self.span(n))
 
     def _link_decl(self, n: Any, c: list[Any]) -> ast.LinkDecl:
         return ast.LinkDecl(self.name(c[0]), self.name(c[1]), c[2] is not None, self.span(n))

@@ -56,9 +56,9 @@ def load_modules(paths: Sequence[Path], diags: Collector) -> list[ast.Module]:
 
     stdlib = data_dir("stdlib")
     modules: dict[str, ast.Module] = {}
-    graph: nx.DiGraph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     use_spans: dict[tuple[str, str], Span] = {}
-    queue = [(p.resolve(), None) for p in paths]
+    queue: list[tuple[Path, Span | None]] = [(p.resolve(), None) for p in paths]
     while queue:
         path, used_at = queue.pop(0)
         key = str(path)
@@ -184,6 +184,11 @@ def resolve(modules: Iterable[ast.Module], diags: Collector) -> model.Library:
     r = _Resolver(diags, bus_decls, device_decls)
     buses = {name: r.bus_kind(d) for name, d in bus_decls.items()}
     r.buses = buses
+    # Two passes: device types name each other (children, bus blocks inside children), so
+    # the first pass only collects them and the second resolves children against them.
+    r.diags = Collector()
+    r.devices = {name: r.device_type(d) for name, d in device_decls.items()}
+    r.diags = diags
     devices = {name: r.device_type(d) for name, d in device_decls.items()}
     r.devices = devices
     machines = r.machines(machine_decls)
@@ -359,7 +364,15 @@ class _Resolver:
                         continue
                     default = (None if stmt.default is None else
                                self.typed_value(stmt.default, t, f"the default of `{n.text}`"))
-                    props[n.text] = model.PropSpec(n.text, t, default, n.span)
+                    unique = None
+                    if stmt.unique is not None:
+                        unique = stmt.unique.text or f"{d.name.text}.{n.text}"
+                        if t.kind != "int" or t.lo is None:
+                            self.diags.error("E0303", "`unique` needs an integer type with a "
+                                             "range", stmt.unique.span,
+                                             help="e.g. `prop chassis: u8 unique`")
+                            unique = None
+                    props[n.text] = model.PropSpec(n.text, t, default, unique, n.span)
                 else:
                     if stmt.backend.text not in model.BACKEND_KINDS:
                         self.unknown("E0201", "backend kind", stmt.backend,
@@ -529,14 +542,14 @@ class _Resolver:
 
     # -- conditions
     def condition(self, e: ast.Expr, options: Mapping[str, model.OptionSpec]) -> expr.Expr:
-        result, rtype = self.expr(e, options)
+        result, rtype = self.typed_expr(e, options)
         if rtype is not None and rtype.kind != "bool":
             self.diags.error("E0302", f"this condition is {_a(rtype)}, not a bool", e.span,
                              notes=[f"it takes {rtype.describe()}"] if rtype.kind == "enum"
                              else [], help=_compare_help(e, rtype))
         return result
 
-    def expr(self, e: ast.Expr, options: Mapping[str, model.OptionSpec]
+    def typed_expr(self, e: ast.Expr, options: Mapping[str, model.OptionSpec]
              ) -> tuple[expr.Expr, model.ValueType | None]:
         BOOL = NAMED_TYPES["bool"]
         if isinstance(e, ast.Literal_):
@@ -577,7 +590,7 @@ class _Resolver:
                 assert isinstance(side, ast.Ref)
                 sides.append((expr.Const(side.name.text, side.span), None))
             else:
-                sides.append(self.expr(side, options))
+                sides.append(self.typed_expr(side, options))
         (left, lt), (right, rt) = sides
         known = lt or rt
         option = next((f"`{n.name.text}`" for n in (e.left, e.right)
@@ -605,7 +618,7 @@ class _Resolver:
     def machines(self, decls: Mapping[str, ast.MachineDecl]) -> dict[str, model.MachineSchema]:
         import networkx as nx
 
-        graph: nx.DiGraph = nx.DiGraph()
+        graph: nx.DiGraph[str] = nx.DiGraph()
         spans: dict[tuple[str, str], Span] = {}
         for name, d in decls.items():
             graph.add_node(name)

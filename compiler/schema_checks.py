@@ -216,7 +216,7 @@ def requires_acyclic(library: model.Library, diags: Collector) -> None:
 
     from .resolve import _report_cycles
 
-    g: nx.DiGraph = nx.DiGraph()
+    g: nx.DiGraph[str] = nx.DiGraph()
     spans = {}
     for t in library.devices.values():
         g.add_node(t.name)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 
 from .. import tree
 
 BusIndex = dict[str, tree.Bus]
 
 
-def _json(obj: dict[str, object]) -> str:
+def _json(obj: Mapping[str, object]) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
