@@ -105,15 +105,16 @@ class Allocator:
                 return
             self._put(p, bus)
             return
-        bus = self._choose_bus(t, p.addr is not None, p.span)
+        bus = self._choose_bus(t, p.addr is not None, p.span, p.id)
         if bus is not None:
             self._put(p, bus)
 
-    def _choose_bus(self, t: model.DeviceType, fixed: bool, span: Span) -> _Bus | None:
+    def _choose_bus(self, t: model.DeviceType, fixed: bool, span: Span,
+                    for_id: str) -> _Bus | None:
         pl = self.schema.placement
         if (pl.port_device and t.hotplug and t.plugs_into(self._port_child_kind()) is not None
                 and not fixed):
-            port = self._new_port(span)
+            port = self._new_port(span, f"for `{for_id}`")
             if port is not None:
                 return port
         for plug in t.plugs:
@@ -126,7 +127,8 @@ class Allocator:
             if provider is not None:
                 owner = self._create(provider.device, span,
                                      f"`provide {plug.bus} by {provider.device}` in "
-                                     f"`{self.schema.name}`", provider.span, prefix=plug.bus)
+                                     f"`{self.schema.name}`, for `{for_id}`", provider.span,
+                                     prefix=plug.bus)
                 if owner is not None:
                     for name in self._buses_below(owner):
                         if self.buses[name].kind == plug.bus:
@@ -152,7 +154,7 @@ class Allocator:
     def _port_buses(self) -> set[str]:
         return {b for p in self.ports for b in self.nodes[p].buses}
 
-    def _new_port(self, span: Span) -> _Bus | None:
+    def _new_port(self, span: Span, purpose: str) -> _Bus | None:
         pl = self.schema.placement
         assert pl.port_device and pl.port_bus
         root_key = self.by_name.get(pl.port_bus)
@@ -165,8 +167,8 @@ class Allocator:
         # fn 0 of a slot of packed ports must say so, or QEMU refuses fn 1..7
         extra = (("multifunction", True),) if addr[1] == 0 else ()
         owner = self._create(pl.port_device, span, f"`placement {{ ports … }}` of "
-                             f"`{self.schema.name}`: one port per hot-pluggable endpoint",
-                             None, bus=root, addr=addr, prefix="rp", extra=extra)
+                             f"`{self.schema.name}`: a root port {purpose}",
+                             pl.span, bus=root, addr=addr, prefix="rp", extra=extra)
         if owner is None:
             return None
         self.ports.append(owner)
@@ -194,9 +196,9 @@ class Allocator:
         ident = self._fresh_id(prefix)
         props = list(extra)
         p = Planned(ident, dtype, "default", tuple(sorted(props)), (), None, None,
-                    tree.Provenance(reason, rule_span), span)
+                    tree.Provenance(reason, rule_span, span), span)
         if bus is None:
-            bus = self._choose_bus(t, False, span)
+            bus = self._choose_bus(t, False, span, ident)
             if bus is None:
                 return None
         self._put(p, bus, addr)
@@ -343,7 +345,7 @@ class Allocator:
         if not self.schema.placement.port_device:
             return
         for _ in range(count):
-            if self._new_port(span) is None:
+            if self._new_port(span, "kept free for hot-plug (`hotplug-slots`)") is None:
                 self.diags.error("E1202", "no room for another hot-plug port", span)
                 return
 

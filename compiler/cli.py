@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--emit", action="append", default=[], choices=("json", "argv", "shell"),
                       help="output kind (repeatable)")
     comp.add_argument("-o", "--output", type=Path, metavar="PATH")
+    comp.add_argument("--why", metavar="ID",
+                      help="say why device ID is in the precise machine, and where it comes from")
     return p
 
 
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "show":
             return _show(args.machine, args.option, fmt, args.why)
         if args.command == "compile":
-            return _compile(args.spec, args.emit, args.output)
+            return _compile(args.spec, args.emit, args.output, args.why)
     except CompileError as exc:
         if fmt == "json" and args.command == "lint":
             sys.stdout.write(render_json(exc.diagnostics))
@@ -73,13 +75,25 @@ def _show(machine: str, options: list[str], fmt: str, why: bool) -> int:
     return 0
 
 
-def _compile(path: Path, emits: list[str], output: Path | None) -> int:
+def _compile(path: Path, emits: list[str], output: Path | None, why: str | None) -> int:
     import json
 
     from . import driver
-    from .emit import argv, blob
+    from .emit import argv, blob, text
 
     machine = driver.compile_spec(path)
+    if why is not None:
+        from .diagnostics import CompileError, error, quote_list
+        from .source import SourceFile
+        from .tree import walk
+
+        ids = [d.id for _b, d, _n in walk(machine.root)]
+        if why not in ids:
+            span = SourceFile.from_text("<command line>", why).span(0, len(why))
+            raise CompileError([error("E1501", f"no device `{why}` in this machine", span,
+                                      notes=[f"its devices are {quote_list(ids, 40)}"])])
+        sys.stdout.write(text.why(machine, why))
+        return 0
     defaults = driver.option_defaults(machine.info.schema)
     outputs = {
         "json": lambda: blob.blob(machine),

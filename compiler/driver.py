@@ -68,7 +68,7 @@ def _size(value: object) -> int | None:
 
 def compile_spec(path: Path) -> tree.Machine:
     """Loose spec → precise machine: load, resolve the schema, plan, address."""
-    from . import address, plan, spec
+    from . import address, plan, spec, validate
 
     diags = Collector()
     loose = spec.load(path)
@@ -104,9 +104,12 @@ def compile_spec(path: Path) -> tree.Machine:
                           spares, loose.span, diags)
     diags.check()
     name_value = loose.top.get("name")
-    return tree.Machine(expand.machine_info(schema, options), root,
-                        tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
-                        planned.backends, str(name_value.value) if name_value else "")
+    machine = tree.Machine(expand.machine_info(schema, options), root,
+                           tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
+                           planned.backends, str(name_value.value) if name_value else "")
+    validate.validate(machine, library, loose.span, diags)
+    diags.check()
+    return machine
 
 
 def _option_text(value: object) -> str:

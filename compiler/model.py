@@ -196,6 +196,7 @@ class Placement:
     vio_base: int | None = None
     pci_root: str | None = None
     pci_root_slots: tuple[int, int] | None = None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

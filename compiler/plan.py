@@ -105,7 +105,7 @@ def _item(schema: model.MachineSchema, library: model.Library, item: spec.Item, 
         origin = "spec"
         how = "given" if item.get(impl.key) else "the default"
         why = tree.Provenance(f"{item.kind} {impl.key} `{key}` ({how}) is `{dtype_name}` in "
-                              f"`{schema.name}`", impl.case_spans.get(key))
+                              f"`{schema.name}`", impl.case_spans.get(key), item.span)
     dtype = library.devices[dtype_name]
     props: dict[str, tree.PropValue] = {}
     links: dict[str, str] = {}

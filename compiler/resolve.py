@@ -810,7 +810,8 @@ class _Resolver:
             vio_base=vio.reg if isinstance(vio, ast.VioBase) else None,
             pci_root=root.bus if isinstance(root, ast.PciRoot) else None,
             pci_root_slots=((root.slots.lo, root.slots.hi) if isinstance(root, ast.PciRoot)
-                            else None))
+                            else None),
+            span=p.span)
 
 
 def _a(t: model.ValueType, plural: bool = False) -> str:

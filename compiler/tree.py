@@ -22,6 +22,8 @@ class Provenance:
 
     reason: str
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # the spec entry (or device) that asked for it, where that is not `span` itself
+    cause: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

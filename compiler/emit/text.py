@@ -41,3 +41,32 @@ def show_text(m: tree.Machine, *, why: bool = False) -> str:
     bus(m.root, "")
     lines.append(f"{count} devices")
     return "\n".join(lines) + "\n"
+
+
+def why(m: tree.Machine, ident: str) -> str:
+    """`compile --why ID`: the device, then each device its bus hangs from, with the reason
+    and the places (schema statement, spec entry) that brought each one."""
+    chain: list[tuple[tree.Bus, tree.Device]] = []
+
+    def find(bus: tree.Bus, path: list[tuple[tree.Bus, tree.Device]]) -> bool:
+        for d in bus.devices:
+            here = [*path, (bus, d)]
+            if d.id == ident or any(find(b, here) for b in d.buses):
+                if d.id == ident:
+                    chain.extend(reversed(here))
+                return True
+        return False
+
+    find(m.root, [])
+    lines = []
+    for depth, (bus, d) in enumerate(chain):
+        at = f" at {d.addr}" if d.addr else ""
+        lead = "  " * depth + ("" if depth == 0 else "on a bus of ")
+        lines.append(f"{lead}`{d.id}` ({d.type}), origin {d.origin}, on `{bus.name}`{at}")
+        pad = "  " * depth + "  "
+        lines.append(f"{pad}why: {d.why.reason or 'given in the precise blob'}")
+        if d.why.span is not None:
+            lines.append(f"{pad}rule: {d.why.span}")
+        if d.why.cause is not None:
+            lines.append(f"{pad}asked for by: {d.why.cause}")
+    return "\n".join(lines) + "\n"

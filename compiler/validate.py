@@ -1,0 +1,301 @@
+"""Checks on the precise tree before anything is emitted: a registry of named rules with
+stable codes (E14xx), over a networkx graph of devices, buses and backends. Checks only read;
+every error names its rule and points at the statement or spec line that brought the device.
+
+Runs after `address` on compiled specs, and on precise blobs given as input, where a hand
+edit can break any of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import attrs
+
+from . import addresses, model, tree
+from .diagnostics import Collector, Label, quote_list
+from .source import Span
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+@attrs.frozen
+class Placed:
+    device: tree.Device
+    bus: tree.Bus
+    parent: tree.Device | None
+
+
+@attrs.define
+class Context:
+    machine: tree.Machine
+    library: model.Library
+    fallback: Span
+    placed: list[Placed] = attrs.Factory(list)
+    _graph: nx.DiGraph[str] | None = None
+
+    def span(self, d: tree.Device) -> Span:
+        return d.why.span or self.fallback
+
+    def type(self, d: tree.Device) -> model.DeviceType | None:
+        return self.library.devices.get(d.type)
+
+    @property
+    def graph(self) -> nx.DiGraph[str]:
+        """device → the device its bus belongs to, → its backends, → what it requires."""
+        if self._graph is None:
+            self._graph = dependency_graph(self)
+        return self._graph
+
+
+Rule = Callable[[Context, Collector], None]
+
+
+@attrs.frozen
+class Check:
+    code: str
+    name: str
+    summary: str
+    run: Rule
+
+
+REGISTRY: list[Check] = []
+
+
+def check(code: str, name: str, summary: str) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        REGISTRY.append(Check(code, name, summary, fn))
+        return fn
+    return register
+
+
+def _placed(bus: tree.Bus, parent: tree.Device | None) -> Iterator[Placed]:
+    for d in bus.devices:
+        yield Placed(d, bus, parent)
+        for child in d.buses:
+            yield from _placed(child, d)
+
+
+def validate(machine: tree.Machine, library: model.Library, fallback: Span,
+             diags: Collector) -> None:
+    ctx = Context(machine, library, fallback, list(_placed(machine.root, None)))
+    for c in REGISTRY:
+        c.run(ctx, diags)
+
+
+def _rule(name: str) -> str:
+    return f"rule `{name}`"
+
+
+def dependency_graph(ctx: Context) -> nx.DiGraph[str]:
+    import networkx as nx
+
+    g: nx.DiGraph[str] = nx.DiGraph()
+    providers: dict[str, list[str]] = {}
+    for p in ctx.placed:
+        t = ctx.type(p.device)
+        for cap in t.provides if t else ():
+            providers.setdefault(cap, []).append(p.device.id)
+    for p in ctx.placed:
+        node = f"device:{p.device.id}"
+        g.add_node(node)
+        if p.parent is not None:
+            g.add_edge(node, f"device:{p.parent.id}", why="sits on a bus of")
+        for _link, backend in p.device.backend:
+            g.add_edge(node, f"backend:{backend}", why="uses")
+        t = ctx.type(p.device)
+        for cap in t.requires if t else ():
+            for provider in providers.get(cap, []):
+                g.add_edge(node, f"device:{provider}", why=f"requires `{cap}` from")
+    for ident, _body in ctx.machine.backends:
+        g.add_node(f"backend:{ident}")
+    return g
+
+
+@check("E1401", "known-type", "every device type exists in the stdlib")
+def known_type(ctx: Context, diags: Collector) -> None:
+    for p in ctx.placed:
+        if ctx.type(p.device) is None:
+            diags.error("E1401", f"unknown device type `{p.device.type}`", ctx.span(p.device),
+                        notes=[f"expected one of {quote_list(ctx.library.devices)}"])
+
+
+@check("E1402", "unique-ids", "device ids are unique")
+def unique_ids(ctx: Context, diags: Collector) -> None:
+    seen: dict[str, tree.Device] = {}
+    for p in ctx.placed:
+        first = seen.setdefault(p.device.id, p.device)
+        if first is not p.device:
+            diags.error("E1402", f"device id `{p.device.id}` is used twice", ctx.span(p.device),
+                        labels=[Label(ctx.span(first), "first used here")],
+                        notes=[_rule("unique-ids")])
+
+
+@check("E1403", "bus-kind", "each device sits on a bus kind it plugs into")
+def bus_kind(ctx: Context, diags: Collector) -> None:
+    for p in ctx.placed:
+        t = ctx.type(p.device)
+        if t is not None and t.plugs_into(p.bus.kind) is None:
+            diags.error("E1403", f"`{p.device.id}` ({t.name}) cannot go on `{p.bus.name}`, "
+                        f"a `{p.bus.kind}` bus", ctx.span(p.device),
+                        notes=[f"`{t.name}` plugs into {quote_list(pl.bus for pl in t.plugs)}",
+                               _rule("bus-kind")])
+
+
+@check("E1404", "address", "addresses are well formed, in range and distinct")
+def address(ctx: Context, diags: Collector) -> None:
+    spaces = _bus_spaces(ctx)
+    for bus_id, (bus, space) in spaces.items():
+        seen: dict[tuple[int, ...], tree.Device] = {}
+        for d in bus.devices:
+            if d.addr is None:
+                if space.notation not in ("none",) and d.origin != "machine":
+                    diags.error("E1404", f"`{d.id}` on `{bus.name}` has no address",
+                                ctx.span(d), notes=[_rule("address")])
+                continue
+            if space.notation == "none":
+                diags.error("E1404", f"devices on `{bus.name}` have no address, but `{d.id}` "
+                            f"has `{d.addr}`", ctx.span(d), notes=[_rule("address")])
+                continue
+            try:
+                addr = addresses.parse(space.notation, d.addr)
+            except addresses.AddressSyntaxError as exc:
+                diags.error("E1404", f"`{d.addr}` is not a {space.notation} address",
+                            ctx.span(d), help=str(exc), notes=[_rule("address")])
+                continue
+            t = ctx.type(d)
+            plug = t.plugs_into(bus.kind) if t else None
+            why = space.out_of_range(addr, plug.tag if plug else None)
+            if why:
+                diags.error("E1404", f"`{d.id}` is out of range on `{bus.name}`: {why}",
+                            ctx.span(d), notes=[_rule("address")])
+            other = seen.setdefault(addr, d)
+            if other is not d:
+                diags.error("E1404", f"`{d.id}` and `{other.id}` are both at {d.addr} on "
+                            f"`{bus.name}`", ctx.span(d),
+                            labels=[Label(ctx.span(other), f"`{other.id}` ({other.type}): "
+                                          f"{other.why.reason or 'here'}")],
+                            notes=[_rule("address")])
+        del bus_id
+
+
+def _bus_spaces(ctx: Context) -> dict[int, tuple[tree.Bus, addresses.AddressSpace]]:
+    result: dict[int, tuple[tree.Bus, addresses.AddressSpace]] = {}
+    root = ctx.library.buses.get(ctx.machine.root.kind)
+    result[id(ctx.machine.root)] = (ctx.machine.root, root.address if root else
+                                    addresses.AddressSpace("none"))
+    for p in ctx.placed:
+        t = ctx.type(p.device)
+        for b in p.device.buses:
+            template = next((tb for tb in (t.buses if t else ()) if tb.kind == b.kind), None)
+            kind = ctx.library.buses.get(b.kind)
+            space = (template.address if template else kind.address if kind
+                     else addresses.AddressSpace(b.notation))
+            result[id(b)] = (b, space)
+    return result
+
+
+@check("E1405", "multifunction", "other functions of a PCI slot need function 0 to say so")
+def multifunction(ctx: Context, diags: Collector) -> None:
+    for bus, _space in _bus_spaces(ctx).values():
+        if bus.notation != "pci":
+            continue
+        slots: dict[int, dict[int, tree.Device]] = {}
+        for d in bus.devices:
+            if d.addr is None:
+                continue
+            try:
+                slot, fn = addresses.parse("pci", d.addr)
+            except addresses.AddressSyntaxError:
+                continue
+            slots.setdefault(slot, {})[fn] = d
+        for functions in slots.values():
+            fn0 = functions.get(0)
+            others = [d for fn, d in sorted(functions.items()) if fn != 0]
+            if fn0 is None or not others or dict(fn0.props).get("multifunction"):
+                continue
+            if fn0.origin == "machine" and _machine_multifunction(ctx, fn0):
+                continue
+            diags.error("E1405", f"`{others[0].id}` is at {others[0].addr} but `{fn0.id}` at "
+                        f"function 0 is not multifunction", ctx.span(others[0]),
+                        labels=[Label(ctx.span(fn0), f"`{fn0.id}` is here")],
+                        notes=["QEMU: `PCI: … indicates single function`", _rule("multifunction")],
+                        help=f"set `multifunction = true` on `{fn0.id}`")
+
+
+def _machine_multifunction(ctx: Context, d: tree.Device) -> bool:
+    t = ctx.type(d)
+    return bool(t and t.multifunction)
+
+
+@check("E1406", "links", "backend links resolve, required links are set, every backend is used")
+def links(ctx: Context, diags: Collector) -> None:
+    backends = dict(ctx.machine.backends)
+    used: set[str] = set()
+    for p in ctx.placed:
+        t = ctx.type(p.device)
+        if t is None:
+            continue
+        given = dict(p.device.backend)
+        for name, target in given.items():
+            spec = t.links.get(name)
+            if spec is None:
+                diags.error("E1406", f"`{t.name}` has no backend link `{name}`",
+                            ctx.span(p.device), notes=[f"its links are {quote_list(t.links)}",
+                                                       _rule("links")])
+            elif target not in backends:
+                diags.error("E1406", f"`{p.device.id}` links `{name}` to `{target}`, which is "
+                            "not a backend", ctx.span(p.device),
+                            notes=[f"the backends are {quote_list(backends)}", _rule("links")])
+            else:
+                kind = dict(backends[target]).get("kind")
+                want = {"rng": "rng-random"}.get(spec.backend, spec.backend)
+                if kind != want:
+                    diags.error("E1406", f"`{p.device.id}`'s `{name}` needs a {spec.backend}, "
+                                f"but `{target}` is a {kind}", ctx.span(p.device),
+                                notes=[_rule("links")])
+                if target in used:
+                    diags.error("E1406", f"backend `{target}` is used twice",
+                                ctx.span(p.device), notes=[_rule("links")],
+                                help="give each device its own backend")
+                used.add(target)
+        if p.device.origin != "machine":
+            for spec in t.links.values():
+                if not spec.optional and spec.name not in given:
+                    diags.error("E1406", f"`{p.device.id}` ({t.name}) needs its `{spec.name}` "
+                                f"link to a {spec.backend}", ctx.span(p.device),
+                                notes=[_rule("links")])
+    for ident in backends:
+        if ident not in used:
+            diags.error("E1406", f"backend `{ident}` is not used by any device", ctx.fallback,
+                        notes=[_rule("links")])
+
+
+@check("E1407", "requirements", "what a device requires, some device provides")
+def requirements(ctx: Context, diags: Collector) -> None:
+    provided = {cap for p in ctx.placed if (t := ctx.type(p.device)) for cap in t.provides}
+    for p in ctx.placed:
+        t = ctx.type(p.device)
+        for cap in t.requires if t else ():
+            if cap not in provided:
+                diags.error("E1407", f"`{p.device.id}` ({t.name if t else '?'}) requires "
+                            f"`{cap}`, which no device of this machine provides",
+                            ctx.span(p.device), notes=[_rule("requirements")])
+
+
+@check("E1408", "acyclic", "no device depends on itself")
+def acyclic(ctx: Context, diags: Collector) -> None:
+    import networkx as nx
+
+    g = ctx.graph
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        return
+    chain = " → ".join(f"`{a.split(':', 1)[1]}` {g.edges[a, b]['why']}" for a, b in cycle)
+    first = cycle[0][0].split(":", 1)[1]
+    device = next((p.device for p in ctx.placed if p.device.id == first), None)
+    diags.error("E1408", f"dependency cycle: {chain} `{first}`",
+                ctx.span(device) if device else ctx.fallback, notes=[_rule("acyclic")])
