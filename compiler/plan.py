@@ -173,8 +173,8 @@ def _backend(item: spec.Item, ident: str, dtype: model.DeviceType,
         return (link.name if link else "chardev"), tuple(sorted(chr_.items()))
     if item.kind == "rng":
         link = links.get("rng")
-        return (link.name if link else "rng"), (("filename", "/dev/urandom"),
-                                                 ("kind", "rng-random"))
+        return (link.name if link else "rng"), (("backend", "random"),
+                                                 ("filename", "/dev/urandom"), ("kind", "rng"))
     return None
 
 

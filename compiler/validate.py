@@ -251,8 +251,7 @@ def links(ctx: Context, diags: Collector) -> None:
                             notes=[f"the backends are {quote_list(backends)}", _rule("links")])
             else:
                 kind = dict(backends[target]).get("kind")
-                want = {"rng": "rng-random"}.get(spec.backend, spec.backend)
-                if kind != want:
+                if kind != spec.backend:
                     diags.error("E1406", f"`{p.device.id}`'s `{name}` needs a {spec.backend}, "
                                 f"but `{target}` is a {kind}", ctx.span(p.device),
                                 notes=[_rule("links")])

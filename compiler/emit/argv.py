@@ -52,8 +52,8 @@ def _backend_args(ident: str, body: dict[str, tree.PropValue]) -> list[str]:
         elif body["backend"] == "socket":
             opts += [f"path={_escape(str(body['path']))}", "server=on", "wait=off"]
         return ["-chardev", ",".join(opts)]
-    if kind == "rng-random":
-        return ["-object", _json({"qom-type": "rng-random", "id": ident,
+    if kind == "rng":
+        return ["-object", _json({"qom-type": f"rng-{body['backend']}", "id": ident,
                                   "filename": body["filename"]})]
     raise ValueError(f"unknown backend kind {kind!r}")
 
