@@ -263,6 +263,12 @@ class QemuMachine:
 
 
 @attrs.frozen
+class DefaultMemory:
+    size: str
+    span: Span = _span
+
+
+@attrs.frozen
 class OptionDecl:
     name: Name
     type: TypeExpr
@@ -364,7 +370,7 @@ DeviceStmt = Union[
 ]
 MachineStmt = Union[
     Doc, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide, Check,
-    Compat, Placement,
+    Compat, Placement, DefaultMemory,
 ]
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from . import expand, expr, model, resolve, schema_checks, tree
 from .diagnostics import Collector, quote_list
-from .source import SourceFile
+from .source import SourceFile, Span
+from .units import parse_size
 
 
 def lint(paths: Sequence[Path]) -> model.Library:
@@ -53,19 +54,6 @@ def option_defaults(machine: str) -> dict[str, expr.Scalar]:
     return {name: o.default for name, o in schema.options.items()}
 
 
-SIZE_SUFFIX = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def _size(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str) and value[:-1].isdigit() and value[-1:].upper() in SIZE_SUFFIX:
-        return int(value[:-1]) * SIZE_SUFFIX[value[-1].upper()]
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
 def compile_spec(path: Path) -> tree.Machine:
     """Loose spec → precise machine: load, resolve the schema, plan, address."""
     from . import address, plan, spec, validate
@@ -83,7 +71,7 @@ def compile_spec(path: Path) -> tree.Machine:
         raise AssertionError("unreachable")
     given = {k: (_option_text(v.value), v.span) for k, v in loose.options.items()}
     options = expand.option_values(schema, given, diags)
-    cpus, memory = _cpus_memory(loose, diags)
+    cpus, memory = _cpus_memory(loose, schema.default_memory, diags)
     facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
     for key in ("sockets", "cores", "threads"):
         facts[f"cpus.{key}"] = int(cpus.get(key, 1))
@@ -118,8 +106,8 @@ def _option_text(value: object) -> str:
     return str(value)
 
 
-def _cpus_memory(loose: object, diags: Collector) -> tuple[dict[str, tree.PropValue],
-                                                          dict[str, tree.PropValue]]:
+def _cpus_memory(loose: object, schema_memory: int, diags: Collector
+                 ) -> tuple[dict[str, tree.PropValue], dict[str, tree.PropValue]]:
     from .spec import LooseSpec
 
     assert isinstance(loose, LooseSpec)
@@ -137,13 +125,41 @@ def _cpus_memory(loose: object, diags: Collector) -> tuple[dict[str, tree.PropVa
             cpus[k] = v.value
         else:
             diags.error("E1003", f"`cpus.{k}` must be a positive integer", v.span)
-    memory: dict[str, tree.PropValue] = {}
+    where = cv.span if cv is not None else next(
+        (v.span for v in loose.cpus.values()), loose.span)
+    _topology(cpus, cv is not None or "count" in loose.cpus, where, diags)
+    memory: dict[str, tree.PropValue] = {"size": schema_memory}
     mv = loose.top.get("memory")
     if mv is not None:
-        size = _size(mv.value)
+        size = parse_size(mv.value)
         if size is None:
             diags.error("E1003", f"`memory` must be a size, not `{mv.value}`", mv.span,
                         help='write bytes, or a number with K, M, G or T: `memory = "4G"`')
         else:
             memory["size"] = size
     return cpus, memory
+
+
+
+def _topology(cpus: dict[str, tree.PropValue], count_given: bool, span: Span,
+              diags: Collector) -> None:
+    """Fill sockets/cores/threads as QEMU 7.2's -smp does for 7.x machines, which prefer
+    cores (hw/core/machine-smp.c): missing sockets and threads are 1, cores take the rest,
+    and a missing count is the product."""
+    def number(key: str, default: int) -> int:
+        v = cpus.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) else default
+
+    sockets, threads = number("sockets", 1), number("threads", 1)
+    count = number("count", 1)
+    if "cores" in cpus:
+        cores = number("cores", 1)
+        if not count_given:
+            count = sockets * cores * threads
+    else:
+        cores = max(1, count // (sockets * threads))
+    cpus.update(count=count, sockets=sockets, cores=cores, threads=threads)
+    if sockets * cores * threads != count:
+        diags.error("E1003", f"invalid CPU topology: {sockets} sockets × {cores} cores × "
+                    f"{threads} threads is not {count} cpus", span,
+                    help="give a count that is their product, or leave one of them out")

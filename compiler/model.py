@@ -214,6 +214,7 @@ class MachineSchema:
     checks: tuple[Check, ...]
     compat: tuple[CompatProp, ...]
     placement: Placement
+    default_memory: int
     doc: str
     span: Span = _span
 

@@ -266,6 +266,9 @@ class _Builder:
     def _qemu_machine(self, n: Any, c: list[Any]) -> ast.QemuMachine:
         return ast.QemuMachine(self.string(c[0]), self.span(n))
 
+    def _default_memory(self, n: Any, c: list[Any]) -> ast.DefaultMemory:
+        return ast.DefaultMemory(self.string(c[0]), self.span(n))
+
     def _option_decl(self, n: Any, c: list[Any]) -> ast.OptionDecl:
         default = None if c[2] is None else self.build(c[2])
         return ast.OptionDecl(self.name(c[0]), self.build(c[1]), default, self.span(n))

@@ -16,6 +16,7 @@ from . import addresses, ast, expr, model
 from .diagnostics import Collector, CompileError, Label, quote_list
 from .parse import parse_module
 from .source import SourceFile, Span, whole_file
+from .units import parse_size
 
 DATA_ROOT_CANDIDATES = (Path(__file__).parent, Path(__file__).parent.parent)
 
@@ -651,6 +652,20 @@ class _Resolver:
         binary = self.single(body, ast.Binary, "binary")
         qemu = self.single(body, ast.QemuMachine, "qemu-machine")
         placement_stmt = self.single(body, ast.Placement, "placement")
+        memory_stmt = self.single(body, ast.DefaultMemory, "default-memory")
+        default_memory = parent.default_memory if parent else 0
+        if isinstance(memory_stmt, ast.DefaultMemory):
+            size = parse_size(memory_stmt.size)
+            if size is None:
+                self.diags.error("E0301", f"`default-memory` must be a size, not "
+                                 f"`{memory_stmt.size}`", memory_stmt.span,
+                                 help='write bytes, or a number with K, M, G or T: "128M"')
+            else:
+                default_memory = size
+        elif parent is None:
+            self.diags.error("E0901", f"machine `{d.name.text}` has no `default-memory`",
+                             d.name.span, help="add what QEMU gives without -m, e.g. "
+                             '`default-memory "128M"`')
         if parent is None:
             for stmt, kw in ((arch, "arch"), (binary, "binary"), (qemu, "qemu-machine")):
                 if stmt is None:
@@ -726,7 +741,8 @@ class _Resolver:
                                                                  else ""),
             parent.name if parent else None,
             options, tuple(devices), implementations, providers, tuple(checks), tuple(compat),
-            placement, doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
+            placement, default_memory, doc.text if isinstance(doc, ast.Doc) else "",
+            d.name.span)
 
     def root_space(self) -> addresses.AddressSpace:
         root = self.buses.get(ROOT_BUS_KIND)
