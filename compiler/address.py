@@ -53,6 +53,7 @@ class Allocator:
         self.reserved: set[str] = set()  # ids the spec uses, never given to added devices
         self.root = "main-system-bus"
         self.buses[self.root] = _Bus(self.root, "system", addresses.AddressSpace("none"), None)
+        self.by_name[self.root] = self.root
         self.ports: list[str] = []
 
     # -- pass 1: what the machine builds
@@ -365,13 +366,15 @@ class Allocator:
 
 def assign(schema: model.MachineSchema, library: model.Library,
            machine_devices: tuple[tree.Device, ...], plan: Plan, spares: int, span: Span,
-           diags: Collector) -> tree.Bus:
+           diags: Collector, *, keep_order: bool = False) -> tree.Bus:
+    """`keep_order`: place devices in the order given (a precise blob, where every device
+    already has its bus and address) rather than fixed addresses first."""
     alloc = Allocator(schema, library, diags)
     alloc.reserved = {p.id for p in plan.devices}
     alloc.add_machine(machine_devices, alloc.root)
     fixed = [p for p in plan.devices if p.addr is not None]
     free = [p for p in plan.devices if p.addr is None]
-    for p in fixed + free:
+    for p in plan.devices if keep_order else fixed + free:
         alloc.place(p)
     alloc.spare_ports(spares, span)
     return alloc.tree()

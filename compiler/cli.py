@@ -81,7 +81,7 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
     from . import driver
     from .emit import argv, blob, text
 
-    machine = driver.compile_spec(path)
+    machine = driver.compile_input(path)
     if why is not None:
         from .diagnostics import CompileError, error, quote_list
         from .source import SourceFile

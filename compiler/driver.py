@@ -54,6 +54,30 @@ def option_defaults(machine: str) -> dict[str, expr.Scalar]:
     return {name: o.default for name, o in schema.options.items()}
 
 
+def compile_input(path: Path) -> tree.Machine:
+    """A loose spec, or a precise blob (a `.json` with a `format`), → the precise machine."""
+    import json
+
+    from . import precise, validate
+
+    if path.suffix == ".json":
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError):
+            data = None  # the spec loader reports it with a position
+        if precise.is_blob(data):
+            assert isinstance(data, dict)
+            library = resolve.load_library()
+            source = SourceFile.from_text(str(path), text)
+            machine = precise.load(source, data, library)
+            diags = Collector()
+            validate.validate(machine, library, source.span(0, 0), diags)
+            diags.check()
+            return machine
+    return compile_spec(path)
+
+
 def compile_spec(path: Path) -> tree.Machine:
     """Loose spec → precise machine: load, resolve the schema, plan, address."""
     from . import address, plan, spec, validate
@@ -94,7 +118,8 @@ def compile_spec(path: Path) -> tree.Machine:
     name_value = loose.top.get("name")
     machine = tree.Machine(expand.machine_info(schema, options), root,
                            tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
-                           planned.backends, str(name_value.value) if name_value else "")
+                           tuple(sorted(planned.backends)),
+                           str(name_value.value) if name_value else "")
     validate.validate(machine, library, loose.span, diags)
     diags.check()
     return machine

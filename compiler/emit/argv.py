@@ -90,7 +90,7 @@ def argv(m: tree.Machine, option_defaults: dict[str, tree.PropValue]) -> list[st
         size = int(memory["size"])
         # -m takes MiB without a suffix; a byte count needs its `b` suffix
         args += ["-m", f"{size >> 20}M" if size % (1 << 20) == 0 else f"{size}b"]
-    for ident, body in m.backends:
+    for ident, body in sorted(m.backends):
         args += _backend_args(ident, dict(body))
     for bus, device, _depth in tree.walk(m.root):
         if device.origin == "machine":

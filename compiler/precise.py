@@ -1,0 +1,296 @@
+"""A precise blob (CONTRACT `mschema-precise/1`) as input: JSON → `tree.Machine`, checked.
+
+Ends at a machine equal to what the blob says, or diagnostics (E16xx) pointing into the
+blob. Beyond its shape, a blob must describe what QEMU would build: it is rebuilt through
+`address` with every bus and address as written, and must come out the same: no machine
+device missing or invented, every child and bus where its type puts it. That makes
+`compile(blob)` a fixed point and catches hand edits that QEMU would not reproduce.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from . import address, expand, expr, model, tree
+from .diagnostics import Collector, CompileError, error, quote_list
+from .emit.blob import FORMAT
+from .jsonpos import PathKey, locate
+from .plan import Plan, Planned
+from .source import SourceFile, Span
+
+Json = object
+
+
+def is_blob(data: object) -> bool:
+    return isinstance(data, dict) and "format" in data
+
+
+class _Reader:
+    """Typed access to the blob with a span for every path."""
+
+    def __init__(self, source: SourceFile, diags: Collector) -> None:
+        self.source = source
+        self.diags = diags
+        self.where, _dups = locate(source.text)
+        self.known_types: set[str] = set()
+
+    def span(self, path: PathKey, key: bool = False) -> Span:
+        while path and path not in self.where:
+            path = path[:-1]
+        ks, ke, vs, ve = self.where.get(path, (0, 0, 0, 0))
+        return self.source.span(ks, ke) if key else self.source.span(vs, ve)
+
+    def fail(self, path: PathKey, message: str, **kw: object) -> None:
+        self.diags.error("E1602", message, self.span(path), **kw)
+
+    def obj(self, value: Json, path: PathKey, keys: tuple[str, ...], required: tuple[str, ...]
+            ) -> dict[str, Json] | None:
+        if not isinstance(value, dict):
+            self.fail(path, f"`{_show(path)}` must be an object")
+            return None
+        for k in value:
+            if k not in keys:
+                self.diags.error("E1603", f"unknown key `{k}` in `{_show(path)}`",
+                                 self.span((*path, k), key=True),
+                                 notes=[f"expected one of {quote_list(keys)}"])
+        for k in required:
+            if k not in value:
+                self.fail(path, f"`{_show(path)}` has no `{k}`")
+        return value
+
+    def scalar_map(self, value: Json, path: PathKey) -> dict[str, tree.PropValue]:
+        if not isinstance(value, dict):
+            self.fail(path, f"`{_show(path)}` must be an object")
+            return {}
+        result: dict[str, tree.PropValue] = {}
+        for k, v in value.items():
+            if isinstance(v, (bool, int, str)) and not isinstance(v, float):
+                result[k] = v
+            else:
+                self.fail((*path, k), f"`{_show((*path, k))}` must be a string, an integer "
+                          "or a boolean")
+        return result
+
+    def string(self, value: Json, path: PathKey) -> str | None:
+        if isinstance(value, str) and value:
+            return value
+        self.fail(path, f"`{_show(path)}` must be a non-empty string")
+        return None
+
+
+def _show(path: PathKey) -> str:
+    text = ""
+    for p in path:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else p)
+    return text or "(the blob)"
+
+
+ORIGINS: tuple[tree.Origin, ...] = ("machine", "default", "spec", "hotplug")
+
+
+def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> tree.Machine:
+    diags = Collector()
+    r = _Reader(source, diags)
+    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "devices",
+                           "backends"), ("format", "machine", "devices", "backends"))
+    if top is None:
+        diags.check()
+        raise AssertionError("unreachable")
+    if top.get("format") != FORMAT:
+        r.diags.error("E1601", f"not a `{FORMAT}` blob", r.span(("format",)),
+                      notes=[f"this mschema reads `{FORMAT}`"])
+    diags.check()
+    m = r.obj(top["machine"], ("machine",), ("schema", "qemu", "arch", "options"),
+              ("schema", "options"))
+    diags.check()
+    assert m is not None
+    schema_name = r.string(m.get("schema"), ("machine", "schema"))
+    schema = library.machines.get(schema_name or "")
+    if schema is None:
+        diags.error("E0204", f"unknown machine `{schema_name}`", r.span(("machine", "schema")),
+                    notes=[f"expected one of {quote_list(library.machines)}"])
+        diags.check()
+        raise AssertionError("unreachable")
+    for key, want in (("qemu", schema.qemu_machine), ("arch", schema.arch)):
+        if key in m and m[key] != want:
+            r.fail(("machine", key), f"`{schema.name}` has {key} `{want}`, not `{m[key]}`")
+    given = {k: (_option_text(v), r.span(("machine", "options", k)))
+             for k, v in r.scalar_map(m["options"], ("machine", "options")).items()}
+    options = expand.option_values(schema, given, diags)
+    cpus = r.scalar_map(top.get("cpus", {}), ("cpus",))
+    memory = r.scalar_map(top.get("memory", {}), ("memory",))
+    backends = _backends(r, top["backends"])
+    r.known_types = set(library.devices)
+    devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
+    diags.check()
+    name = top.get("name")
+    info = expand.machine_info(schema, options)
+    given_tree = _given_tree(r, library, top["devices"], ("devices",), "main-system-bus",
+                             "system")
+    machine = tree.Machine(info, given_tree, tuple(sorted(cpus.items())),
+                           tuple(sorted(memory.items())), backends,
+                           name if isinstance(name, str) else "")
+    rebuilt = _rebuild(schema, library, options, devices, backends, source, diags)
+    diags.check()
+    _compare(given_tree, rebuilt, diags, schema)
+    diags.check()
+    return machine
+
+
+def _option_text(v: tree.PropValue) -> str:
+    return ("on" if v else "off") if isinstance(v, bool) else str(v)
+
+
+def _backends(r: _Reader, value: Json) -> tuple[tuple[str, tuple[tuple[str, tree.PropValue],
+                                                                   ...]], ...]:
+    if not isinstance(value, dict):
+        r.fail(("backends",), "`backends` must be an object")
+        return ()
+    result = []
+    for ident, body in value.items():
+        props = r.scalar_map(body, ("backends", ident))
+        if "kind" not in props:
+            r.fail(("backends", ident), f"backend `{ident}` has no `kind`")
+        result.append((ident, tuple(sorted(props.items()))))
+    return tuple(sorted(result))
+
+
+def _devices(r: _Reader, value: Json, path: PathKey, bus: str) -> Iterator[Planned]:
+    """Every non-machine device, in tree order, as a device placed exactly where written."""
+    if not isinstance(value, list):
+        r.fail(path, f"`{_show(path)}` must be an array")
+        return
+    for i, d in enumerate(value):
+        p = (*path, i)
+        obj = r.obj(d, p, ("id", "type", "origin", "addr", "props", "backend", "buses"),
+                    ("id", "type", "origin", "props"))
+        if obj is None:
+            continue
+        origin = obj.get("origin")
+        if origin not in ORIGINS or not isinstance(origin, str):
+            r.fail((*p, "origin"), f"`origin` must be one of {quote_list(ORIGINS)}")
+            continue
+        ident, dtype = r.string(obj.get("id"), (*p, "id")), r.string(obj.get("type"), (*p, "type"))
+        props = r.scalar_map(obj.get("props", {}), (*p, "props"))
+        links = r.scalar_map(obj.get("backend", {}), (*p, "backend"))
+        addr = obj.get("addr")
+        if addr is not None and not isinstance(addr, str):
+            r.fail((*p, "addr"), "`addr` must be a string in its bus's notation")
+            addr = None
+        if ident and dtype and origin != "machine":
+            # diagnostics point at the field most likely wrong: the type if unknown, else
+            # the address, else the id
+            focus = ("type" if dtype not in r.known_types else
+                     "addr" if addr is not None else "id")
+            yield Planned(ident, dtype, _origin(origin), tuple(sorted(props.items())),
+                          tuple(sorted((k, str(v)) for k, v in links.items())), bus,
+                          addr, tree.Provenance(f"given in the blob ({origin})",
+                                                r.span((*p, "id"))),
+                          r.span((*p, focus)))
+        buses = obj.get("buses", [])
+        if not isinstance(buses, list):
+            r.fail((*p, "buses"), "`buses` must be an array")
+            continue
+        for j, b in enumerate(buses):
+            bp = (*p, "buses", j)
+            bobj = r.obj(b, bp, ("name", "kind", "devices"), ("name", "kind", "devices"))
+            if bobj is not None and isinstance(bobj.get("name"), str):
+                yield from _devices(r, bobj["devices"], (*bp, "devices"), str(bobj["name"]))
+
+
+def _origin(text: str) -> tree.Origin:
+    for o in ORIGINS:
+        if o == text:
+            return o
+    raise ValueError(text)
+
+
+def _given_tree(r: _Reader, library: model.Library, value: Json, path: PathKey, name: str,
+                kind: str) -> tree.Bus:
+    """The blob's own tree, as written (shape already checked by `_devices`)."""
+    devices = []
+    for i, d in enumerate(value if isinstance(value, list) else []):
+        if not isinstance(d, dict):
+            continue
+        p = (*path, i)
+        buses = tuple(_given_tree(r, library, b.get("devices", []),
+                                  (*p, "buses", j, "devices"), str(b.get("name")),
+                                  str(b.get("kind")))
+                      for j, b in enumerate(d.get("buses", [])) if isinstance(b, dict))
+        devices.append(tree.Device(
+            str(d.get("id")), str(d.get("type")), d.get("origin", "spec"), d.get("addr"),
+            tuple(sorted(r.scalar_map(d.get("props", {}), (*p, "props")).items())),
+            tuple(sorted((k, str(v)) for k, v in (d.get("backend") or {}).items())),
+            buses, tree.Provenance("given in the blob", r.span((*p, "id")))))
+    bus_kind = library.buses.get(kind)
+    notation = bus_kind.address.notation if bus_kind else "none"
+    return tree.Bus(name, kind, notation, tuple(devices))
+
+
+def _rebuild(schema: model.MachineSchema, library: model.Library,
+             options: dict[str, expr.Scalar], devices: list[Planned],
+             backends: tuple[tuple[str, tuple[tuple[str, tree.PropValue], ...]], ...],
+             source: SourceFile, diags: Collector) -> tree.Bus:
+    unknown = [d for d in devices if d.type not in library.devices]
+    for d in unknown:
+        diags.error("E1604", f"unknown device type `{d.type}`", d.span,
+                    notes=[f"expected one of {quote_list(library.devices)}"])
+    diags.check()
+    env = expr.Env(options)
+    return address.assign(schema, library, expand.machine_devices(schema, env),
+                          Plan(tuple(devices), backends), 0, source.span(0, 0), diags,
+                          keep_order=True)
+
+
+def _compare(given: tree.Bus, rebuilt: tree.Bus, diags: Collector,
+             schema: model.MachineSchema) -> None:
+    """Every difference between the blob and what it rebuilds to, by device id."""
+    def index(bus: tree.Bus) -> dict[str, tuple[tree.Bus, tree.Device]]:
+        return {d.id: (b, d) for b, d, _n in tree.walk(bus)}
+
+    want, got = index(rebuilt), index(given)
+    for ident, (bus, d) in want.items():
+        if ident not in got:
+            where = f" at {d.addr}" if d.addr else ""
+            diags.error("E1605", f"the blob omits `{ident}` ({d.type}) on `{bus.name}`{where}",
+                        d.why.span or given_span(given),
+                        notes=[f"`{schema.name}` creates it: {d.why.reason}"])
+    reported: list[str] = []
+    for ident, (bus, d) in got.items():
+        if any(ident.startswith(f"{r}.") for r in reported):
+            continue  # a child of a device already reported
+        other = want.get(ident)
+        if other is None:
+            reported.append(ident)
+            diags.error("E1605", f"`{ident}` ({d.type}) is not something "
+                        f"`{schema.name}` creates", d.why.span or given_span(given),
+                        help="a device QEMU does not create by itself needs origin `spec`, "
+                        "`default` or `hotplug`")
+            continue
+        wbus, wd = other
+        diffs = []
+        if (wbus.name, wd.addr) != (bus.name, d.addr):
+            diffs.append(f"it is on `{wbus.name}` at {wd.addr}, not on `{bus.name}` at {d.addr}")
+        if wd.type != d.type:
+            diffs.append(f"its type is `{wd.type}`, not `{d.type}`")
+        if wd.props != d.props:
+            diffs.append(f"its props are {dict(wd.props)}, not {dict(d.props)}")
+        if [b.name for b in wd.buses] != [b.name for b in d.buses]:
+            diffs.append(f"its buses are {[b.name for b in wd.buses]}, "
+                         f"not {[b.name for b in d.buses]}")
+        for diff in diffs:
+            diags.error("E1605", f"`{ident}` ({d.type}) does not match what QEMU builds: {diff}",
+                        d.why.span or given_span(given))
+
+
+def given_span(bus: tree.Bus) -> Span:
+    for _b, d, _n in tree.walk(bus):
+        if d.why.span is not None:
+            return d.why.span
+    raise CompileError([error("E1602", "the blob has no devices", Span(
+        SourceFile.from_text("<blob>", ""), 0, 0))])
+
+
+def read(source: SourceFile) -> object:
+    return json.loads(source.text)
