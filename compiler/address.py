@@ -51,6 +51,7 @@ class Allocator:
         self.by_name: dict[str, str] = {}  # a bus name → the first bus of that name
         self.nodes: dict[str, _Node] = {}
         self.reserved: set[str] = set()  # ids the spec uses, never given to added devices
+        self.failed_buses: set[str] = set()  # buses of devices that could not be placed
         self.root = "main-system-bus"
         self.buses[self.root] = _Bus(self.root, "system", addresses.AddressSpace("none"), None)
         self.by_name[self.root] = self.root
@@ -92,6 +93,19 @@ class Allocator:
     # -- pass 2: the spec's devices
     def place(self, p: Planned) -> None:
         t = self.library.devices[p.type]
+        if p.bus in self.failed_buses:
+            self._failed(p, t)  # its parent was already reported
+            return
+        placed = len(self.nodes)
+        self._place(p, t)
+        if len(self.nodes) == placed:
+            self._failed(p, t)
+
+    def _failed(self, p: Planned, t: model.DeviceType) -> None:
+        for template in t.buses:
+            self.failed_buses.update(template.names(p.id))
+
+    def _place(self, p: Planned, t: model.DeviceType) -> None:
         if p.bus is not None:
             key = self.by_name.get(p.bus)
             bus = self.buses[key] if key else None

@@ -72,7 +72,8 @@ def compile_input(path: Path) -> tree.Machine:
             source = SourceFile.from_text(str(path), text)
             machine = precise.load(source, data, library)
             diags = Collector()
-            validate.validate(machine, library, source.span(0, 0), diags)
+            validate.validate(machine, library, source.span(0, 0), diags,
+                              precise.backend_spans(source, data))
             diags.check()
             return machine
     return compile_spec(path)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 
 from . import address, expand, expr, model, tree
-from .diagnostics import Collector, CompileError, error, quote_list
+from .diagnostics import Collector, CompileError, Label, error, quote_list
 from .emit.blob import FORMAT
 from .jsonpos import PathKey, locate
 from .plan import Plan, Planned
@@ -47,16 +47,16 @@ class _Reader:
     def obj(self, value: Json, path: PathKey, keys: tuple[str, ...], required: tuple[str, ...]
             ) -> dict[str, Json] | None:
         if not isinstance(value, dict):
-            self.fail(path, f"`{_show(path)}` must be an object")
+            self.fail(path, f"{_quoted(path)} must be an object")
             return None
         for k in value:
             if k not in keys:
-                self.diags.error("E1603", f"unknown key `{k}` in `{_show(path)}`",
+                self.diags.error("E1603", f"unknown key `{k}` in {_quoted(path)}",
                                  self.span((*path, k), key=True),
                                  notes=[f"expected one of {quote_list(keys)}"])
         for k in required:
             if k not in value:
-                self.fail(path, f"`{_show(path)}` has no `{k}`")
+                self.fail(path, f"{_quoted(path)} has no `{k}`")
         return value
 
     def scalar_map(self, value: Json, path: PathKey) -> dict[str, tree.PropValue]:
@@ -68,8 +68,7 @@ class _Reader:
             if isinstance(v, (bool, int, str)) and not isinstance(v, float):
                 result[k] = v
             else:
-                self.fail((*path, k), f"`{_show((*path, k))}` must be a string, an integer "
-                          "or a boolean")
+                self.fail((*path, k), f"`{k}` must be a string, an integer or a boolean")
         return result
 
     def string(self, value: Json, path: PathKey) -> str | None:
@@ -83,7 +82,11 @@ def _show(path: PathKey) -> str:
     text = ""
     for p in path:
         text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else p)
-    return text or "(the blob)"
+    return text or "the blob"
+
+
+def _quoted(path: PathKey) -> str:
+    return f"`{_show(path)}`" if path else "the blob"
 
 
 ORIGINS: tuple[tree.Origin, ...] = ("machine", "default", "spec", "hotplug")
@@ -123,6 +126,7 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
     backends = _backends(r, top["backends"])
     r.known_types = set(library.devices)
     devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
+    _unique_ids(r, top["devices"], ("devices",), {}, diags)
     diags.check()
     name = top.get("name")
     info = expand.machine_info(schema, options)
@@ -133,7 +137,7 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
                            name if isinstance(name, str) else "")
     rebuilt = _rebuild(schema, library, options, devices, backends, source, diags)
     diags.check()
-    _compare(given_tree, rebuilt, diags, schema)
+    _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
     diags.check()
     return machine
 
@@ -199,6 +203,35 @@ def _devices(r: _Reader, value: Json, path: PathKey, bus: str) -> Iterator[Plann
                 yield from _devices(r, bobj["devices"], (*bp, "devices"), str(bobj["name"]))
 
 
+def _unique_ids(r: _Reader, value: Json, path: PathKey, seen: dict[str, Span],
+                diags: Collector) -> None:
+    from .diagnostics import Label
+
+    for i, d in enumerate(value if isinstance(value, list) else []):
+        if not isinstance(d, dict):
+            continue
+        ident = d.get("id")
+        span = r.span((*path, i, "id"))
+        if isinstance(ident, str):
+            if ident in seen:
+                diags.error("E1402", f"device id `{ident}` is used twice", span,
+                            labels=[Label(seen[ident], "first used here")])
+            seen.setdefault(ident, span)
+        for j, b in enumerate(d.get("buses", []) if isinstance(d.get("buses"), list) else []):
+            if isinstance(b, dict):
+                _unique_ids(r, b.get("devices"), (*path, i, "buses", j, "devices"), seen, diags)
+
+
+def backend_spans(source: SourceFile, data: dict[str, Json]) -> dict[str, Span]:
+    where, _dups = locate(source.text)
+    backends = data.get("backends")
+    result = {}
+    for ident in backends if isinstance(backends, dict) else ():
+        ks, ke, _vs, _ve = where.get(("backends", ident), (0, 0, 0, 0))
+        result[ident] = source.span(ks, ke)
+    return result
+
+
 def _origin(text: str) -> tree.Origin:
     for o in ORIGINS:
         if o == text:
@@ -244,7 +277,7 @@ def _rebuild(schema: model.MachineSchema, library: model.Library,
 
 
 def _compare(given: tree.Bus, rebuilt: tree.Bus, diags: Collector,
-             schema: model.MachineSchema) -> None:
+             schema: model.MachineSchema, schema_span: Span) -> None:
     """Every difference between the blob and what it rebuilds to, by device id."""
     def index(bus: tree.Bus) -> dict[str, tuple[tree.Bus, tree.Device]]:
         return {d.id: (b, d) for b, d, _n in tree.walk(bus)}
@@ -253,9 +286,10 @@ def _compare(given: tree.Bus, rebuilt: tree.Bus, diags: Collector,
     for ident, (bus, d) in want.items():
         if ident not in got:
             where = f" at {d.addr}" if d.addr else ""
-            diags.error("E1605", f"the blob omits `{ident}` ({d.type}) on `{bus.name}`{where}",
-                        d.why.span or given_span(given),
-                        notes=[f"`{schema.name}` creates it: {d.why.reason}"])
+            labels = [Label(d.why.span, f"{d.why.reason}")] if d.why.span else []
+            diags.error("E1605", f"the blob omits `{ident}` ({d.type}) on `{bus.name}`{where}, "
+                        f"which `{schema.name}` creates with these options", schema_span,
+                        labels=labels)
     reported: list[str] = []
     for ident, (bus, d) in got.items():
         if any(ident.startswith(f"{r}.") for r in reported):
@@ -263,10 +297,10 @@ def _compare(given: tree.Bus, rebuilt: tree.Bus, diags: Collector,
         other = want.get(ident)
         if other is None:
             reported.append(ident)
-            diags.error("E1605", f"`{ident}` ({d.type}) is not something "
-                        f"`{schema.name}` creates", d.why.span or given_span(given),
+            diags.error("E1605", f"`{schema.name}` does not create `{ident}` ({d.type}) with "
+                        "these options", d.why.span or given_span(given),
                         help="a device QEMU does not create by itself needs origin `spec`, "
-                        "`default` or `hotplug`")
+                        "`default` or `hotplug`" if d.origin == "machine" else None)
             continue
         wbus, wd = other
         diffs = []

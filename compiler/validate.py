@@ -34,6 +34,7 @@ class Context:
     library: model.Library
     fallback: Span
     placed: list[Placed] = attrs.Factory(list)
+    backend_spans: dict[str, Span] = attrs.Factory(dict)
     _graph: nx.DiGraph[str] | None = None
 
     def span(self, d: tree.Device) -> Span:
@@ -79,8 +80,10 @@ def _placed(bus: tree.Bus, parent: tree.Device | None) -> Iterator[Placed]:
 
 
 def validate(machine: tree.Machine, library: model.Library, fallback: Span,
-             diags: Collector) -> None:
-    ctx = Context(machine, library, fallback, list(_placed(machine.root, None)))
+             diags: Collector, backend_spans: dict[str, Span] | None = None) -> None:
+    """`backend_spans`: where each backend is written, for errors about it."""
+    ctx = Context(machine, library, fallback, list(_placed(machine.root, None)),
+                  dict(backend_spans or {}))
     for c in REGISTRY:
         c.run(ctx, diags)
 
@@ -255,6 +258,7 @@ def links(ctx: Context, diags: Collector) -> None:
                     diags.error("E1406", f"`{p.device.id}`'s `{name}` needs a {spec.backend}, "
                                 f"but `{target}` is a {kind}", ctx.span(p.device),
                                 notes=[_rule("links")])
+                    continue
                 if target in used:
                     diags.error("E1406", f"backend `{target}` is used twice",
                                 ctx.span(p.device), notes=[_rule("links")],
@@ -268,8 +272,8 @@ def links(ctx: Context, diags: Collector) -> None:
                                 notes=[_rule("links")])
     for ident in backends:
         if ident not in used:
-            diags.error("E1406", f"backend `{ident}` is not used by any device", ctx.fallback,
-                        notes=[_rule("links")])
+            diags.error("E1406", f"backend `{ident}` is not used by any device",
+                        ctx.backend_spans.get(ident, ctx.fallback), notes=[_rule("links")])
 
 
 @check("E1407", "requirements", "what a device requires, some device provides")
