@@ -50,12 +50,12 @@ class Allocator:
         self.buses: dict[str, _Bus] = {}  # by key: "OWNER/NAME" (names repeat: virtio-bus)
         self.by_name: dict[str, str] = {}  # a bus name → the first bus of that name
         self.nodes: dict[str, _Node] = {}
-        self.reserved: set[str] = set()  # ids the spec uses, never given to added devices
         self.failed_buses: set[str] = set()  # buses of devices that could not be placed
         self.root = "main-system-bus"
         self.buses[self.root] = _Bus(self.root, "system", addresses.AddressSpace("none"), None)
         self.by_name[self.root] = self.root
         self.ports: list[str] = []
+        self.containers: dict[str, list[str]] = {}  # overflow type → those added, in order
 
     # -- pass 1: what the machine builds
     def add_machine(self, devices: tuple[tree.Device, ...], bus: str) -> None:
@@ -132,6 +132,9 @@ class Allocator:
             port = self._new_port(span, f"for `{for_id}`")
             if port is not None:
                 return port
+            bridge = self._overflow_bus(t, span, for_id)
+            if bridge is not None:
+                return bridge
         for plug in t.plugs:
             for key, bus in list(self.buses.items()):
                 if bus.kind == plug.bus and key not in self._port_buses() and \
@@ -167,7 +170,8 @@ class Allocator:
         return t.buses[0].kind if t and t.buses else ""
 
     def _port_buses(self) -> set[str]:
-        return {b for p in self.ports for b in self.nodes[p].buses}
+        added = self.ports + [c for made in self.containers.values() for c in made]
+        return {b for p in added for b in self.nodes[p].buses}
 
     def _new_port(self, span: Span, purpose: str) -> _Bus | None:
         pl = self.schema.placement
@@ -176,7 +180,8 @@ class Allocator:
         root = self.buses[root_key] if root_key else None
         if root is None:
             return None
-        addr = self._next_port_addr(root)
+        lo, hi = pl.port_slots or (0, 31)
+        addr = self._next_packed_addr(root, (lo, hi), self.ports)
         if addr is None:
             return None
         # fn 0 of a slot of packed ports must say so, or QEMU refuses fn 1..7
@@ -189,17 +194,47 @@ class Allocator:
         self.ports.append(owner)
         return self.buses[self.nodes[owner].buses[0]]
 
-    def _next_port_addr(self, root: _Bus) -> tuple[int, ...] | None:
-        """Ports are packed as the functions of one slot, then the next free slot."""
-        lo, hi = self.schema.placement.port_slots or (0, 31)
-        if self.ports:
-            last = self.nodes[self.ports[-1]]
+    def _next_packed_addr(self, bus: _Bus, slots: tuple[int, int],
+                          previous: list[str]) -> tuple[int, ...] | None:
+        """Containers are packed as the functions of one slot, then the next free slot."""
+        if previous:
+            last = self.nodes[previous[-1]]
             slot, fn = addresses.parse("pci", last.device.addr or "0.0")
-            if last.bus == self._key(root) and fn < 7 and (slot, fn + 1) not in root.used:
+            if last.bus == self._key(bus) and fn < 7 and (slot, fn + 1) not in bus.used:
                 return (slot, fn + 1)
-        for slot in range(lo, hi + 1):
-            if not any(a[0] == slot for a in root.used):
+        for slot in range(slots[0], slots[1] + 1):
+            if not any(a[0] == slot for a in bus.used):
                 return (slot, 0)
+        return None
+
+    def _overflow_bus(self, t: model.DeviceType, span: Span, for_id: str) -> _Bus | None:
+        """A bridge of the schema's `overflow` with room, or a new one, for `t`."""
+        for container in self.schema.placement.overflow:
+            made = self.containers.setdefault(container.device, [])
+            for owner in made:
+                for key in self.nodes[owner].buses:
+                    bus = self.buses[key]
+                    plug = t.plugs_into(bus.kind)
+                    if plug is not None and self._next_free(bus, plug.tag) is not None:
+                        return bus
+            parent_key = self.by_name.get(container.bus)
+            parent = self.buses[parent_key] if parent_key else None
+            if parent is None:
+                continue
+            addr = self._next_packed_addr(parent, container.slots, made)
+            if addr is None:
+                continue
+            ct = self.library.devices[container.device]
+            if not any(t.plugs_into(b.kind) for b in ct.buses):
+                continue
+            extra = (("multifunction", True),) if addr[1] == 0 else ()
+            created = self._create(container.device, span, f"`placement {{ overflow … }}` of "
+                                   f"`{self.schema.name}`: no root port is left, for "
+                                   f"`{for_id}`", self.schema.placement.span, bus=parent,
+                                   addr=addr, prefix="br", extra=extra)
+            if created is not None:
+                made.append(created)
+                return self.buses[self.nodes[created].buses[0]]
         return None
 
     def _create(self, dtype: str, span: Span, reason: str, rule_span: Span | None, *,
@@ -224,7 +259,8 @@ class Allocator:
 
     def _fresh_id(self, prefix: str) -> str:
         n = 0
-        while f"{prefix}{n}" in self.nodes or f"{prefix}{n}" in self.reserved:
+        # only what is already placed counts, so a later spec item never changes this id
+        while f"{prefix}{n}" in self.nodes:
             n += 1
         return f"{prefix}{n}"
 
@@ -330,6 +366,12 @@ class Allocator:
             if addr is None:
                 self.diags.error("E1202", f"bus `{bus.name}` is full", p.span)
                 return
+        taken = self.nodes.get(p.id)
+        if taken is not None:
+            self.diags.error("E1103", f"id `{p.id}` is already taken by `{taken.device.type}`",
+                             p.span, notes=[f"`{p.id}`: {taken.device.why.reason}"],
+                             help="give this device another id")
+            return
         props = self._unique_values(p, t)
         if props is None:
             return
@@ -348,21 +390,33 @@ class Allocator:
                 for child in template.children:
                     ct = self.library.devices[child.type]
                     cid = f"{device.id}.{child.id}"
+                    notation = template.address.notation
+                    addr = (None if child.address is None or notation == "none"
+                            else addresses.format(notation, child.address))
                     # QEMU creates these with their parent: listed, never emitted
-                    cd = tree.Device(cid, child.type, "machine", None, tuple(child.props),
+                    cd = tree.Device(cid, child.type, "machine", addr, tuple(child.props),
                                      (), (), tree.Provenance(f"created by `{t.name}`",
                                                              child.span))
-                    self._attach(cd, key, None)
+                    self._attach(cd, key, child.address if addr is not None else None)
                     self._add_buses(cd, ct, qemu_id or device.id)
 
     # -- pass 3: spare ports
-    def spare_ports(self, count: int, span: Span) -> None:
+    def spare_ports(self, count: int, span: Span, required: bool) -> None:
+        """`required`: the spec asked for them (else the schema's default: best effort)."""
         if not self.schema.placement.port_device:
             return
-        for _ in range(count):
+        for made in range(count):
             if self._new_port(span, "kept free for hot-plug (`hotplug-slots`)") is None:
-                self.diags.error("E1202", "no room for another hot-plug port", span)
+                if required:
+                    self.diags.error("E1204", f"no room for {count - made} more hot-plug "
+                                     f"port(s): all {self._port_positions()} port positions "
+                                     "are taken", span,
+                                     help="ask for fewer `hotplug-slots`, or take devices out")
                 return
+
+    def _port_positions(self) -> int:
+        lo, hi = self.schema.placement.port_slots or (0, 31)
+        return (hi - lo + 1) * 8
 
     # -- result
     def tree(self) -> tree.Bus:
@@ -380,15 +434,15 @@ class Allocator:
 
 def assign(schema: model.MachineSchema, library: model.Library,
            machine_devices: tuple[tree.Device, ...], plan: Plan, spares: int, span: Span,
-           diags: Collector, *, keep_order: bool = False) -> tree.Bus:
+           diags: Collector, *, keep_order: bool = False, spares_required: bool = False
+           ) -> tree.Bus:
     """`keep_order`: place devices in the order given (a precise blob, where every device
     already has its bus and address) rather than fixed addresses first."""
     alloc = Allocator(schema, library, diags)
-    alloc.reserved = {p.id for p in plan.devices}
     alloc.add_machine(machine_devices, alloc.root)
     fixed = [p for p in plan.devices if p.addr is not None]
     free = [p for p in plan.devices if p.addr is None]
     for p in plan.devices if keep_order else fixed + free:
         alloc.place(p)
-    alloc.spare_ports(spares, span)
+    alloc.spare_ports(spares, span, spares_required)
     return alloc.tree()

@@ -336,6 +336,14 @@ class Ports:
 
 
 @attrs.frozen
+class Overflow:
+    device: Name
+    bus: str
+    slots: Range
+    span: Span = _span
+
+
+@attrs.frozen
 class SparePorts:
     count: int
     span: Span = _span
@@ -354,7 +362,7 @@ class PciRoot:
     span: Span = _span
 
 
-PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot]
+PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot, Overflow]
 
 
 @attrs.frozen

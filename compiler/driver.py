@@ -95,7 +95,8 @@ def compile_spec(path: Path) -> tree.Machine:
         diags.check()
         raise AssertionError("unreachable")
     given = {k: (_option_text(v.value), v.span) for k, v in loose.options.items()}
-    options = expand.option_values(schema, given, diags)
+    options = expand.option_values(schema, given, diags,
+                                   {k: v.key_span for k, v in loose.options.items()})
     cpus, memory = _cpus_memory(loose, schema.default_memory, diags)
     facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
     for key in ("sockets", "cores", "threads"):
@@ -106,15 +107,15 @@ def compile_spec(path: Path) -> tree.Machine:
     env = expr.Env(options, facts, counts)
     for c in schema.checks:
         if not expr.holds(c.condition, env):
-            diags.error("E1301", c.message, loose.span.source.span(0, 0) if not loose.top else
-                        next(iter(loose.top.values())).span, notes=[f"rule `{c.name}` of "
-                        f"`{schema.name}` ({c.span})"])
+            diags.error("E1301", c.message, plan.check_span(c.condition, loose),
+                        notes=[f"rule `{c.name}` of `{schema.name}` ({c.span})"])
     planned = plan.plan(schema, library, loose, diags)
     diags.check()
     spares_value = loose.top.get("hotplug-slots")
     spares = schema.placement.spare_ports if spares_value is None else int(spares_value.value)
     root = address.assign(schema, library, expand.machine_devices(schema, env), planned,
-                          spares, loose.span, diags)
+                          spares, spares_value.span if spares_value else loose.span, diags,
+                          spares_required=spares_value is not None)
     diags.check()
     name_value = loose.top.get("name")
     machine = tree.Machine(expand.machine_info(schema, options), root,
@@ -186,6 +187,6 @@ def _topology(cpus: dict[str, tree.PropValue], count_given: bool, span: Span,
         cores = max(1, count // (sockets * threads))
     cpus.update(count=count, sockets=sockets, cores=cores, threads=threads)
     if sockets * cores * threads != count:
-        diags.error("E1003", f"invalid CPU topology: {sockets} sockets × {cores} cores × "
-                    f"{threads} threads is not {count} cpus", span,
+        diags.error("E1010", f"invalid CPU topology: {sockets} socket(s) × {cores} core(s) × "
+                    f"{threads} thread(s) is not {count} cpus", span,
                     help="give a count that is their product, or leave one of them out")

@@ -6,6 +6,7 @@ Precedence, highest first: user spec > rule-forced > schema default > stdlib def
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 
 from . import addresses, expr, model, tree
@@ -16,14 +17,20 @@ OPTION_WORDS = {"on": True, "yes": True, "true": True, "off": False, "no": False
 
 
 def option_values(schema: model.MachineSchema, given: Mapping[str, tuple[str, Span]],
-                  diags: Collector) -> dict[str, expr.Scalar]:
-    """Schema defaults overridden by the user's `K=V` strings, each typed and checked."""
+                  diags: Collector, key_spans: Mapping[str, Span] | None = None
+                  ) -> dict[str, expr.Scalar]:
+    """Schema defaults overridden by the user's `K=V` strings, each typed and checked.
+    `given` holds each value's text and span; an unknown option is reported at its key's
+    span in `key_spans` where there is one (a spec's `[options]`), else at the value's."""
     values: dict[str, expr.Scalar] = {n: o.default for n, o in schema.options.items()}
     for name, (text, span) in given.items():
         spec = schema.options.get(name)
         if spec is None:
-            diags.error("E0203", f"`{schema.name}` has no option `{name}`", span,
-                        notes=[f"its options are {quote_list(schema.options)}"])
+            close = difflib.get_close_matches(name, list(schema.options), n=1)
+            diags.error("E0203", f"`{schema.name}` has no option `{name}`",
+                        (key_spans or {}).get(name, span),
+                        notes=[f"its options are {quote_list(schema.options, 20)}"],
+                        help=f"did you mean `{close[0]}`?" if close else None)
             continue
         value = parse_option(spec.type, text)
         if value is None:

@@ -187,12 +187,23 @@ class CompatProp:
 
 
 @attrs.frozen
+class Container:
+    """Where the allocator adds a device that holds others: a type, on which bus, which
+    slots (positions are packed as the functions of a slot, then the next slot)."""
+
+    device: str
+    bus: str
+    slots: tuple[int, int]
+
+
+@attrs.frozen
 class Placement:
     order: tuple[str, ...] = ()
     port_device: str | None = None
     port_bus: str | None = None
     port_slots: tuple[int, int] | None = None
     spare_ports: int = 0
+    overflow: tuple[Container, ...] = ()
     vio_base: int | None = None
     pci_root: str | None = None
     pci_root_slots: tuple[int, int] | None = None

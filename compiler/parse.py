@@ -301,6 +301,9 @@ class _Builder:
     def _ports(self, n: Any, c: list[Any]) -> ast.Ports:
         return ast.Ports(self.name(c[0]), self.string(c[1]), self.build(c[2]), self.span(n))
 
+    def _overflow(self, n: Any, c: list[Any]) -> ast.Overflow:
+        return ast.Overflow(self.name(c[0]), self.string(c[1]), self.build(c[2]), self.span(n))
+
     def _spare_ports(self, n: Any, c: list[Any]) -> ast.SparePorts:
         return ast.SparePorts(parse_int(c[0]), self.span(n))
 

@@ -9,15 +9,16 @@ the CONTRACT's spec keys (file, network, backend, …) to QEMU backends.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import attrs
 
-from . import model, spec, tree
-from .diagnostics import Collector, quote_list
+from . import expr, model, spec, tree
+from .diagnostics import Collector, Label, quote_list
 from .source import Span
 
 _QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 Backend = tuple[tuple[str, tree.PropValue], ...]
 
 
@@ -44,46 +45,185 @@ def plan(schema: model.MachineSchema, library: model.Library, loose: spec.LooseS
          diags: Collector) -> Plan:
     devices: list[Planned] = []
     backends: list[tuple[str, Backend]] = []
-    counters: dict[str, int] = {}
-    macs = iter(range(0x56, 0x100))
+    ids = _ids(schema, loose, diags)
+    macs = _macs(loose)
+    _unique_values(loose, diags)
+    _unique_props(library, loose, diags)
     for item in loose.items:
-        n = counters.get(item.kind, 0)
-        counters[item.kind] = n + 1
-        planned = _item(schema, library, item, n, diags, backends, macs)
+        planned = _item(schema, library, item, ids[(item.kind, item.index)], diags, backends,
+                        macs)
         if planned is not None:
             devices.append(planned)
-    seen: dict[str, Planned] = {}
-    for d in devices:
-        if d.id in seen:
-            from .diagnostics import Label
-
-            diags.error("E1103", f"id `{d.id}` is used twice", d.span,
-                        labels=[Label(seen[d.id].span, "first used here")])
-        seen[d.id] = d
     return Plan(tuple(devices), tuple(backends))
 
 
-PREFIX = {"disk": "disk", "cdrom": "cdrom", "nic": "net", "serial": "serial", "usb": "usb",
+def check_span(condition: expr.Expr, loose: spec.LooseSpec) -> Span:
+    """Where the spec sets what a failed `check` reads: the first spec fact, option or item
+    kind of `condition` that the spec writes; else its `machine` value."""
+    def where(e: expr.Expr) -> Span | None:
+        if isinstance(e, expr.Fact):
+            return loose.fact_span(e.name)
+        if isinstance(e, expr.Option):
+            return loose.option_span(e.name)
+        if isinstance(e, expr.Count):
+            kind = [it for it in loose.items if it.kind == e.kind]
+            return kind[-1].span if kind else None
+        parts: tuple[expr.Expr, ...] = ()
+        if isinstance(e, expr.Not):
+            parts = (e.operand,)
+        elif isinstance(e, (expr.And, expr.Or)):
+            parts = e.operands
+        elif isinstance(e, expr.Cmp):
+            parts = (e.left, e.right)
+        return next((s for s in map(where, parts) if s is not None), None)
+
+    return where(condition) or loose.top["machine"].span
+
+
+def _machine_ids(instances: tuple[model.Instance, ...], prefix: str = ""
+                 ) -> dict[str, model.Instance]:
+    """Every id the machine may give a device of its own, whatever its options."""
+    found: dict[str, model.Instance] = {}
+    for inst in instances:
+        ident = f"{prefix}.{inst.id}" if prefix else inst.id
+        found.setdefault(ident, inst)
+        for b in inst.buses:
+            found.update(_machine_ids(b.children, ident))
+            found.update(_machine_ids(b.devices))
+    return found
+
+
+def _ids(schema: model.MachineSchema, loose: spec.LooseSpec, diags: Collector
+         ) -> dict[tuple[str, int], str]:
+    """The id of every item: as given (checked: a QEMU identifier, unique, not one the
+    machine uses), else its kind's prefix and index, skipping ids taken otherwise."""
+    machine = _machine_ids(schema.devices)
+    given: dict[str, spec.Value] = {}
+    for item in loose.items:
+        v = item.fields.get("id")
+        if v is None:
+            continue
+        if not _QEMU_ID.match(v.value):
+            diags.error("E1102", f"`{v.value}` is not a QEMU identifier", v.span,
+                        help="start with a letter; use letters, digits, `-`, `_` and `.`")
+        elif v.value in given:
+            diags.error("E1103", f"id `{v.value}` is used twice", v.span,
+                        labels=[Label(given[v.value].span, "first used here")])
+        elif v.value in machine:
+            inst = machine[v.value]
+            diags.error("E1103", f"id `{v.value}` is taken by a device of `{schema.name}`",
+                        v.span, labels=[Label(inst.span, f"`{schema.name}` names its "
+                                              f"`{inst.type}` `{v.value}` here")],
+                        help="choose another id (machine devices keep theirs, whatever the "
+                        "options)")
+        else:
+            given[v.value] = v
+    result: dict[tuple[str, int], str] = {}
+    taken = set(given) | set(machine)
+    counters: dict[str, int] = {}
+    for item in loose.items:
+        n = counters.get(item.kind, 0)
+        counters[item.kind] = n + 1
+        v = item.fields.get("id")
+        if v is not None:
+            result[(item.kind, item.index)] = v.value
+            continue
+        while f"{PREFIX[item.kind]}{n}" in taken:
+            n += 1
+        result[(item.kind, item.index)] = ident = f"{PREFIX[item.kind]}{n}"
+        taken.add(ident)
+    return result
+
+
+def _macs(loose: spec.LooseSpec) -> Iterator[str]:
+    """Generated MACs: QEMU's default one (`52:54:00:12:34:56`) and up, skipping those the
+    spec gives."""
+    given = {str(v).lower() for v, _ in _values(loose, "mac")}
+    for n in range(0x123456, 1 << 24):
+        mac = "52:54:00:" + ":".join(f"{n:06x}"[i:i + 2] for i in (0, 2, 4))
+        if mac not in given:
+            yield mac
+
+
+def _values(loose: spec.LooseSpec, key: str) -> Iterator[tuple[tree.PropValue, Span]]:
+    """Every value the spec gives `key`: on an item, or in a `[[device]]`'s props."""
+    for item in loose.items:
+        v = item.fields.get(key)
+        if v is None and item.kind == "device" and "props" in item.fields:
+            v = item.fields["props"].parts.get(key)
+        if v is not None:
+            yield v.value, v.span
+
+
+def _unique_values(loose: spec.LooseSpec, diags: Collector) -> None:
+    """No MAC address and no bootindex is given twice."""
+    for key, code, why in (("mac", "E1107", "two NICs with one MAC address confuse every "
+                            "switch and guest on the network"),
+                           ("bootindex", "E1108", "QEMU refuses a bootindex used twice")):
+        seen: dict[object, Span] = {}
+        for value, span in _values(loose, key):
+            norm = value.lower() if isinstance(value, str) else value
+            if norm in seen:
+                diags.error(code, f"{key} `{value}` is given twice", span,
+                            labels=[Label(seen[norm], "first given here")], notes=[why],
+                            help=f"leave `{key}` out of one of them" if key == "mac" else
+                            "give each device its own `bootindex`")
+            else:
+                seen[norm] = span
+
+
+# Controllers and ports mschema adds are named after their bus kind (`scsi0`, `usb0`) and
+# `rp`; spec items have prefixes of their own so the two never meet.
+PREFIX = {"disk": "disk", "cdrom": "cdrom", "nic": "net", "serial": "serial", "usb": "usbdev",
           "rng": "rng", "graphics": "video", "device": "dev"}
 
 
-def _item(schema: model.MachineSchema, library: model.Library, item: spec.Item, n: int,
+def _unique_props(library: model.Library, loose: spec.LooseSpec, diags: Collector) -> None:
+    """Props declared `unique` (a port's chassis) differ between the `[[device]]`s that set
+    them; clashes with devices the machine or the compiler adds are `address`'s."""
+    seen: dict[tuple[str, object], Span] = {}
+    for item in loose.items:
+        dtype = library.devices.get(item.get("type")) if item.kind == "device" else None
+        props = item.fields.get("props")
+        if dtype is None or props is None:
+            continue
+        for name, v in props.parts.items():
+            p = dtype.props.get(name)
+            if p is None or p.unique is None:
+                continue
+            key = (p.unique, v.value)
+            if key in seen:
+                diags.error("E1105", f"{name} `{v.value}` is given twice", v.span,
+                            labels=[Label(seen[key], "first given here")],
+                            notes=[f"`{name}` must differ between all devices of group "
+                                   f"`{p.unique}`"],
+                            help=f"leave `{name}` out to get a free one")
+            else:
+                seen[key] = v.span
+
+
+def _item(schema: model.MachineSchema, library: model.Library, item: spec.Item, ident: str,
           diags: Collector, backends: list[tuple[str, Backend]],
-          macs: object) -> Planned | None:
-    ident = item.get("id") or f"{PREFIX[item.kind]}{n}"
-    id_value = item.fields.get("id")
-    if not isinstance(ident, str) or not _QEMU_ID.match(ident):
-        diags.error("E1102", f"`{ident}` is not a QEMU identifier",
-                    id_value.span if id_value else item.span,
-                    help="start with a letter; use letters, digits, `-`, `_` and `.`")
-        return None
+          macs: Iterator[str]) -> Planned | None:
     if item.kind == "device":
         dtype_name = item.get("type")
-        tv = item.fields.get("type")
-        if not isinstance(dtype_name, str) or dtype_name not in library.devices:
-            diags.error("E0202", f"unknown device type `{dtype_name}`",
-                        tv.span if tv else item.span,
-                        notes=[f"expected one of {quote_list(library.devices)}"])
+        tv = item.fields["type"]
+        dtype_ = library.devices.get(dtype_name)
+        if dtype_ is None:
+            # what a spec can add: neither internal nor a platform device on the root bus
+            creatable = [n for n, t in library.devices.items() if not t.internal
+                         and any(p.bus != "system" for p in t.plugs)]
+            diags.error("E0202", f"unknown device type `{dtype_name}`", tv.span,
+                        notes=[f"expected one of {quote_list(creatable, 20)}"],
+                        help=spec.suggest(dtype_name, creatable))
+            return None
+        if dtype_.internal:
+            parents = sorted(t.name for t in library.devices.values() for b in t.buses
+                             for c in b.children if c.type == dtype_name)
+            diags.error("E1109", f"`{dtype_name}` cannot be added by itself", tv.span,
+                        notes=[f"QEMU creates it inside {quote_list(parents)}" if parents
+                               else "QEMU creates it by itself"],
+                        help=f"ask for `{parents[0]}` instead" if parents else None)
             return None
         origin: tree.Origin = "spec"
         why = tree.Provenance("[[device]] in the spec", item.span)
@@ -109,27 +249,79 @@ def _item(schema: model.MachineSchema, library: model.Library, item: spec.Item, 
     dtype = library.devices[dtype_name]
     props: dict[str, tree.PropValue] = {}
     links: dict[str, str] = {}
-    for key in ("serial", "bootindex"):
-        if item.get(key) is not None and key in dtype.props:
-            props[key] = item.get(key)
-    if item.kind == "device":
-        for k, v in (item.get("props") or {}).items():
-            props[k] = v
-    backend = _backend(item, ident, dtype, diags)
+    given = [(k, item.fields[k]) for k in ("serial", "bootindex") if k in item.fields]
+    if item.kind == "device" and "props" in item.fields:
+        given += list(item.fields["props"].parts.items())
+    for k, v in given:
+        if _prop(dtype, k, v, diags):
+            props[k] = v.value
+    if not _file_fits(item, dtype, diags):
+        return None
+    backend = _backend(item, ident, dtype)
     if backend is not None:
         link, body = backend
         links[link] = ident
         backends.append((ident, body))
     if item.kind == "nic":
         mac = item.get("mac")
-        props["mac"] = mac if mac else f"52:54:00:12:34:{next(macs):02x}"  # type: ignore[call-overload]
+        props["mac"] = mac.lower() if mac else next(macs)
     return Planned(ident, dtype_name, origin, tuple(sorted(props.items())),
                    tuple(sorted(links.items())), item.get("bus"), item.get("addr"), why,
                    item.span)
 
 
-def _backend(item: spec.Item, ident: str, dtype: model.DeviceType,
-             diags: Collector) -> tuple[str, Backend] | None:
+def _prop(dtype: model.DeviceType, name: str, v: spec.Value, diags: Collector) -> bool:
+    """Is `v` a value of `dtype`'s property `name`? Say why not."""
+    p = dtype.props.get(name)
+    if p is None:
+        diags.error("E1110", f"`{dtype.name}` has no property `{name}`", v.key_span,
+                    notes=[f"`{dtype.name}` declares {quote_list(dtype.props, 40)}"
+                           if dtype.props else f"`{dtype.name}` declares no properties"],
+                    help=spec.suggest(name, list(dtype.props)))
+        return False
+    t, x = p.type, v.value
+    is_int = isinstance(x, int) and not isinstance(x, bool)
+    ok = ((t.kind == "bool" and isinstance(x, bool))
+          or (t.kind in ("int", "size") and is_int
+              and (t.lo is None or t.lo <= x) and (t.hi is None or x <= t.hi))
+          or (t.kind == "str" and isinstance(x, str))
+          or (t.kind == "mac" and isinstance(x, str) and _MAC.fullmatch(x) is not None)
+          or (t.kind == "enum" and x in t.members))
+    if not ok:
+        diags.error("E1111", f"property `{name}` of `{dtype.name}` must be {t.describe()}, "
+                    f"not {spec.describe(x)}", v.span)
+    elif t.kind == "mac" and int(str(x)[:2], 16) & 1:
+        diags.error("E1111", f"property `{name}` of `{dtype.name}` must be a unicast MAC "
+                    f"address, not the multicast `{x}`", v.span,
+                    help="use an even first byte, e.g. `52:54:00:12:34:56`")
+        return False
+    return ok
+
+
+def _file_fits(item: spec.Item, dtype: model.DeviceType, diags: Collector) -> bool:
+    """A `file` where the device reads one (a blockdev link), and only there."""
+    if item.kind not in ("disk", "cdrom", "usb"):
+        return True
+    link = next((k for k in dtype.links.values() if k.backend == "blockdev"), None)
+    file = item.fields.get("file")
+    chosen = next((v for k, v in item.fields.items() if k in ("device", "interface")), None)
+    what = f"{item.kind} `{chosen.value}`" if chosen else f"this {item.kind}"
+    if file is not None and link is None:
+        diags.error("E1106", f"{what} takes no `file`", file.key_span,
+                    notes=[f"it is a `{dtype.name}`, which has no drive"],
+                    help="leave `file` out" + (', or write `device = "storage"`'
+                                               if item.kind == "usb" else ""))
+        return False
+    if file is None and link is not None and not link.optional:
+        diags.error("E1106", f"{what} needs a `file`", chosen.span if chosen else item.span,
+                    notes=[f"it is a `{dtype.name}`, which reads its data from a drive"],
+                    help='add `file = "PATH"`, the image on the host')
+        return False
+    return True
+
+
+def _backend(item: spec.Item, ident: str, dtype: model.DeviceType
+             ) -> tuple[str, Backend] | None:
     """The host side of an item and the link that points at it, or None."""
     links = {spec_.backend: spec_ for spec_ in dtype.links.values()}
     if item.kind in ("disk", "cdrom") or (item.kind == "usb" and item.get("file")):
@@ -150,11 +342,6 @@ def _backend(item: spec.Item, ident: str, dtype: model.DeviceType,
             net.update({"ifname": name, "script": "no", "downscript": "no"})
         elif kind == "bridge":
             net["br"] = name
-        elif kind != "user":
-            nv = item.fields.get("network")
-            diags.error("E1101", f"unknown network `{network}`", nv.span if nv else item.span,
-                        notes=["expected `user`, `tap:NAME` or `bridge:NAME`"])
-            return None
         link = links.get("netdev")
         return (link.name if link else "netdev"), tuple(sorted(net.items()))
     if item.kind == "serial":
@@ -163,12 +350,6 @@ def _backend(item: spec.Item, ident: str, dtype: model.DeviceType,
         chr_: dict[str, tree.PropValue] = {"kind": "chardev", "backend": kind}
         if kind in ("file", "socket"):
             chr_["path"] = path
-        elif kind not in ("pty", "null"):
-            bv = item.fields.get("backend")
-            diags.error("E1101", f"unknown serial backend `{backend}`",
-                        bv.span if bv else item.span,
-                        notes=["expected `pty`, `null`, `file:PATH` or `socket:PATH`"])
-            return None
         link = links.get("chardev")
         return (link.name if link else "chardev"), tuple(sorted(chr_.items()))
     if item.kind == "rng":

@@ -7,6 +7,7 @@ Every problem of every file is collected before `CompileError` is raised.
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -816,6 +817,14 @@ class _Resolver:
                     self.unknown("E0201", "loose kind", n, expr.SPEC_KINDS)
         if isinstance(ports, ast.Ports) and ports.device.text not in self.devices:
             self.unknown("E0202", "device type", ports.device, self.devices)
+        overflow = []
+        for stmt in p.stmts:
+            if isinstance(stmt, ast.Overflow):
+                if stmt.device.text not in self.devices:
+                    self.unknown("E0202", "device type", stmt.device, self.devices)
+                    continue
+                overflow.append(model.Container(stmt.device.text, stmt.bus,
+                                                (stmt.slots.lo, stmt.slots.hi)))
         return model.Placement(
             order=tuple(n.text for n in order.kinds) if isinstance(order, ast.Order) else (),
             port_device=ports.device.text if isinstance(ports, ast.Ports) else None,
@@ -823,6 +832,7 @@ class _Resolver:
             port_slots=((ports.slots.lo, ports.slots.hi) if isinstance(ports, ast.Ports)
                         else None),
             spare_ports=spare.count if isinstance(spare, ast.SparePorts) else 0,
+            overflow=tuple(overflow),
             vio_base=vio.reg if isinstance(vio, ast.VioBase) else None,
             pci_root=root.bus if isinstance(root, ast.PciRoot) else None,
             pci_root_slots=((root.slots.lo, root.slots.hi) if isinstance(root, ast.PciRoot)
@@ -893,8 +903,19 @@ def _is_mac(text: str) -> bool:
 
 def load_library(paths: Sequence[Path] | None = None) -> model.Library:
     """Parse and resolve `paths` (default: every shipped file); raise on any problem."""
+    if paths is None:
+        return _shipped_library()
     diags = Collector()
     modules = load_modules(list(paths) if paths is not None else shipped_files(), diags)
     library = resolve(modules, diags)
+    diags.check()
+    return library
+
+
+@functools.cache
+def _shipped_library() -> model.Library:
+    """The shipped files change only with the installation: resolve them once a process."""
+    diags = Collector()
+    library = resolve(load_modules(shipped_files(), diags), diags)
     diags.check()
     return library

@@ -1,22 +1,26 @@
 """The loose spec (TOML, or the same structure as JSON) → `LooseSpec`, every value with the
-span of the text it came from. Ends at the spec's own shape: whether a value suits the
-machine is `expand`'s job.
+span of the text it came from. Ends at the spec's own shape: known keys, values of the
+right type and range, the values the CONTRACT fixes (disk formats, network and serial
+backends, MAC addresses). Whether a value suits the machine is `plan`'s job.
 
-tomllib gives no positions, so `_locate` scans the text once for table headers and
-`key = value` lines and maps each (table, index, key) to the spans of the key and value.
+tomllib and json give no positions, so the text is walked a second time, once it is known
+to be valid: `_TomlScanner` here, `jsonpos` for JSON. Both map the path of every value
+(keys and array indexes from the root) to the spans of its key and of the value.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from .diagnostics import Collector, CompileError, error, quote_list
+from . import jsonpos
+from .diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from .source import SourceFile, Span, whole_file
 
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
@@ -33,16 +37,25 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "graphics": ("type", "id", "addr"),
     "cpus": ("count", "sockets", "cores", "threads", "model"),
 }
+REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
+    "disk": (("file", 'add `file = "/var/lib/vm/disk.qcow2"`, the image on the host'),),
+    "device": (("type", 'add `type = "virtio-rng-pci"`, the QEMU type of the device'),),
+}
+DISK_FORMATS = ("qcow2", "raw")
+MIB = 1 << 20
 Json = Any  # TOML/JSON values: the loader checks shapes itself
+PathKey = tuple[str | int, ...]
 
 
 @attrs.frozen
 class Value:
-    """One value of the spec and where it is written (the value; the key for tables)."""
+    """One value of the spec and where it is written (the value; the key for tables).
+    A table's entries are in `parts`, each with its own spans."""
 
     value: Json
     span: Span = attrs.field(eq=False, repr=False)
     key_span: Span = attrs.field(eq=False, repr=False)
+    parts: Mapping[str, Value] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -67,150 +80,724 @@ class LooseSpec:
     cpus: Mapping[str, Value]
     items: tuple[Item, ...]
     span: Span = attrs.field(eq=False, repr=False)
+    cpus_span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    def fact_span(self, fact: str) -> Span | None:
+        """Where the spec sets a spec fact (`cpus.count`, `memory`, …), if it does."""
+        if fact.startswith("cpus."):
+            key = fact.partition(".")[2]
+            if key in self.cpus:
+                return self.cpus[key].span
+            if key == "count" and "cpus" in self.top:
+                return self.top["cpus"].span
+            return self.cpus_span
+        v = self.top.get(fact)
+        return v.span if v is not None else None
+
+    def option_span(self, name: str) -> Span | None:
+        v = self.options.get(name)
+        return v.span if v is not None else None
 
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r'^\s*("?)([A-Za-z0-9_-]+)\1\s*=\s*')
-
-
-def _locate(source: SourceFile) -> dict[tuple[str, int, str], tuple[Span, Span]]:
-    """(table, index, key) → (key span, value span); the top level is table ''."""
-    where: dict[tuple[str, int, str], tuple[Span, Span]] = {}
-    counts: dict[str, int] = {}
-    table, index = "", 0
-    offset = 0
-    for line in source.text.splitlines(keepends=True):
-        header = _HEADER.match(line)
-        if header:
-            table = header.group(2)
-            if header.group(1) == "[[":
-                index = counts.get(table, 0)
-                counts[table] = index + 1
-            else:
-                index = 0
-            where[(table, index, "")] = (source.span(offset, offset + len(line.rstrip())),) * 2
-        else:
-            key = _KEY.match(line)
-            if key:
-                kstart = offset + key.start(2)
-                vstart = offset + key.end()
-                value_text = line[key.end():].split(" #")[0].rstrip()
-                where[(table, index, key.group(2))] = (
-                    source.span(kstart, kstart + len(key.group(2))),
-                    source.span(vstart, vstart + max(1, len(value_text))))
-        offset += len(line)
-    return where
-
-
+# ---- loading -----------------------------------------------------------------------------
 def load(path: str | Path) -> LooseSpec:
     """Read a `.toml` or `.json` loose spec; raise `CompileError` with every shape problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise CompileError([error("E1001", f"cannot read `{path}`: {reason.lower()}",
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CompileError([error("E1001", f"cannot read `{path}`: "
+                                  f"{(exc.strerror or str(exc)).lower()}",
                                   whole_file(str(path)))]) from None
+    try:
+        text = raw.decode("utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError as exc:
+        # show the text up to the bad byte, and point at it
+        shown = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+        at = len(raw[:exc.start].decode("utf-8").replace("\r\n", "\n"))
+        source = SourceFile.from_text(str(path), shown)
+        raise CompileError([error("E1001", f"cannot read `{path}`: it is not UTF-8 "
+                                  f"(byte 0x{raw[exc.start]:02x})", source.span(at, at + 1),
+                                  help="save the file as UTF-8")]) from None
     source = SourceFile.from_text(str(path), text)
-    data = _decode(source, path.suffix)
-    return from_data(source, data)
-
-
-def _decode(source: SourceFile, suffix: str) -> dict[str, Json]:
-    if suffix == ".json":
-        try:
-            data = json.loads(source.text)
-        except json.JSONDecodeError as exc:
-            span = source.span(exc.pos, exc.pos + 1)
-            raise CompileError([error("E1002", f"invalid JSON: {exc.msg.lower()}", span)]) \
-                from None
+    if path.suffix == ".json":
+        data, where = _decode_json(source)
     else:
-        import tomllib
-
-        try:
-            data = tomllib.loads(source.text)
-        except tomllib.TOMLDecodeError as exc:
-            raise CompileError([_toml_error(source, exc)]) from None
-    if not isinstance(data, dict):
-        raise CompileError([error("E1002", "a spec is a table of keys", source.span(0, 1))])
-    return data
+        data, where = _decode_toml(source)
+    if not isinstance(data, dict):  # only JSON can say so: a TOML document is a table
+        raise CompileError([error("E1002", f"a spec must be a JSON object, not {describe(data)}",
+                                  where.get((), (source.span(0, 0),) * 2)[1],
+                                  help='start from `{"machine": "pc-q35"}`')])
+    return from_data(source, data, where)
 
 
-def _toml_error(source: SourceFile, exc: Exception) -> Any:
-    m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-    message = re.sub(r"\s*\(at line.*\)$", "", str(exc)).lower()
+Where = dict[PathKey, tuple[Span, Span]]
+
+
+def _spans(source: SourceFile, offsets: Mapping[PathKey, tuple[int, int, int, int]]) -> Where:
+    return {p: (source.span(ks, ke), source.span(vs, ve))
+            for p, (ks, ke, vs, ve) in offsets.items()}
+
+
+def _decode_json(source: SourceFile) -> tuple[Json, Where]:
+    text = source.text
+    if text.startswith("\ufeff"):
+        raise CompileError([_bom(source, "JSON")])
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        message = _JSON_MESSAGES.get(exc.msg, exc.msg[:1].lower() + exc.msg[1:])
+        trailing = text[:exc.pos].rstrip().endswith(",") and text[exc.pos:exc.pos + 1] in "]}"
+        raise CompileError([error("E1002", f"invalid JSON: {message}",
+                                  source.span(exc.pos, min(exc.pos + 1, len(text))),
+                                  help="JSON allows no `,` after the last entry"
+                                  if trailing else None)]) from None
+    offsets, duplicates = jsonpos.locate(text)
+    where = _spans(source, offsets)
+    if duplicates:
+        raise CompileError([
+            error("E1002", f"invalid JSON: key `{path[-1]}` is given twice",
+                  source.span(second[0], second[1]),
+                  labels=[Label(source.span(first[0], first[1]), "first given here")],
+                  help="keep one of them")
+            for path, first, second in duplicates])
+    return data, where
+
+
+_JSON_MESSAGES = {
+    "Expecting property name enclosed in double quotes": "expected a key in double quotes",
+    "Expecting ':' delimiter": "expected `:` after the key",
+    "Expecting ',' delimiter": "expected `,` or the end of the object or array",
+    "Expecting value": "expected a value",
+    "Extra data": "more text after the end of the spec",
+}
+
+
+def _bom(source: SourceFile, language: str) -> Diagnostic:
+    return error("E1002", f"invalid {language}: the file starts with a byte order mark "
+                 "(U+FEFF)", source.span(0, 1), help="save the file as UTF-8 without a BOM")
+
+
+def _decode_toml(source: SourceFile) -> tuple[Json, Where]:
+    import tomllib
+
+    if source.text.startswith("\ufeff"):
+        raise CompileError([_bom(source, "TOML")])
+    try:
+        data = tomllib.loads(source.text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CompileError([_toml_error(source, str(exc))]) from None
+    return data, _spans(source, locate_toml(source.text))
+
+
+def locate_toml(text: str) -> dict[PathKey, tuple[int, int, int, int]]:
+    """`jsonpos.locate` for TOML: path → offsets of the key and the value of everything in a
+    document that tomllib accepts."""
+    return _TomlScanner(text).scan()
+
+
+# tomllib's messages → ours (message, help); the special cases are in `_toml_error`
+_TOML_MESSAGES: tuple[tuple[str, str, str | None], ...] = (
+    (r"Expected '\]' at the end of a table declaration",
+     "expected `]` to close the table header", None),
+    (r"Expected '\]\]' at the end of an array declaration",
+     "expected `]]` to close the header of the array of tables", None),
+    (r"Illegal character '\\n'", "string not closed on its line",
+     "close it with the quote it starts with, or use `\"\"\"` for a multi-line string"),
+    (r"Cannot declare \((.*)\) twice", "table {0} is declared twice",
+     "merge the two, or write `[[…]]` for an array of tables"),
+    (r"Cannot mutate immutable namespace \((.*)\)",
+     "{0} is an inline table and cannot be extended",
+     "put all its keys inside the braces, or write it as a `[table]`"),
+    (r"Expected newline or end of document after a statement",
+     "expected the end of the line after a value",
+     "write one `key = value` per line; strings need quotes"),
+    (r"Unclosed array", "expected `,` or `]` after an element of the array", None),
+    (r"Unclosed inline table", "expected `,` or `}` after an entry of the inline table",
+     "an inline table must fit on one line"),
+    (r"Unterminated string", "string not closed", None),
+    (r"Invalid initial character for a key part", "expected a key", None),
+    (r"Invalid statement", "expected `key = value` or a `[table]` header", None),
+    (r"Expected '=' after a key in a key/value pair", "expected `=` after the key", None),
+)
+
+
+def _toml_error(source: SourceFile, text: str) -> Diagnostic:
+    """tomllib's error, in our words, at the place that explains it."""
+    src = source.text
+    raw = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)$", "", text)
+    m = re.search(r"\(at line (\d+), column (\d+)\)$", text)
+    start = len(src)
     if m:
-        line, col = int(m.group(1)), int(m.group(2))
-        line = min(line, source.text.count("\n") + 1)
-        start = sum(len(x) + 1 for x in source.text.split("\n")[:line - 1]) + col - 1
-        start = min(start, len(source.text))
-        span = source.span(start, min(start + 1, len(source.text)))
+        line = min(int(m.group(1)), src.count("\n") + 1)
+        start = min(len(src), sum(len(x) + 1 for x in src.split("\n")[:line - 1])
+                    + int(m.group(2)) - 1)
+    labels: list[Label] = []
+    message, help_ = raw[:1].lower() + raw[1:], None
+    for pattern, ours, hint in _TOML_MESSAGES:
+        found = re.fullmatch(pattern, raw)
+        if found:
+            names = ["`" + ".".join(re.findall(r"[^,' ]+", g)) + "`" for g in found.groups()]
+            message, help_ = ours.replace("{0}", names[0]) if names else ours, hint
+            break
     else:
-        span = source.span(0, 0)
-    return error("E1002", f"invalid TOML: {message}", span)
+        message = re.sub(r"'([^']*)'", r"`\1`", message)
+    here = src[start:start + 1]  # what to underline
+    scanner = _TomlScanner(src)
+    unclosed: _Unclosed | None = None
+    try:
+        scanner.scan(strict=True)
+    except _Unclosed as exc:
+        unclosed = exc
+    closing = raw in ("Invalid value", "Unclosed array", "Unclosed inline table",
+                      "Unterminated string", "Illegal character '\\n'") or (
+        raw == "Invalid initial character for a key part" and here in ("\n", ""))
+    if closing and unclosed is not None and unclosed.start <= start:
+        start = unclosed.start
+        here = src[start:].split("\n", 1)[0].rstrip() if unclosed.kind == "string" \
+            else src[start]
+        message, help_ = {
+            "array": ("array not closed: `]` is missing", None),
+            "inline table": ("inline table not closed on its line",
+                             "an inline table must fit on one line"),
+            "string": ("string not closed" + (" on its line" if raw.startswith("Illegal")
+                                              else ""), help_),
+        }[unclosed.kind]
+    elif raw == "Invalid value":
+        message = "expected a value"
+        help_ = 'strings need quotes: `machine = "pc-q35"`' if here.strip() else None
+    elif raw == "Cannot overwrite a value" or raw.startswith("Duplicate inline table key"):
+        twice = [d for d in scanner.duplicates if d[1][0] <= start]
+        if twice:
+            path, first, second = twice[0]
+            message, help_ = f"key `{path[-1]}` is given twice", "keep one of them"
+            start, here = second[0], src[second[0]:second[1]]
+            labels = [Label(source.span(first[0], first[1]), "first given here")]
+    elif raw.startswith("Cannot mutate immutable namespace"):
+        key = _key_before(src, start)
+        if key is not None:
+            start, here = key[1], key[0]
+    elif raw.startswith("Cannot declare"):
+        start = src.rfind("\n", 0, start) + 1
+        here = src[start:].split("\n", 1)[0].rstrip()
+    elif message == "expected a key" and here == "}" and src[:start].rstrip().endswith(","):
+        help_ = "TOML allows no `,` after the last entry of an inline table"
+    width = len(here) if here.strip() else 0
+    return error("E1002", f"invalid TOML: {message}", source.span(start, start + width),
+                 labels=labels, help=help_)
 
 
-def from_data(source: SourceFile, data: dict[str, Json]) -> LooseSpec:
-    where = _locate(source)
+def _key_before(text: str, pos: int) -> tuple[str, int] | None:
+    """The key of the `key = value` line that `pos` is on, and where it starts."""
+    start = text.rfind("\n", 0, max(pos - 1, 0)) + 1 if pos else 0
+    line = text[start:].split("\n", 1)[0]
+    m = re.match(r'\s*((?:[A-Za-z0-9_-]+|"[^"]*"|\'[^\']*\')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|'
+                 r'"[^"]*"|\'[^\']*\'))*)\s*=', line)
+    if m is None:
+        return None
+    return re.sub(r"\s+", "", m.group(1)), start + m.start(1)
+
+
+# ---- positions in TOML ---------------------------------------------------------------------
+class _Unclosed(Exception):
+    """A string, array or inline table that the text never closes."""
+
+    def __init__(self, kind: str, start: int) -> None:
+        super().__init__(kind, start)
+        self.kind = kind
+        self.start = start
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?"
+                       r"(?:[Zz]|[+-]\d{2}:\d{2})?)?|\d{2}:\d{2}:\d{2}(?:\.\d+)?")
+_SCALAR = re.compile(r"[^\s,\]}#]+")
+Offsets = tuple[int, int, int, int]
+
+
+class _TomlScanner:
+    """Walks a TOML text that tomllib accepted and records, for every value, its path →
+    (key start, key end, value start, value end). Tables declared by a header map to the
+    header; array elements and inline tables to themselves; a dotted key's segments each
+    to their own name. Multi-line values span all their lines."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.found: dict[PathKey, Offsets] = {}
+        self.last_index: dict[PathKey, int] = {}  # array of tables → its last element
+        # keys given twice (only in text tomllib refuses): path, first, second
+        self.duplicates: list[tuple[PathKey, Offsets, Offsets]] = []
+
+    def scan(self, strict: bool = False) -> dict[PathKey, Offsets]:
+        """The positions; on text tomllib would refuse, what was found before the problem
+        (with `strict`, an unclosed string, array or inline table raises `_Unclosed`)."""
+        try:
+            self.document()
+        except _Unclosed:
+            if strict:
+                raise
+        except (IndexError, ValueError):
+            pass
+        return self.found
+
+    def document(self) -> None:
+        table: PathKey = ()
+        while True:
+            self.skip(newlines=True)
+            if self.pos >= len(self.text):
+                return
+            if self.text.startswith("[", self.pos):
+                table = self.header()
+            else:
+                self.keyval(table)
+
+    def skip(self, newlines: bool) -> None:
+        text = self.text
+        while self.pos < len(text):
+            c = text[self.pos]
+            if c in " \t" or (newlines and c in "\r\n"):
+                self.pos += 1
+            elif c == "#" and newlines:
+                end = text.find("\n", self.pos)
+                self.pos = len(text) if end < 0 else end
+            else:
+                return
+
+    def keys(self) -> list[tuple[str, int, int]]:
+        """A dotted key: each part with its offsets."""
+        parts = []
+        while True:
+            self.skip(newlines=False)
+            start = self.pos
+            c = self.text[start]
+            if c in "\"'":
+                self.string()
+                import tomllib
+
+                name = str(tomllib.loads("k = " + self.text[start:self.pos])["k"])
+            else:
+                m = _BARE_KEY.match(self.text, start)
+                if m is None:
+                    raise ValueError(f"no key at {start}")
+                self.pos = m.end()
+                name = m.group()
+            parts.append((name, start, self.pos))
+            self.skip(newlines=False)
+            if not self.text.startswith(".", self.pos):
+                return parts
+            self.pos += 1
+
+    def header(self) -> PathKey:
+        start = self.pos
+        array = self.text.startswith("[[", start)
+        self.pos += 2 if array else 1
+        parts = self.keys()
+        self.pos += 2 if array else 1
+        end = self.pos
+        prefix: PathKey = ()
+        for name, ks, ke in parts[:-1]:
+            prefix = self._step(prefix, name)
+            self.found.setdefault(prefix, (ks, ke, start, end))
+        if array:
+            path = (*prefix, parts[-1][0])
+            index = self.last_index.get(path, -1) + 1
+            self.last_index[path] = index
+            self.found.setdefault(path, (parts[-1][1], parts[-1][2], start, end))
+            table: PathKey = (*path, index)
+        else:
+            table = (*prefix, parts[-1][0])
+        self.found[table] = (start, end, start, end)
+        return table
+
+    def _step(self, prefix: PathKey, name: str) -> PathKey:
+        """One header key further (through the last element of an array of tables)."""
+        path = (*prefix, name)
+        return (*path, self.last_index[path]) if path in self.last_index else path
+
+    def keyval(self, table: PathKey) -> None:
+        parts = self.keys()
+        self.pos += 1  # "="
+        self.skip(newlines=False)
+        path = table
+        for name, _, _ in parts[:-1]:
+            path = (*path, name)
+        path = (*path, parts[-1][0])
+        vstart, vend = self.value(path)
+        prefix = table
+        for name, ks, _ in parts[:-1]:
+            prefix = (*prefix, name)
+            self.found.setdefault(prefix, (ks, ks + len(name), ks, vend))
+        here = (parts[-1][1], parts[-1][2], vstart, vend)
+        if path in self.found:
+            self.duplicates.append((path, self.found[path], here))
+        self.found[path] = here
+
+    def value(self, path: PathKey) -> tuple[int, int]:
+        start = self.pos
+        c = self.text[start]
+        if c in "\"'":
+            self.string()
+        elif c == "[":
+            self.array(path)
+        elif c == "{":
+            self.inline_table(path)
+        else:
+            m = _DATETIME.match(self.text, start) or _SCALAR.match(self.text, start)
+            if m is None:
+                raise ValueError(f"no value at {start}")
+            self.pos = m.end()
+        return start, self.pos
+
+    def string(self) -> None:
+        text, start = self.text, self.pos
+        quote = text[start]
+        if text.startswith(quote * 3, start):
+            i = start + 3
+            while True:
+                if i >= len(text):
+                    raise _Unclosed("string", start)
+                if quote == '"' and text[i] == "\\":
+                    i += 2
+                elif text.startswith(quote * 3, i):
+                    end = i + 3
+                    while end < len(text) and text[end] == quote and end - i < 5:
+                        end += 1
+                    self.pos = end
+                    return
+                else:
+                    i += 1
+        i = start + 1
+        while True:
+            if i >= len(text) or text[i] == "\n":
+                raise _Unclosed("string", start)
+            if quote == '"' and text[i] == "\\":
+                i += 2
+            elif text[i] == quote:
+                self.pos = i + 1
+                return
+            else:
+                i += 1
+
+    def array(self, path: PathKey) -> None:
+        start = self.pos
+        self.pos += 1
+        index = 0
+        while True:
+            self.skip(newlines=True)
+            if self.pos >= len(self.text):
+                raise _Unclosed("array", start)
+            if self.text[self.pos] == "]":
+                self.pos += 1
+                return
+            vstart, vend = self.value((*path, index))
+            self.found[(*path, index)] = (vstart, vend, vstart, vend)
+            index += 1
+            self.skip(newlines=True)
+            if self.pos < len(self.text) and self.text[self.pos] == ",":
+                self.pos += 1
+
+    def inline_table(self, path: PathKey) -> None:
+        start = self.pos
+        self.pos += 1
+        while True:
+            self.skip(newlines=False)
+            if self.pos >= len(self.text) or self.text[self.pos] == "\n":
+                raise _Unclosed("inline table", start)
+            if self.text[self.pos] == "}":
+                self.pos += 1
+                return
+            self.keyval(path)
+            self.skip(newlines=False)
+            if self.pos < len(self.text) and self.text[self.pos] == ",":
+                self.pos += 1
+
+
+# ---- shapes ------------------------------------------------------------------------------
+def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = None
+              ) -> LooseSpec:
+    """Check the shape of decoded spec `data`; `where` maps each value's path to its spans
+    (from the scanners above; without it, the file as a whole)."""
+    where = where if where is not None else {}
     diags = Collector()
     whole = source.span(0, len(source.text))
 
-    def spans(table: str, index: int, key: str) -> tuple[Span, Span]:
-        return where.get((table, index, key)) or where.get((table, index, "")) or (whole, whole)
+    def spans(path: PathKey) -> tuple[Span, Span]:
+        while path not in where and path:
+            path = path[:-1]
+        return where.get(path, (whole, whole))
 
-    def value(table: str, index: int, key: str, v: Json) -> Value:
-        k, s = spans(table, index, key)
-        return Value(v, s, k)
+    def value(path: PathKey, v: Json) -> Value:
+        k, s = spans(path)
+        parts = {str(key): value((*path, key), x) for key, x in v.items()} \
+            if isinstance(v, dict) else {}
+        return Value(v, s, k, parts)
 
     top: dict[str, Value] = {}
     options: dict[str, Value] = {}
     cpus: dict[str, Value] = {}
+    cpus_span: Span | None = None
     items: list[Item] = []
     for key, v in data.items():
-        kspan, _ = spans("", 0, key)
+        kspan, vspan = spans((key,))
         if key == "options":
             if not isinstance(v, dict):
-                diags.error("E1003", "`options` must be a table", kspan)
+                diags.error("E1003", f"`options` must be a table, not {describe(v)}", vspan,
+                            help="write the options under `[options]`, e.g. `sata = false`")
                 continue
-            options = {k: value("options", 0, k, x) for k, x in v.items()}
+            options = {k: value(("options", k), x) for k, x in v.items()}
+            for k, x in options.items():
+                _check_option(k, x, diags)
         elif key == "cpus" and isinstance(v, dict):
-            cpus = _fields("cpus", 0, v, value, spans, diags)
+            cpus = _fields("cpus", value(("cpus",), v), diags)
+            cpus_span = vspan
         elif key in TOP_KEYS:
-            top[key] = value("", 0, key, v)
+            top[key] = value((key,), v)
+            _check(key, top[key], TOP_CHECKS[key], diags)
         elif key == "graphics":
             if not isinstance(v, dict):
-                diags.error("E1003", "`graphics` must be a table", kspan)
+                diags.error("E1003", f"`graphics` must be a table, not {describe(v)}", vspan,
+                            help="write it as one `[graphics]` table: a machine has one")
                 continue
-            items.append(Item("graphics", 0, _fields("graphics", 0, v, value, spans, diags),
-                              spans("graphics", 0, "")[0]))
+            items.append(Item("graphics", 0, _fields("graphics", value((key,), v), diags),
+                              vspan))
         elif key in ITEM_TABLES:
-            if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-                diags.error("E1003", f"`{key}` must be an array of tables", kspan,
-                            help=f"write each one as `[[{key}]]`")
+            if not isinstance(v, list):
+                diags.error("E1003", f"`{key}` must be an array of tables, not {describe(v)}",
+                            vspan, help=f"write each one as `[[{key}]]`")
                 continue
             for i, x in enumerate(v):
-                items.append(Item(key, i, _fields(key, i, x, value, spans, diags),
-                                  spans(key, i, "")[0]))
+                ispan = spans((key, i))[1]
+                if not isinstance(x, dict):
+                    diags.error("E1003", f"each `{key}` must be a table, not {describe(x)}",
+                                ispan, help=f"write each one as `[[{key}]]`")
+                    continue
+                fields = _fields(key, value((key, i), x), diags)
+                items.append(Item(key, i, fields, ispan))
+                for required, how in REQUIRED.get(key, ()):
+                    if required not in x:
+                        diags.error("E1009", f"this {key} has no `{required}`", ispan,
+                                    help=how)
         else:
-            known = [*TOP_KEYS, *SINGLE_TABLES, *ITEM_TABLES]
-            diags.error("E1004", f"unknown key `{key}`", kspan,
-                        notes=[f"a spec has {quote_list(known)}"])
+            _unknown(key, kspan, [*TOP_KEYS, *SINGLE_TABLES, *ITEM_TABLES], "a spec", diags)
     if "machine" not in top:
         diags.error("E1005", "the spec names no machine", source.span(0, 0),
                     help='add `machine = "pc-q35"` (or another machine: `mschema show`)')
     diags.check()
     items.sort(key=lambda it: (it.span.start, it.kind, it.index))
-    return LooseSpec(source.path, top, options, cpus, tuple(items), whole)
+    return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span)
 
 
-def _fields(table: str, index: int, x: dict[str, Json], value: Any, spans: Any,
-            diags: Collector) -> dict[str, Value]:
+def suggest(name: str, known: list[str]) -> str | None:
+    """`did you mean …?` for an unknown name: a known name inside it (`mac` in `macaddr`)
+    or the other way round, else the closest spelling."""
+    def rank(k: str) -> tuple[int, int, str]:
+        return (0 if name.startswith(k) or k.startswith(name) else 1, -len(k), k)
+
+    inside = [k for k in known if len(k) >= 3 and (k in name or name in k)]
+    close = sorted(inside, key=rank)[:1] or difflib.get_close_matches(name, known, n=1)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _unknown(key: str, span: Span, known: list[str], where: str, diags: Collector) -> None:
+    diags.error("E1004", f"unknown key `{key}`" + ("" if where == "a spec" else f" in {where}"),
+                span, notes=[f"{where} takes {quote_list(known, limit=20)}"],
+                help=suggest(key, known))
+
+
+def _fields(table: str, x: Value, diags: Collector) -> dict[str, Value]:
     allowed = ITEM_KEYS.get(table, ())
     result = {}
-    for k, v in x.items():
+    for k, v in x.parts.items():
         if k not in allowed:
-            diags.error("E1004", f"unknown key `{k}` in `{table}`", spans(table, index, k)[0],
-                        notes=[f"`{table}` takes {quote_list(allowed)}"])
+            _unknown(k, v.key_span, list(allowed), f"`{table}`", diags)
             continue
-        result[k] = value(table, index, k, v)
+        result[k] = v
+        _check(f"{table}.{k}" if table == "cpus" else k, v,
+               ITEM_CHECKS.get((table, k), _string), diags)
     return result
+
+
+# The checks of single values. Each reports on `v` and returns nothing; `what` names the key.
+Check = Callable[[str, Value, Collector], None]
+
+
+def describe(v: Json) -> str:
+    """A TOML/JSON value in words, for 'must be X, not Y'."""
+    if isinstance(v, bool):
+        return f"`{str(v).lower()}`"
+    if isinstance(v, (int, float)):
+        return f"`{v}`"
+    if isinstance(v, str):
+        return f"the string `{json.dumps(v, ensure_ascii=False)}`"
+    if isinstance(v, dict):
+        return "a table"
+    if isinstance(v, list):
+        return "an array"
+    if v is None:
+        return "`null`"
+    return f"a {type(v).__name__}"  # TOML's dates and times
+
+
+def _is_int(v: Json) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _unquote_help(what: str, v: Json) -> str | None:
+    if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
+        return f"write the number without quotes: `{what.rpartition('.')[2]} = {v.strip()}`"
+    return None
+
+
+def _string(what: str, v: Value, diags: Collector) -> None:
+    if not isinstance(v.value, str):
+        quoted = f'put it in quotes: `{what} = "{v.value}"`' if _is_int(v.value) else None
+        diags.error("E1003", f"`{what}` must be a string, not {describe(v.value)}", v.span,
+                    help='name a machine in quotes: `machine = "pc-q35"`'
+                    if what == "machine" else quoted)
+    elif not v.value.strip():
+        diags.error("E1006", f"`{what}` is empty", v.span)
+
+
+def _bool(what: str, v: Value, diags: Collector) -> None:
+    if not isinstance(v.value, bool):
+        diags.error("E1003", f"`{what}` must be `true` or `false`, not {describe(v.value)}",
+                    v.span)
+
+
+def _integer(lowest: int) -> Check:
+    def check(what: str, v: Value, diags: Collector) -> None:
+        if not _is_int(v.value):
+            extra = " or a table" if what == "cpus" else ""
+            diags.error("E1003", f"`{what}` must be an integer{extra}, not "
+                        f"{describe(v.value)}", v.span, help=_unquote_help(what, v.value))
+        elif v.value < lowest:
+            diags.error("E1006", f"`{what}` must be {'positive' if lowest == 1 else '0 or more'}"
+                        f", not `{v.value}`", v.span)
+    return check
+
+
+_SIZE = re.compile(r"\s*(-?)([0-9]+)\s*([A-Za-z]*)\s*")
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(what: str, v: Value, diags: Collector) -> None:
+    size_help = 'write bytes, or a number with K, M, G or T (powers of 1024): `memory = "4G"`'
+    x = v.value
+    if _is_int(x):
+        sign, size = ("-" if x < 0 else ""), abs(x)
+    elif isinstance(x, str) and (m := _SIZE.fullmatch(x)):
+        unit = m.group(3).upper()
+        if unit not in _UNITS:
+            diags.error("E1003", f"`{what}` has an unknown unit `{m.group(3)}`", v.span,
+                        help=size_help)
+            return
+        sign, size = m.group(1), int(m.group(2)) * _UNITS[unit]
+    else:
+        diags.error("E1003", f"`{what}` must be a size, not {describe(x)}", v.span,
+                    help=size_help)
+        return
+    if sign or size == 0:
+        diags.error("E1006", f"`{what}` must be more than 0 bytes, not `{x}`", v.span,
+                    help=size_help)
+    elif size % MIB:
+        diags.error("E1006", f"`{what}` must be a whole number of MiB, not {size} bytes",
+                    v.span, help=f"QEMU's `-m` counts in MiB: write "
+                    f"`{what} = \"{size // MIB + 1}M\"`")
+
+
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+
+
+def _mac(what: str, v: Value, diags: Collector) -> None:
+    if not isinstance(v.value, str) or not _MAC.fullmatch(v.value):
+        shown = describe(v.value) if not isinstance(v.value, str) else f"`{v.value}`"
+        diags.error("E1007", f"{shown} is not a MAC address", v.span,
+                    help="write six hex bytes with colons, e.g. `52:54:00:12:34:56`, or leave "
+                    "`mac` out to get one")
+    elif int(v.value[:2], 16) & 1:
+        diags.error("E1007", f"`{v.value}` is a multicast MAC address", v.span,
+                    notes=["the lowest bit of its first byte is set: a NIC with this address "
+                           "never receives the frames sent to it"],
+                    help="use a unicast address (an even first byte), e.g. "
+                    "`52:54:00:12:34:56`, or leave `mac` out to get one")
+
+
+def _one_of(kind: str, choices: tuple[str, ...], named: tuple[str, ...] = ()) -> Check:
+    """A value from a fixed set: `choices` as such, `named` as `NAME:…` with a name."""
+    expected = [f"`{c}`" for c in choices] + [f"`{n}:{_PLACEHOLDER[n]}`" for n in named]
+    listed = ", ".join(expected[:-1]) + f" or {expected[-1]}"
+
+    def check(what: str, v: Value, diags: Collector) -> None:
+        if not isinstance(v.value, str):
+            diags.error("E1003", f"`{what}` must be a string, not {describe(v.value)}",
+                        v.span, notes=[f"expected {listed}"])
+            return
+        head, _, rest = v.value.partition(":")
+        if v.value in choices or (head in named and rest):
+            return
+        if head in named:
+            diags.error("E1008", f"{kind} `{v.value}` has no {_MISSING[head]}", v.span,
+                        help=f"write `{head}:{_PLACEHOLDER[head]}`, e.g. "
+                        f"`{head}:{_EXAMPLE[head]}`")
+            return
+        diags.error("E1008", f"unknown {kind} `{v.value}`", v.span, notes=[f"expected {listed}"])
+    return check
+
+
+_PLACEHOLDER = {"tap": "NAME", "bridge": "NAME", "file": "PATH", "socket": "PATH"}
+_MISSING = {"tap": "tap device name", "bridge": "bridge name", "file": "file path",
+            "socket": "socket path"}
+_EXAMPLE = {"tap": "tap0", "bridge": "br0", "file": "serial.log", "socket": "serial.sock"}
+
+
+def _props(what: str, v: Value, diags: Collector) -> None:
+    if not isinstance(v.value, dict):
+        diags.error("E1003", f"`{what}` must be a table, not {describe(v.value)}", v.span,
+                    help="write `props = { name = value }`")
+        return
+    for k, p in v.parts.items():
+        _scalar(f"property `{k}`", p, diags)
+
+
+def _scalar(what: str, v: Value, diags: Collector) -> None:
+    if not (isinstance(v.value, (bool, str)) or _is_int(v.value)):
+        diags.error("E1003", f"{what} must be a boolean, an integer or a string, not "
+                    f"{describe(v.value)}", v.span)
+
+
+def _check_option(name: str, v: Value, diags: Collector) -> None:
+    _scalar(f"option `{name}`", v, diags)
+
+
+def _name(what: str, v: Value, diags: Collector) -> None:
+    _string(what, v, diags)
+    if isinstance(v.value, str) and (v.value in (".", "..") or any(c in v.value for c in "/\0")):
+        diags.error("E1006", f"`{what}` must be a file name, not `{v.value}`", v.span,
+                    notes=["`compile` writes its outputs to `build/NAME/`"],
+                    help="leave out `/`")
+
+
+def _check(what: str, v: Value, check: Check, diags: Collector) -> None:
+    if what == "cpus" and isinstance(v.value, dict):
+        return
+    check(what, v, diags)
+
+
+TOP_CHECKS: dict[str, Check] = {
+    "machine": _string,
+    "name": _name,
+    "cpus": _integer(1),
+    "memory": _size,
+    "hotplug-slots": _integer(0),
+}
+ITEM_CHECKS: dict[tuple[str, str], Check] = {
+    **{("cpus", k): _integer(1) for k in ("count", "sockets", "cores", "threads")},
+    **{(t, "bootindex"): _integer(0) for t in ("disk", "cdrom", "nic")},
+    ("disk", "readonly"): _bool,
+    ("disk", "format"): _one_of("disk format", DISK_FORMATS),
+    ("nic", "network"): _one_of("network", ("user",), ("tap", "bridge")),
+    ("nic", "mac"): _mac,
+    ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),
+    ("device", "props"): _props,
+}

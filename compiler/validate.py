@@ -302,3 +302,36 @@ def acyclic(ctx: Context, diags: Collector) -> None:
     device = next((p.device for p in ctx.placed if p.device.id == first), None)
     diags.error("E1408", f"dependency cycle: {chain} `{first}`",
                 ctx.span(device) if device else ctx.fallback, notes=[_rule("acyclic")])
+
+
+PCI_KINDS = ("pci", "pcie")
+
+
+@check("E1409", "bus-numbers", "a PCI domain has at most 256 bus numbers")
+def bus_numbers(ctx: Context, diags: Collector) -> None:
+    """Every bridge and port takes one bus number of its PCI domain; firmware and guests
+    cannot number more than 256 (bus 0 is the root). Points at the first device past it."""
+    def secondary(bus: tree.Bus) -> Iterator[tree.Device]:
+        for d in bus.devices:
+            for child in d.buses:
+                if child.kind in PCI_KINDS:
+                    yield d
+                    yield from secondary(child)
+
+    for p in ctx.placed:
+        if p.bus.kind in PCI_KINDS:
+            continue
+        for root in p.device.buses:
+            if root.kind not in PCI_KINDS:
+                continue
+            owners = list(secondary(root))
+            if len(owners) > 255:
+                first = owners[255]
+                diags.error("E1409", f"`{first.id}` ({first.type}) needs bus number 256 of PCI "
+                            f"domain `{root.name}`, past the 256 a guest can use",
+                            ctx.span(first),
+                            notes=[f"the domain needs {len(owners) + 1} in all; every root "
+                                   "port, switch port and bridge takes one",
+                                   _rule("bus-numbers")],
+                            help="put endpoints behind bridges rather than ports, or "
+                            "fewer devices in this domain")
