@@ -404,6 +404,8 @@ class Allocator:
     def spare_ports(self, count: int, span: Span, required: bool) -> None:
         """`required`: the spec asked for them (else the schema's default: best effort)."""
         if not self.schema.placement.port_device:
+            if required:
+                self._spare_root_slots(count, span)
             return
         for made in range(count):
             if self._new_port(span, "kept free for hot-plug (`hotplug-slots`)") is None:
@@ -412,6 +414,31 @@ class Allocator:
                                      f"port(s): all {self._port_positions()} port positions "
                                      "are taken", span,
                                      help="ask for fewer `hotplug-slots`, or take devices out")
+                return
+
+    def _root_pci_buses(self) -> list[_Bus]:
+        """PCI buses of host bridges (on the system bus): where a machine without ports
+        hot-plugs its endpoints."""
+        return [b for b in self.buses.values() if b.space.notation == "pci"
+                and b.owner is not None and self.nodes[b.owner].bus == self.root]
+
+    def _spare_root_slots(self, count: int, span: Span) -> None:
+        """Keep `count` slots free on the host bridges, adding bridges the schema provides."""
+        def free() -> int:
+            return sum(1 for b in self._root_pci_buses() for r in b.space.ranges("slot")
+                       for slot in range(r.lo, r.hi + 1)
+                       if not any(a[0] == slot for a in b.used))
+
+        kinds = {b.kind for b in self._root_pci_buses()}
+        provider = next((self.schema.providers[k] for k in sorted(kinds)
+                         if k in self.schema.providers), None)
+        while free() < count:
+            if provider is None or self._create(
+                    provider.device, span, f"`provide {provider.bus} by {provider.device}` in "
+                    f"`{self.schema.name}`: more free slots for `hotplug-slots`",
+                    provider.span, prefix=provider.bus, bus=self.buses[self.root]) is None:
+                self.diags.error("E1204", f"only {free()} hot-pluggable slot(s) are free, not "
+                                 f"{count}", span, help="ask for fewer `hotplug-slots`")
                 return
 
     def _port_positions(self) -> int:

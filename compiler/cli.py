@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--emit", action="append", default=[], choices=("json", "argv", "shell"),
                       help="output kind (repeatable)")
     comp.add_argument("-o", "--output", type=Path, metavar="PATH")
+    comp.add_argument("--format", choices=("text", "json"), default="text",
+                      help="how to print diagnostics (json: a list on stderr)")
     comp.add_argument("--why", metavar="ID",
                       help="say why device ID is in the precise machine, and where it comes from")
     return p
@@ -49,10 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compile":
             return _compile(args.spec, args.emit, args.output, args.why)
     except CompileError as exc:
-        if fmt == "json" and args.command == "lint":
-            sys.stdout.write(render_json(exc.diagnostics))
-        else:
-            sys.stderr.write(render_text(exc.diagnostics))
+        # lint's findings are its output (stdout); elsewhere diagnostics go to stderr
+        stream = sys.stdout if args.command == "lint" and fmt == "json" else sys.stderr
+        stream.write(render_json(exc.diagnostics) if fmt == "json" else
+                     render_text(exc.diagnostics))
         return 1
     raise AssertionError(f"unhandled command {args.command}")
 

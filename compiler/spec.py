@@ -19,8 +19,9 @@ from typing import Any
 
 import attrs
 
-from . import jsonpos
+from . import jsonpos, tomlpos
 from .diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
+from .jsonpos import PathKey
 from .source import SourceFile, Span, whole_file
 
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
@@ -44,7 +45,6 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
 DISK_FORMATS = ("qcow2", "raw")
 MIB = 1 << 20
 Json = Any  # TOML/JSON values: the loader checks shapes itself
-PathKey = tuple[str | int, ...]
 
 
 @attrs.frozen
@@ -187,13 +187,7 @@ def _decode_toml(source: SourceFile) -> tuple[Json, Where]:
         data = tomllib.loads(source.text)
     except tomllib.TOMLDecodeError as exc:
         raise CompileError([_toml_error(source, str(exc))]) from None
-    return data, _spans(source, locate_toml(source.text))
-
-
-def locate_toml(text: str) -> dict[PathKey, tuple[int, int, int, int]]:
-    """`jsonpos.locate` for TOML: path → offsets of the key and the value of everything in a
-    document that tomllib accepts."""
-    return _TomlScanner(text).scan()
+    return data, _spans(source, tomlpos.locate(source.text))
 
 
 # tomllib's messages → ours (message, help); the special cases are in `_toml_error`
@@ -243,11 +237,11 @@ def _toml_error(source: SourceFile, text: str) -> Diagnostic:
     else:
         message = re.sub(r"'([^']*)'", r"`\1`", message)
     here = src[start:start + 1]  # what to underline
-    scanner = _TomlScanner(src)
-    unclosed: _Unclosed | None = None
+    scanner = tomlpos.TomlScanner(src)
+    unclosed: tomlpos.Unclosed | None = None
     try:
         scanner.scan(strict=True)
-    except _Unclosed as exc:
+    except tomlpos.Unclosed as exc:
         unclosed = exc
     closing = raw in ("Invalid value", "Unclosed array", "Unclosed inline table",
                       "Unterminated string", "Illegal character '\\n'") or (
@@ -296,221 +290,6 @@ def _key_before(text: str, pos: int) -> tuple[str, int] | None:
     if m is None:
         return None
     return re.sub(r"\s+", "", m.group(1)), start + m.start(1)
-
-
-# ---- positions in TOML ---------------------------------------------------------------------
-class _Unclosed(Exception):
-    """A string, array or inline table that the text never closes."""
-
-    def __init__(self, kind: str, start: int) -> None:
-        super().__init__(kind, start)
-        self.kind = kind
-        self.start = start
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?"
-                       r"(?:[Zz]|[+-]\d{2}:\d{2})?)?|\d{2}:\d{2}:\d{2}(?:\.\d+)?")
-_SCALAR = re.compile(r"[^\s,\]}#]+")
-Offsets = tuple[int, int, int, int]
-
-
-class _TomlScanner:
-    """Walks a TOML text that tomllib accepted and records, for every value, its path →
-    (key start, key end, value start, value end). Tables declared by a header map to the
-    header; array elements and inline tables to themselves; a dotted key's segments each
-    to their own name. Multi-line values span all their lines."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.found: dict[PathKey, Offsets] = {}
-        self.last_index: dict[PathKey, int] = {}  # array of tables → its last element
-        # keys given twice (only in text tomllib refuses): path, first, second
-        self.duplicates: list[tuple[PathKey, Offsets, Offsets]] = []
-
-    def scan(self, strict: bool = False) -> dict[PathKey, Offsets]:
-        """The positions; on text tomllib would refuse, what was found before the problem
-        (with `strict`, an unclosed string, array or inline table raises `_Unclosed`)."""
-        try:
-            self.document()
-        except _Unclosed:
-            if strict:
-                raise
-        except (IndexError, ValueError):
-            pass
-        return self.found
-
-    def document(self) -> None:
-        table: PathKey = ()
-        while True:
-            self.skip(newlines=True)
-            if self.pos >= len(self.text):
-                return
-            if self.text.startswith("[", self.pos):
-                table = self.header()
-            else:
-                self.keyval(table)
-
-    def skip(self, newlines: bool) -> None:
-        text = self.text
-        while self.pos < len(text):
-            c = text[self.pos]
-            if c in " \t" or (newlines and c in "\r\n"):
-                self.pos += 1
-            elif c == "#" and newlines:
-                end = text.find("\n", self.pos)
-                self.pos = len(text) if end < 0 else end
-            else:
-                return
-
-    def keys(self) -> list[tuple[str, int, int]]:
-        """A dotted key: each part with its offsets."""
-        parts = []
-        while True:
-            self.skip(newlines=False)
-            start = self.pos
-            c = self.text[start]
-            if c in "\"'":
-                self.string()
-                import tomllib
-
-                name = str(tomllib.loads("k = " + self.text[start:self.pos])["k"])
-            else:
-                m = _BARE_KEY.match(self.text, start)
-                if m is None:
-                    raise ValueError(f"no key at {start}")
-                self.pos = m.end()
-                name = m.group()
-            parts.append((name, start, self.pos))
-            self.skip(newlines=False)
-            if not self.text.startswith(".", self.pos):
-                return parts
-            self.pos += 1
-
-    def header(self) -> PathKey:
-        start = self.pos
-        array = self.text.startswith("[[", start)
-        self.pos += 2 if array else 1
-        parts = self.keys()
-        self.pos += 2 if array else 1
-        end = self.pos
-        prefix: PathKey = ()
-        for name, ks, ke in parts[:-1]:
-            prefix = self._step(prefix, name)
-            self.found.setdefault(prefix, (ks, ke, start, end))
-        if array:
-            path = (*prefix, parts[-1][0])
-            index = self.last_index.get(path, -1) + 1
-            self.last_index[path] = index
-            self.found.setdefault(path, (parts[-1][1], parts[-1][2], start, end))
-            table: PathKey = (*path, index)
-        else:
-            table = (*prefix, parts[-1][0])
-        self.found[table] = (start, end, start, end)
-        return table
-
-    def _step(self, prefix: PathKey, name: str) -> PathKey:
-        """One header key further (through the last element of an array of tables)."""
-        path = (*prefix, name)
-        return (*path, self.last_index[path]) if path in self.last_index else path
-
-    def keyval(self, table: PathKey) -> None:
-        parts = self.keys()
-        self.pos += 1  # "="
-        self.skip(newlines=False)
-        path = table
-        for name, _, _ in parts[:-1]:
-            path = (*path, name)
-        path = (*path, parts[-1][0])
-        vstart, vend = self.value(path)
-        prefix = table
-        for name, ks, _ in parts[:-1]:
-            prefix = (*prefix, name)
-            self.found.setdefault(prefix, (ks, ks + len(name), ks, vend))
-        here = (parts[-1][1], parts[-1][2], vstart, vend)
-        if path in self.found:
-            self.duplicates.append((path, self.found[path], here))
-        self.found[path] = here
-
-    def value(self, path: PathKey) -> tuple[int, int]:
-        start = self.pos
-        c = self.text[start]
-        if c in "\"'":
-            self.string()
-        elif c == "[":
-            self.array(path)
-        elif c == "{":
-            self.inline_table(path)
-        else:
-            m = _DATETIME.match(self.text, start) or _SCALAR.match(self.text, start)
-            if m is None:
-                raise ValueError(f"no value at {start}")
-            self.pos = m.end()
-        return start, self.pos
-
-    def string(self) -> None:
-        text, start = self.text, self.pos
-        quote = text[start]
-        if text.startswith(quote * 3, start):
-            i = start + 3
-            while True:
-                if i >= len(text):
-                    raise _Unclosed("string", start)
-                if quote == '"' and text[i] == "\\":
-                    i += 2
-                elif text.startswith(quote * 3, i):
-                    end = i + 3
-                    while end < len(text) and text[end] == quote and end - i < 5:
-                        end += 1
-                    self.pos = end
-                    return
-                else:
-                    i += 1
-        i = start + 1
-        while True:
-            if i >= len(text) or text[i] == "\n":
-                raise _Unclosed("string", start)
-            if quote == '"' and text[i] == "\\":
-                i += 2
-            elif text[i] == quote:
-                self.pos = i + 1
-                return
-            else:
-                i += 1
-
-    def array(self, path: PathKey) -> None:
-        start = self.pos
-        self.pos += 1
-        index = 0
-        while True:
-            self.skip(newlines=True)
-            if self.pos >= len(self.text):
-                raise _Unclosed("array", start)
-            if self.text[self.pos] == "]":
-                self.pos += 1
-                return
-            vstart, vend = self.value((*path, index))
-            self.found[(*path, index)] = (vstart, vend, vstart, vend)
-            index += 1
-            self.skip(newlines=True)
-            if self.pos < len(self.text) and self.text[self.pos] == ",":
-                self.pos += 1
-
-    def inline_table(self, path: PathKey) -> None:
-        start = self.pos
-        self.pos += 1
-        while True:
-            self.skip(newlines=False)
-            if self.pos >= len(self.text) or self.text[self.pos] == "\n":
-                raise _Unclosed("inline table", start)
-            if self.text[self.pos] == "}":
-                self.pos += 1
-                return
-            self.keyval(path)
-            self.skip(newlines=False)
-            if self.pos < len(self.text) and self.text[self.pos] == ",":
-                self.pos += 1
 
 
 # ---- shapes ------------------------------------------------------------------------------

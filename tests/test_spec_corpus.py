@@ -383,14 +383,14 @@ def test_positions_cover_every_value(name: str, suffix: str, text: str) -> None:
     the header, or the key and its value)."""
     import tomllib
 
-    from compiler import jsonpos, spec
+    from compiler import jsonpos, tomlpos
 
     if suffix == ".json":
         data, (where, dups) = json.loads(text), jsonpos.locate(text)
         if dups:
             pytest.skip("a key given twice: json keeps the last one, the scanner the first")
     else:
-        data, where = tomllib.loads(text), spec.locate_toml(text)
+        data, where = tomllib.loads(text), tomlpos.locate(text)
     for path, value in leaves(data):
         if not path:
             continue

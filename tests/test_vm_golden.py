@@ -1,0 +1,282 @@
+"""Golden VM cases for `mschema compile`, libvirt style: `tests/vm/<case>.toml` is a loose
+spec, `<case>.json` the precise blob (`--emit json`) and `<case>.argv` the command line
+(`--emit argv`) it must compile to, byte for byte. `--update-goldens` rewrites them from the
+compiler's output: read the diff before committing it.
+
+Each case's golden argv also runs in the real QEMU (paused, one start per case, in a
+scratch directory holding the backing files the spec names), and its golden blob is compared
+with `info qtree` device by device (`tests/vm_support.py`): same devices, buses, types,
+addresses and ids, and the props QEMU shows. So no golden is blessed that QEMU contradicts,
+and with `test_golden` the compiler's output agrees with QEMU. tap/bridge networks are
+replaced by `user` ones for that run only; the goldens keep them.
+
+Known compiler bugs are strict xfails (`WRONG_OUTPUT`, `QEMU_XFAIL`, `MUST_REFUSE`): a
+golden holds the right output, corrected from the compiler's by a function named there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import vm_support
+from qemu_support import require_binary
+
+from compiler import qemu
+
+ROOT = Path(__file__).resolve().parent.parent
+VM = ROOT / "tests" / "vm"
+CASES = sorted(p.stem for p in VM.glob("*.toml"))
+KINDS = {"json": ".json", "argv": ".argv"}
+BINARIES = {"x86_64": "qemu-system-x86_64", "ppc64": "qemu-system-ppc64"}
+
+# Known compiler bugs (outside this test's files; see the report of the change that added
+# them). Each test they break is a strict xfail, so fixing the bug makes it fail until the
+# entry is removed.
+READONLY_IDE = (
+    "a read-only sata disk compiles to ide-hd on a read-only blockdev, which QEMU refuses "
+    "(`Block node is read-only`); the compiler must refuse it with a diagnostic"
+)
+BUS_OF_A_LATER_DEVICE = (
+    "address.assign places every device with a fixed `addr` before those without, so a "
+    "`[[device]]` with `bus` and `addr` naming the bus of a bridge that has no `addr` fails "
+    "with E1201 `no bus` (spec order would work)"
+)
+
+
+# (case, kind) → (bug, the correction that turns today's output into the right golden;
+# `--update-goldens` writes the corrected output, never the wrong one)
+# (none left: usb-storage's scsi-hd, once without its 0:0:0, is fixed)
+WRONG_OUTPUT: dict[tuple[str, str], tuple[str, Callable[[str], str]]] = {}
+# Cases whose right output cannot be written down yet, so they have no goldens: their golden
+# test checks only the outcome (refused / compiled) and their QEMU test runs the compiler's
+# output. Once fixed, both XPASS: drop the entry, `--update-goldens`, read the new goldens.
+# case → bug: the compiler accepts the spec but must refuse it
+MUST_REFUSE: dict[str, str] = {
+    "q35-readonly-sata": READONLY_IDE,
+}
+# case → bug: the compiler refuses the spec but must compile it
+MUST_COMPILE: dict[str, str] = {
+    "pseries-explicit-devices": BUS_OF_A_LATER_DEVICE,
+}
+# case → bug: QEMU does not build what the blob says, or refuses the argv
+QEMU_XFAIL: dict[str, str] = {**MUST_REFUSE, **MUST_COMPILE}
+
+DETERMINISM_CASES = ("q35-full", "q35-many-disks", "pseries-full")
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+class Compiled(NamedTuple):
+    returncode: int
+    stderr: str
+    outputs: dict[str, str]  # KINDS → text, when it succeeded
+
+
+def run_compile(case: str, env: dict[str, str] | None = None, *, stdout: bool = False
+                ) -> Compiled:
+    """The real CLI from the repo root: `python -m compiler compile tests/vm/CASE.toml`, with
+    `--emit json --emit argv -o DIR` (one run), or with `stdout` one `--emit KIND` per kind."""
+    base = [sys.executable, "-m", "compiler", "compile", f"tests/vm/{case}.toml"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60, check=False, env=env)
+
+    outputs: dict[str, str] = {}
+    if stdout:
+        for kind in KINDS:
+            done = run("--emit", kind)
+            if done.returncode != 0 or done.stderr:
+                return Compiled(done.returncode, done.stderr, {})
+            outputs[kind] = done.stdout
+        return Compiled(0, "", outputs)
+    with tempfile.TemporaryDirectory(prefix="vm-golden-") as tmp:
+        done = run("--emit", "json", "--emit", "argv", "-o", tmp)
+        if done.returncode == 0:
+            written = sorted(Path(tmp).iterdir())
+            argvs = [f for f in written if f.name.endswith(".argv.json")]
+            blobs = [f for f in written if f not in argvs]
+            assert len(argvs) == len(blobs) == 1, f"{case}: -o wrote {written}"
+            outputs = {"json": blobs[0].read_text(encoding="utf-8"),
+                       "argv": argvs[0].read_text(encoding="utf-8")}
+    return Compiled(done.returncode, done.stderr, outputs)
+
+
+@functools.cache
+def compile_case(case: str) -> Compiled:
+    return run_compile(case)
+
+
+def compiled(case: str, kind: str) -> str:
+    """The output of a compile that must succeed and say nothing on stderr."""
+    result = compile_case(case)
+    assert result.returncode == 0, f"compiling tests/vm/{case}.toml failed:\n{result.stderr}"
+    assert result.stderr == "", result.stderr
+    return result.outputs[kind]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_all() -> None:
+    """Compile every case up front, in parallel (the CLI's start-up dominates)."""
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        list(pool.map(compile_case, CASES))
+
+
+def test_enough_cases() -> None:
+    q35 = [c for c in CASES if c.startswith("q35-")]
+    pseries = [c for c in CASES if c.startswith("pseries-")]
+    assert len(CASES) >= 28 and len(q35) >= 18 and len(pseries) >= 9, CASES
+    assert len(q35) + len(pseries) == len(CASES), "case names start with q35- or pseries-"
+
+
+def _xfail(reason: str | None) -> list[pytest.MarkDecorator]:
+    return [] if reason is None else [pytest.mark.xfail(strict=True, reason=reason)]
+
+
+GOLDEN_PARAMS = [
+    pytest.param(case, kind, marks=_xfail(MUST_REFUSE.get(case) or MUST_COMPILE.get(case)
+                                          or WRONG_OUTPUT.get((case, kind), (None,))[0]))
+    for case in CASES for kind in sorted(KINDS)
+]
+
+
+@pytest.mark.parametrize(("case", "kind"), GOLDEN_PARAMS)
+def test_golden(case: str, kind: str, update_goldens: bool) -> None:
+    golden = VM / f"{case}{KINDS[kind]}"
+    result = compile_case(case)
+    if case in MUST_REFUSE or case in MUST_COMPILE:
+        assert not golden.exists(), f"{rel(golden)}: a known-bad case has no golden output"
+        assert "Traceback" not in result.stderr, result.stderr
+        if case in MUST_REFUSE:
+            assert result.returncode == 1 and not result.outputs, "the compiler accepted it"
+            assert "error[" in result.stderr, result.stderr
+        else:
+            assert (result.returncode, result.stderr) == (0, ""), result.stderr
+        return
+    actual = compiled(case, kind)
+    if update_goldens:
+        bug = WRONG_OUTPUT.get((case, kind))
+        golden.write_text(bug[1](actual) if bug else actual, encoding="utf-8")
+        if bug:
+            pytest.skip(f"wrote the corrected golden: {bug[0]}")
+        return
+    assert golden.exists(), f"{rel(golden)} is missing: run pytest with --update-goldens"
+    assert actual == golden.read_text(encoding="utf-8"), f"output differs from {rel(golden)}"
+
+
+def _make_backing_files(blob: dict[str, object], directory: Path) -> None:
+    for name, fmt in vm_support.backing_files(blob):
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "qcow2":
+            img = require_binary("qemu-img")
+            subprocess.run([img, "create", "-q", "-f", "qcow2", str(path), "64M"], check=True,
+                           timeout=30)
+        else:
+            subprocess.run(["truncate", "-s", "1M", str(path)], check=True, timeout=30)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=_xfail(QEMU_XFAIL.get(c)))
+                                  for c in CASES])
+def test_qemu_builds_the_blob(case: str, tmp_path: Path) -> None:
+    if case in MUST_REFUSE and compile_case(case).returncode == 1:
+        return  # refused, as it must be
+    if case in MUST_REFUSE or case in MUST_COMPILE:
+        blob_text, argv_text = compiled(case, "json"), compiled(case, "argv")
+    else:
+        # the goldens: `test_golden` checks that the compiler prints exactly these
+        blob_text, argv_text = ((VM / f"{case}{KINDS[k]}").read_text(encoding="utf-8")
+                                for k in ("json", "argv"))
+    blob, argv = json.loads(blob_text), json.loads(argv_text)
+    binary = require_binary(BINARIES[blob["machine"]["arch"]])
+    assert argv[0] == Path(binary).name
+    _make_backing_files(blob, tmp_path)
+    runnable = vm_support.runnable_argv([binary, *argv[1:]], str(tmp_path))
+    qom = vm_support.qom_requests(blob)
+    result = qemu.query([*runnable, "-accel", "tcg"], hmp=("info qtree", "info usb"),
+                        qmp=[*vm_support.MACHINE_REQUESTS, *qom], timeout=30.0)
+    root = qemu.parse_qtree(result.hmp[0])
+    assert (root.name, root.type) == ("main-system-bus", "System")
+    n = len(vm_support.MACHINE_REQUESTS)
+    problems = vm_support.compare(blob, root, result.hmp[1], result.qmp[n:], result.qmp[:n])
+    assert not problems, "QEMU disagrees with the blob:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("case", DETERMINISM_CASES)
+def test_deterministic_across_hash_seeds(case: str) -> None:
+    """Same bytes whatever the hash seed, and on stdout as in the files `-o` writes."""
+    seen = {}
+    for seed, stdout in (("0", True), ("1", False), ("random", False)):
+        result = run_compile(case, {**os.environ, "PYTHONHASHSEED": seed}, stdout=stdout)
+        assert (result.returncode, result.stderr) == (0, ""), result.stderr
+        seen[seed] = result.outputs
+    goldens = {k: (VM / f"{case}{suffix}").read_text(encoding="utf-8")
+               for k, suffix in KINDS.items()}
+    for seed, outputs in seen.items():
+        assert outputs == goldens, f"{case}: PYTHONHASHSEED={seed} gives other output"
+
+
+def test_comparison_is_not_vacuous() -> None:
+    """The comparison sees a moved, a retyped and a missing device."""
+    blob = json.loads(compiled("q35-virtio-disk-user-nic", "json"))
+    entries = vm_support.blob_entries(blob)
+    assert any(e.id == "disk0" and e.addr == "00.0" and e.bus == "rp0" for e in entries)
+    moved = [e._replace(addr="01.0") if e.id == "disk0" else e for e in entries]
+    retyped = [e._replace(type="virtio-scsi-pci") if e.id == "net0" else e for e in entries]
+    assert vm_support.differences(entries, moved)
+    assert vm_support.differences(entries, retyped)
+    assert vm_support.differences(entries, entries[1:])
+    assert not vm_support.differences(entries, list(reversed(entries)))
+    buses = vm_support.blob_buses(blob)
+    assert any(b.name == "rp2" and b.owner_id == "rp2" for b in buses), "the spare port's bus"
+    assert vm_support.differences(buses, [b for b in buses if b.name != "rp2"])
+
+
+def test_qom_and_machine_comparisons_are_not_vacuous() -> None:
+    blob = json.loads(compiled("q35-disk-props", "json"))
+    answers: list[object] = []
+    for _, _, d in vm_support.blob_walk(blob["devices"]):
+        if d["origin"] != "machine":
+            answers += [v for _, v in sorted(d["props"].items())]
+            answers += [v for _, v in sorted(d.get("backend", {}).items())]
+    assert len(answers) == len(vm_support.qom_requests(blob))
+    assert not vm_support.qom_differences(blob, answers)
+    assert vm_support.qom_differences(blob, [*answers[:-1], "other"])
+    assert vm_support.qom_differences(blob, [2 if a == 1 else a for a in answers])
+    cpus = [{"props": {"socket-id": 0, "core-id": 0, "thread-id": 0}}]
+    memory = {"base-memory": blob["memory"]["size"]}
+    assert not vm_support.machine_differences(blob, [cpus, memory])
+    assert vm_support.machine_differences(blob, [cpus * 2, memory])
+    assert vm_support.machine_differences(blob, [cpus, {"base-memory": 1}])
+
+
+def test_runnable_argv() -> None:
+    argv = ["qemu", "-blockdev",
+            '{"driver":"raw","node-name":"d","file":{"driver":"file","filename":"a.raw"}}',
+            "-netdev", '{"id":"n","type":"tap","ifname":"tap0","script":"no"}',
+            "-chardev", "socket,id=c,path=s,,x.sock,server=on,wait=off",
+            "-chardev", "file,id=f,path=/abs/log"]
+    out = vm_support.runnable_argv(argv, "/tmp/d")
+    assert json.loads(out[2])["file"]["filename"] == "/tmp/d/a.raw"
+    assert json.loads(out[4]) == {"id": "n", "type": "user"}
+    assert out[6] == "socket,id=c,path=/tmp/d/s,,x.sock,server=on,wait=off"
+    assert out[8] == "file,id=f,path=/abs/log"
+
+
+def test_usb_ports() -> None:
+    text = ("  Device 0.0, Port 1, Speed 480 Mb/s, Product QEMU USB Tablet, ID: usb0\n"
+            "  Device 0.0, Port 4, Speed 12 Mb/s, Product QEMU USB Hub, ID: \n"
+            "  Device 0.0, Port 4.1, Speed 12 Mb/s, Product QEMU USB Keyboard, ID: kbd\n")
+    assert vm_support.usb_ports(text) == {"usb0": "1", "kbd": "4.1"}
