@@ -51,6 +51,7 @@ class Allocator:
         self.by_name: dict[str, str] = {}  # a bus name → the first bus of that name
         self.nodes: dict[str, _Node] = {}
         self.failed_buses: set[str] = set()  # buses of devices that could not be placed
+        self.reservations: dict[str, Planned] = {}  # fixed addresses, held before placing
         self.root = "main-system-bus"
         self.buses[self.root] = _Bus(self.root, "system", addresses.AddressSpace("none"), None)
         self.by_name[self.root] = self.root
@@ -91,6 +92,31 @@ class Allocator:
             b.used[addr] = d.id
 
     # -- pass 2: the spec's devices
+    def reserve(self, p: Planned) -> None:
+        """Hold the address a spec device fixes on a bus that exists already, so devices
+        placed before it in spec order cannot take it. Problems are reported by `place`."""
+        if p.addr is None:
+            return
+        t = self.library.devices.get(p.type)
+        if t is None:
+            return
+        if p.bus is not None:
+            key = self.by_name.get(p.bus)
+            candidates = [self.buses[key]] if key else []
+        else:
+            candidates = [b for pl in t.plugs for b in self.buses.values() if b.kind == pl.bus]
+        for bus in candidates:
+            try:
+                addr = addresses.parse(bus.space.notation, p.addr)
+            except addresses.AddressSyntaxError:
+                continue
+            plug = t.plugs_into(bus.kind)
+            if bus.space.out_of_range(addr, plug.tag if plug else None) is None and \
+                    addr not in bus.used:
+                bus.used[addr] = p.id
+                self.reservations[p.id] = p
+            return
+
     def place(self, p: Planned) -> None:
         t = self.library.devices[p.type]
         if p.bus in self.failed_buses:
@@ -120,7 +146,9 @@ class Allocator:
                 return
             self._put(p, bus)
             return
-        bus = self._choose_bus(t, p.addr is not None, p.span, p.id)
+        held = next((b for b in self.buses.values() if p.id in b.used.values()
+                     and p.id in self.reservations), None)
+        bus = held or self._choose_bus(t, p.addr is not None, p.span, p.id)
         if bus is not None:
             self._put(p, bus)
 
@@ -351,7 +379,13 @@ class Allocator:
                 self.diags.error("E0501", f"address out of range on `{bus.name}`: {why}", p.span)
                 return
             other = bus.used.get(addr)
-            if other is not None:
+            if other is not None and other != p.id:  # p.id: its own reservation
+                reserved = self.reservations.get(other)
+                if reserved is not None and other not in self.nodes:
+                    self.diags.error("E0502", f"`{p.id}` and `{other}` both want {p.addr} on "
+                                     f"`{bus.name}`", p.span,
+                                     labels=[Label(reserved.span, f"`{other}` asks for it here")])
+                    return
                 o = self.nodes[other].device
                 self.diags.error("E0502", f"`{p.id}` and `{other}` both want "
                                  f"{p.addr} on `{bus.name}`", p.span,
@@ -461,15 +495,15 @@ class Allocator:
 
 def assign(schema: model.MachineSchema, library: model.Library,
            machine_devices: tuple[tree.Device, ...], plan: Plan, spares: int, span: Span,
-           diags: Collector, *, keep_order: bool = False, spares_required: bool = False
+           diags: Collector, *, spares_required: bool = False
            ) -> tree.Bus:
-    """`keep_order`: place devices in the order given (a precise blob, where every device
-    already has its bus and address) rather than fixed addresses first."""
+    """Devices are placed in spec (or blob) order; the addresses the spec fixes on buses
+    that exist from the start are held first, so no device placed earlier takes them."""
     alloc = Allocator(schema, library, diags)
     alloc.add_machine(machine_devices, alloc.root)
-    fixed = [p for p in plan.devices if p.addr is not None]
-    free = [p for p in plan.devices if p.addr is None]
-    for p in plan.devices if keep_order else fixed + free:
+    for p in plan.devices:
+        alloc.reserve(p)
+    for p in plan.devices:
         alloc.place(p)
     alloc.spare_ports(spares, span, spares_required)
     return alloc.tree()

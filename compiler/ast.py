@@ -181,6 +181,7 @@ class LinkDecl:
     name: Name
     backend: Name
     optional: bool
+    writable: bool
     span: Span = _span
 
 

@@ -69,6 +69,7 @@ class LinkSpec:
     name: str
     backend: str
     optional: bool
+    writable: bool
     span: Span = _span
 
 

@@ -224,7 +224,9 @@ class _Builder:
         return ast.PropDecl(self.name(c[0]), self.build(c[1]), default, unique, self.span(n))
 
     def _link_decl(self, n: Any, c: list[Any]) -> ast.LinkDecl:
-        return ast.LinkDecl(self.name(c[0]), self.name(c[1]), c[2] is not None, self.span(n))
+        flags = {str(t) for t in c[2:]}
+        return ast.LinkDecl(self.name(c[0]), self.name(c[1]), "optional" in flags,
+                            "writable" in flags, self.span(n))
 
     def _requires(self, n: Any, c: list[Any]) -> ast.Requires:
         return ast.Requires(tuple(self.name(t) for t in c), self.span(n))

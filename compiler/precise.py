@@ -272,8 +272,7 @@ def _rebuild(schema: model.MachineSchema, library: model.Library,
     diags.check()
     env = expr.Env(options)
     return address.assign(schema, library, expand.machine_devices(schema, env),
-                          Plan(tuple(devices), backends), 0, source.span(0, 0), diags,
-                          keep_order=True)
+                          Plan(tuple(devices), backends), 0, source.span(0, 0), diags)
 
 
 def _compare(given: tree.Bus, rebuilt: tree.Bus, diags: Collector,

@@ -380,7 +380,7 @@ class _Resolver:
                         self.unknown("E0201", "backend kind", stmt.backend,
                                      model.BACKEND_KINDS)
                     links[n.text] = model.LinkSpec(n.text, stmt.backend.text, stmt.optional,
-                                                   n.span)
+                                                   stmt.writable, n.span)
         buses = tuple(b for b in (self.bus_template(d.name.text, s) for s in d.body
                                   if isinstance(s, ast.BusBlock)) if b is not None)
         requires = tuple(n.text for s in d.body if isinstance(s, ast.Requires) for n in s.names)

@@ -38,7 +38,9 @@ class Context:
     _graph: nx.DiGraph[str] | None = None
 
     def span(self, d: tree.Device) -> Span:
-        return d.why.span or self.fallback
+        """Where to point for a device: the spec entry that asked for it, else the
+        statement that brought it."""
+        return d.why.cause or d.why.span or self.fallback
 
     def type(self, d: tree.Device) -> model.DeviceType | None:
         return self.library.devices.get(d.type)
@@ -259,6 +261,13 @@ def links(ctx: Context, diags: Collector) -> None:
                                 f"but `{target}` is a {kind}", ctx.span(p.device),
                                 notes=[_rule("links")])
                     continue
+                if spec.writable and dict(backends[target]).get("read-only"):
+                    diags.error("E1406", f"`{p.device.id}` ({t.name}) needs a writable "
+                                f"{spec.backend}, but `{target}` is read-only",
+                                ctx.span(p.device), notes=[_rule("links"),
+                                "QEMU: `Block node is read-only`"],
+                                help="drop `readonly`, or use an interface whose device "
+                                "takes read-only drives (virtio, scsi)")
                 if target in used:
                     diags.error("E1406", f"backend `{target}` is used twice",
                                 ctx.span(p.device), notes=[_rule("links")],

@@ -42,15 +42,6 @@ BINARIES = {"x86_64": "qemu-system-x86_64", "ppc64": "qemu-system-ppc64"}
 # Known compiler bugs (outside this test's files; see the report of the change that added
 # them). Each test they break is a strict xfail, so fixing the bug makes it fail until the
 # entry is removed.
-READONLY_IDE = (
-    "a read-only sata disk compiles to ide-hd on a read-only blockdev, which QEMU refuses "
-    "(`Block node is read-only`); the compiler must refuse it with a diagnostic"
-)
-BUS_OF_A_LATER_DEVICE = (
-    "address.assign places every device with a fixed `addr` before those without, so a "
-    "`[[device]]` with `bus` and `addr` naming the bus of a bridge that has no `addr` fails "
-    "with E1201 `no bus` (spec order would work)"
-)
 
 
 # (case, kind) → (bug, the correction that turns today's output into the right golden;
@@ -61,13 +52,9 @@ WRONG_OUTPUT: dict[tuple[str, str], tuple[str, Callable[[str], str]]] = {}
 # test checks only the outcome (refused / compiled) and their QEMU test runs the compiler's
 # output. Once fixed, both XPASS: drop the entry, `--update-goldens`, read the new goldens.
 # case → bug: the compiler accepts the spec but must refuse it
-MUST_REFUSE: dict[str, str] = {
-    "q35-readonly-sata": READONLY_IDE,
-}
+MUST_REFUSE: dict[str, str] = {}
 # case → bug: the compiler refuses the spec but must compile it
-MUST_COMPILE: dict[str, str] = {
-    "pseries-explicit-devices": BUS_OF_A_LATER_DEVICE,
-}
+MUST_COMPILE: dict[str, str] = {}
 # case → bug: QEMU does not build what the blob says, or refuses the argv
 QEMU_XFAIL: dict[str, str] = {**MUST_REFUSE, **MUST_COMPILE}
 
