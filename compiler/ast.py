@@ -240,6 +240,12 @@ class BusBlock:
 
 
 @attrs.frozen
+class Family:
+    name: Name
+    span: Span = _span
+
+
+@attrs.frozen
 class Alias:
     names: tuple[Name, ...]
     span: Span = _span
@@ -378,8 +384,8 @@ DeviceStmt = Union[
     Provides, FdtBlock,
 ]
 MachineStmt = Union[
-    Doc, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide, Check,
-    Compat, Placement, DefaultMemory,
+    Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,
+    Check, Compat, Placement, DefaultMemory,
 ]
 
 

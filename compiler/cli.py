@@ -96,11 +96,10 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
                                       notes=[f"its devices are {quote_list(ids, 40)}"])])
         sys.stdout.write(text.why(machine, why))
         return 0
-    defaults = driver.option_defaults(machine.info.schema)
     outputs = {
         "json": lambda: blob.blob(machine),
-        "argv": lambda: json.dumps(argv.argv(machine, defaults)) + "\n",
-        "shell": lambda: argv.shell(argv.argv(machine, defaults)) + "\n",
+        "argv": lambda: json.dumps(argv.argv(machine)) + "\n",
+        "shell": lambda: argv.shell(argv.argv(machine)) + "\n",
     }
     if len(emits) == 1 and output is None:
         sys.stdout.write(outputs[emits[0]]())

@@ -30,7 +30,7 @@ def find_machine(library: model.Library, name: str, diags: Collector) -> model.M
     m = library.machine(name)
     if m is None:
         source = SourceFile.from_text("<command line>", name)
-        names = list(library.machines) + [a for s in library.machines.values() for a in s.aliases]
+        names = library.names()
         diags.error("E0204", f"unknown machine `{name}`", source.span(0, len(name)),
                     notes=[f"expected one of {quote_list(names)}"])
         diags.check()
@@ -47,11 +47,6 @@ def show(machine: str, option_pairs: Sequence[str]) -> tree.Machine:
     options = expand.option_values(schema, given, diags)
     diags.check()
     return expand.show(schema, options)
-
-
-def option_defaults(machine: str) -> dict[str, expr.Scalar]:
-    schema = resolve.load_library().machines[machine]
-    return {name: o.default for name, o in schema.options.items()}
 
 
 def compile_input(path: Path) -> tree.Machine:
@@ -89,7 +84,7 @@ def compile_spec(path: Path) -> tree.Machine:
     mval = loose.top["machine"]
     schema = library.machine(str(mval.value))
     if schema is None:
-        names = list(library.machines) + [a for s in library.machines.values() for a in s.aliases]
+        names = library.names()
         diags.error("E0204", f"unknown machine `{mval.value}`", mval.span,
                     notes=[f"expected one of {quote_list(names)}"])
         diags.check()

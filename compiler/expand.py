@@ -103,8 +103,9 @@ def _device(inst: model.Instance, env: expr.Env, prefix: str, notation: str,
 
 def machine_info(schema: model.MachineSchema,
                  options: Mapping[str, expr.Scalar]) -> tree.MachineInfo:
-    return tree.MachineInfo(schema.name, schema.qemu_machine, schema.arch, schema.binary,
-                            tuple(sorted(options.items())))
+    return tree.MachineInfo(schema.family, schema.qemu_machine, schema.arch, schema.binary,
+                            tuple(sorted(options.items())),
+                            tuple(sorted((n, o.default) for n, o in schema.options.items())))
 
 
 def show(schema: model.MachineSchema, options: Mapping[str, expr.Scalar]) -> tree.Machine:

@@ -214,6 +214,7 @@ class Placement:
 @attrs.frozen
 class MachineSchema:
     name: str
+    family: str  # the CONTRACT's schema name; versions of one family share it
     aliases: tuple[str, ...]
     arch: str
     binary: str
@@ -240,13 +241,26 @@ class Library:
     machines: Mapping[str, MachineSchema]
 
     def machine(self, name: str) -> MachineSchema | None:
-        """By exact name or alias; an unversioned family name means the newest version."""
+        """By exact name or alias; a family name means its newest version."""
         if name in self.machines:
             return self.machines[name]
         for m in self.machines.values():
             if name in m.aliases:
                 return m
-        return None
+        versions = [m for m in self.machines.values() if m.family == name]
+        return max(versions, key=lambda m: _version(m.name), default=None)
+
+    def names(self) -> list[str]:
+        """Every name `machine` takes, for diagnostics."""
+        names = {*self.machines, *(m.family for m in self.machines.values())}
+        names.update(a for m in self.machines.values() for a in m.aliases)
+        return sorted(names)
+
+
+def _version(name: str) -> tuple[int, ...]:
+    """`pc-q35-7.2` → (7, 2): the dotted numbers at the end of a machine name."""
+    tail = name.rsplit("-", 1)[-1]
+    return tuple(int(p) for p in tail.split(".") if p.isdigit())
 
 
 Decl = Union[BusKind, DeviceType, MachineSchema]

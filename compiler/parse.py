@@ -256,6 +256,9 @@ class _Builder:
         return ast.PropSet(self.name(c[0]), self.build(c[1]), self.span(n))
 
     # -- machine statements
+    def _family(self, n: Any, c: list[Any]) -> ast.Family:
+        return ast.Family(self.name(c[0]), self.span(n))
+
     def _alias(self, n: Any, c: list[Any]) -> ast.Alias:
         return ast.Alias(tuple(self.name(t) for t in c), self.span(n))
 

@@ -108,16 +108,26 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
               ("schema", "options"))
     diags.check()
     assert m is not None
-    schema_name = r.string(m.get("schema"), ("machine", "schema"))
-    schema = library.machines.get(schema_name or "")
-    if schema is None:
-        diags.error("E0204", f"unknown machine `{schema_name}`", r.span(("machine", "schema")),
-                    notes=[f"expected one of {quote_list(library.machines)}"])
+    family = r.string(m.get("schema"), ("machine", "schema"))
+    versions = {s.qemu_machine: s for s in library.machines.values() if s.family == family}
+    if not versions:
+        families = sorted({s.family for s in library.machines.values()})
+        diags.error("E0204", f"unknown machine schema `{family}`",
+                    r.span(("machine", "schema")),
+                    notes=[f"expected one of {quote_list(families)}"])
         diags.check()
         raise AssertionError("unreachable")
-    for key, want in (("qemu", schema.qemu_machine), ("arch", schema.arch)):
-        if key in m and m[key] != want:
-            r.fail(("machine", key), f"`{schema.name}` has {key} `{want}`, not `{m[key]}`")
+    qemu_type = m.get("qemu")
+    schema = versions.get(str(qemu_type)) if qemu_type is not None else library.machine(
+        str(family))
+    if schema is None:
+        diags.error("E0204", f"`{family}` has no version for QEMU machine type `{qemu_type}`",
+                    r.span(("machine", "qemu")),
+                    notes=[f"its versions are {quote_list(versions)}"])
+        diags.check()
+        raise AssertionError("unreachable")
+    if "arch" in m and m["arch"] != schema.arch:
+        r.fail(("machine", "arch"), f"`{schema.name}` has arch `{schema.arch}`, not `{m['arch']}`")
     given = {k: (_option_text(v), r.span(("machine", "options", k)))
              for k, v in r.scalar_map(m["options"], ("machine", "options")).items()}
     options = expand.option_values(schema, given, diags)

@@ -649,6 +649,9 @@ class _Resolver:
         body = d.body
         doc = self.single(body, ast.Doc, "doc")
         alias = self.single(body, ast.Alias, "alias")
+        family_stmt = self.single(body, ast.Family, "family")
+        family = (family_stmt.name.text if isinstance(family_stmt, ast.Family)
+                  else parent.family if parent else d.name.text)
         arch = self.single(body, ast.Arch, "arch")
         binary = self.single(body, ast.Binary, "binary")
         qemu = self.single(body, ast.QemuMachine, "qemu-machine")
@@ -735,6 +738,7 @@ class _Resolver:
             placement = self.placement(placement_stmt)
         return model.MachineSchema(
             d.name.text,
+            family,
             tuple(n.text for n in alias.names) if isinstance(alias, ast.Alias) else (),
             arch.name.text if isinstance(arch, ast.Arch) else (parent.arch if parent else ""),
             binary.path if isinstance(binary, ast.Binary) else (parent.binary if parent else ""),

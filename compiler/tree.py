@@ -53,6 +53,8 @@ class MachineInfo:
     arch: str
     binary: str
     options: tuple[tuple[str, PropValue], ...]
+    # the schema's defaults: QEMU's own, so `-machine` can leave them out
+    defaults: tuple[tuple[str, PropValue], ...] = ()
 
 
 @attrs.frozen

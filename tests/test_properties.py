@@ -106,8 +106,7 @@ def write_toml(top: dict[str, Any], ordered: list[tuple[str, dict[str, Any]]],
 
 def compiled(path: Path) -> tuple[str, list[str]]:
     machine = driver.compile_input(path)
-    defaults = driver.option_defaults(machine.info.schema)
-    return blob_emit.blob(machine), argv_emit.argv(machine, defaults)
+    return blob_emit.blob(machine), argv_emit.argv(machine)
 
 
 FAST = settings(max_examples=40, deadline=None,

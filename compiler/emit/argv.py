@@ -74,10 +74,10 @@ def _qemu_addr(notation: str, addr: str) -> dict[str, object]:
     return {}
 
 
-def argv(m: tree.Machine, option_defaults: dict[str, tree.PropValue]) -> list[str]:
+def argv(m: tree.Machine) -> list[str]:
     # `-vga none`: a `-device VGA` (or virtio-vga, …) must not count as QEMU's default VGA,
     # or pseries with usb=on adds a usb-kbd and a usb-mouse of its own on ports 1 and 2
-    args = [m.info.binary, "-machine", _machine_arg(m, option_defaults),
+    args = [m.info.binary, "-machine", _machine_arg(m, dict(m.info.defaults)),
             "-nodefaults", "-no-user-config", "-vga", "none"]
     cpus = dict(m.cpus)
     if "model" in cpus:

@@ -1,0 +1,110 @@
+"""Rebuild tests/blob/good/*.json and the corrupted blobs in tests/blob/bad/*.json from the
+two base specs, one corruption per case. Run from the repo root after a change to the blob
+format, then `pytest tests/test_blob_corpus.py --update-goldens` and read the diff."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+Blob = dict[str, Any]
+
+
+def compile_blob(spec: Path) -> Blob:
+    out = subprocess.check_output([sys.executable, "-m", "compiler", "compile", str(spec),
+                                   "--emit", "json"], cwd=HERE.parent.parent)
+    return json.loads(out)
+
+
+def find(devices: list[Blob], ident: str) -> Blob:
+    for d in devices:
+        if d["id"] == ident:
+            return d
+        for b in d.get("buses", []):
+            try:
+                return find(b["devices"], ident)
+            except KeyError:
+                pass
+    raise KeyError(ident)
+
+
+def siblings(devices: list[Blob], ident: str) -> list[Blob]:
+    for d in devices:
+        if d["id"] == ident:
+            return devices
+        for b in d.get("buses", []):
+            try:
+                return siblings(b["devices"], ident)
+            except KeyError:
+                pass
+    raise KeyError(ident)
+
+
+def remove(x: Blob, ident: str) -> None:
+    siblings(x["devices"], ident).remove(find(x["devices"], ident))
+
+
+def write(path: Path, blob: Blob) -> None:
+    path.write_text(json.dumps(blob, indent=2, ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    p = compile_blob(HERE / "base-pseries.toml")
+    q = compile_blob(HERE / "base-q35.toml")
+    write(HERE / "good/pseries-fixed-point.json", p)
+    write(HERE / "good/q35-fixed-point.json", q)
+    wrong_bus_kind = {"id": "vga0", "type": "isa-serial", "origin": "spec", "props": {}}
+    cases: dict[str, tuple[Blob, Callable[[Blob], Any]]] = {
+        "wrong-format": (p, lambda x: x.update(format="mschema-precise/9")),
+        "unknown-top-key": (p, lambda x: x.update(colour="red")),
+        "no-devices": (p, lambda x: x.pop("devices")),
+        "unknown-machine": (p, lambda x: x["machine"].update(schema="pseries-9")),
+        "wrong-qemu-machine": (p, lambda x: x["machine"].update(qemu="pseries-7.1")),
+        "unknown-option": (q, lambda x: x["machine"]["options"].update(floppy=True)),
+        "option-wrong-type": (q, lambda x: x["machine"]["options"].update(sata="maybe")),
+        "omits-machine-device": (q, lambda x: remove(x, "hpet")),
+        "omits-nvram": (p, lambda x: remove(x, "nvram")),
+        "option-off-device-kept": (q, lambda x: x["machine"]["options"].update(hpet=False)),
+        "invented-machine-device": (q, lambda x: find(x["devices"], "disk0").update(
+            origin="machine")),
+        "bad-origin": (q, lambda x: find(x["devices"], "disk0").update(origin="magic")),
+        "unknown-device-type": (q, lambda x: find(x["devices"], "disk0").update(
+            type="virtio-blk-pcx")),
+        "address-collision": (q, lambda x: find(x["devices"], "rp1").update(addr="1f.0")),
+        "address-syntax": (q, lambda x: find(x["devices"], "rp1").update(addr="1g.0")),
+        "address-out-of-range": (p, lambda x: find(x["devices"], "disk0").update(addr="20.0")),
+        "vio-address-collision": (p, lambda x: find(x["devices"], "serial0").update(
+            addr="0x71000000")),
+        "device-on-wrong-bus-kind": (q, lambda x: find(x["devices"], "rp0")["buses"][0][
+            "devices"].append(wrong_bus_kind)),
+        "unknown-bus": (q, lambda x: find(x["devices"], "rp0")["buses"][0].update(name="rp9")),
+        "link-to-missing-backend": (q, lambda x: find(x["devices"], "disk0").update(
+            backend={"drive": "nope"})),
+        "unused-backend": (q, lambda x: x["backends"].update(
+            extra={"kind": "chardev", "backend": "null"})),
+        "backend-kind-mismatch": (q, lambda x: find(x["devices"], "disk0").update(
+            backend={"drive": "net0"})),
+        "missing-required-link": (q, lambda x: find(x["devices"], "disk0").pop("backend")),
+        "duplicate-chassis": (q, lambda x: find(x["devices"], "rp1")["props"].update(
+            chassis=0)),
+        "duplicate-id": (q, lambda x: find(x["devices"], "net0").update(id="disk0")),
+        "multifunction-off": (q, lambda x: find(x["devices"], "rp0")["props"].pop(
+            "multifunction")),
+        "prop-not-scalar": (q, lambda x: find(x["devices"], "net0")["props"].update(
+            mac=[1, 2])),
+    }
+    for name, (base, corrupt) in cases.items():
+        blob = copy.deepcopy(base)
+        corrupt(blob)
+        write(HERE / f"bad/{name}.json", blob)
+    (HERE / "bad/not-json.json").write_text('{"format": "mschema-precise/1", "machine": \n')
+
+
+if __name__ == "__main__":
+    main()
