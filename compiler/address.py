@@ -16,6 +16,8 @@ where left out, set to the lowest value no device of the same group uses.
 
 from __future__ import annotations
 
+import re
+
 import attrs
 
 from . import addresses, model, tree
@@ -271,7 +273,7 @@ class Allocator:
                 ) -> str | None:
         """A device the compiler adds (port, controller), placed like any other."""
         t = self.library.devices[dtype]
-        ident = self._fresh_id(prefix)
+        ident = self._fresh_id(self._machine_prefix(dtype) or prefix)
         props = list(extra)
         p = Planned(ident, dtype, "default", tuple(sorted(props)), (), None, None,
                     tree.Provenance(reason, rule_span, span), span)
@@ -284,6 +286,15 @@ class Allocator:
 
     def _key(self, bus: _Bus) -> str:
         return f"{bus.owner}/{bus.name}" if bus.owner is not None else bus.name
+
+    def _machine_prefix(self, dtype: str) -> str | None:
+        """Name a device after the machine's own one of its type (`phb0` → `phb1`)."""
+        for node in self.nodes.values():
+            if node.device.type == dtype and node.device.origin == "machine":
+                m = re.match(r"^([A-Za-z][A-Za-z_-]*?)\d+$", node.device.id)
+                if m:
+                    return m.group(1)
+        return None
 
     def _fresh_id(self, prefix: str) -> str:
         n = 0
@@ -312,8 +323,10 @@ class Allocator:
                 props[spec.name] = free
             elif isinstance(value, int) and value in used:
                 other = self.nodes[used[value]].device
+                where = other.why.cause or other.why.span
                 self.diags.error("E1105", f"`{spec.name}` {value} of `{p.id}` is already used "
                                  f"by `{other.id}` ({other.type})", p.span,
+                                 labels=[Label(where, f"`{other.id}` has it")] if where else [],
                                  notes=[f"`{spec.name}` is unique in group `{spec.unique}`"],
                                  help=f"leave `{spec.name}` out to get a free one")
                 return None

@@ -354,8 +354,10 @@ def _backend(item: spec.Item, ident: str, dtype: model.DeviceType
         return (link.name if link else "chardev"), tuple(sorted(chr_.items()))
     if item.kind == "rng":
         link = links.get("rng")
+        _kind, _, source = str(item.get("backend") or "random").partition(":")
         return (link.name if link else "rng"), (("backend", "random"),
-                                                 ("filename", "/dev/urandom"), ("kind", "rng"))
+                                                 ("filename", source or "/dev/urandom"),
+                                                 ("kind", "rng"))
     return None
 
 

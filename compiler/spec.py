@@ -29,10 +29,10 @@ SINGLE_TABLES = ("options", "graphics", "cpus")
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr"),
-    "cdrom": ("file", "interface", "bootindex", "id", "addr"),
+    "cdrom": ("file", "format", "interface", "bootindex", "id", "addr"),
     "nic": ("network", "mac", "model", "bootindex", "id", "addr"),
     "serial": ("backend", "id"),
-    "usb": ("device", "file", "id"),
+    "usb": ("device", "file", "format", "id"),
     "rng": ("backend", "model", "id", "addr"),
     "device": ("type", "id", "bus", "addr", "props"),
     "graphics": ("type", "id", "addr"),
@@ -524,10 +524,12 @@ def _one_of(kind: str, choices: tuple[str, ...], named: tuple[str, ...] = ()) ->
     return check
 
 
-_PLACEHOLDER = {"tap": "NAME", "bridge": "NAME", "file": "PATH", "socket": "PATH"}
+_PLACEHOLDER = {"tap": "NAME", "bridge": "NAME", "file": "PATH", "socket": "PATH",
+                "random": "PATH"}
 _MISSING = {"tap": "tap device name", "bridge": "bridge name", "file": "file path",
-            "socket": "socket path"}
-_EXAMPLE = {"tap": "tap0", "bridge": "br0", "file": "serial.log", "socket": "serial.sock"}
+            "socket": "socket path", "random": "device path"}
+_EXAMPLE = {"tap": "tap0", "bridge": "br0", "file": "serial.log", "socket": "serial.sock",
+            "random": "/dev/hwrng"}
 
 
 def _props(what: str, v: Value, diags: Collector) -> None:
@@ -574,7 +576,9 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
     **{("cpus", k): _integer(1) for k in ("count", "sockets", "cores", "threads")},
     **{(t, "bootindex"): _integer(0) for t in ("disk", "cdrom", "nic")},
     ("disk", "readonly"): _bool,
-    ("disk", "format"): _one_of("disk format", DISK_FORMATS),
+    **{(t, "format"): _one_of(f"{t} format", DISK_FORMATS) for t in ("disk", "cdrom", "usb")},
+    # the host's entropy: /dev/urandom, or `random:PATH` for another source
+    ("rng", "backend"): _one_of("rng backend", ("random",), ("random",)),
     ("nic", "network"): _one_of("network", ("user",), ("tap", "bridge")),
     ("nic", "mac"): _mac,
     ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),

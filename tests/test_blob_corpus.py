@@ -66,3 +66,12 @@ def test_blob_gives_the_same_argv_as_its_spec(spec: Path, tmp_path: Path) -> Non
     from_blob = mschema("compile", str(blob), "--emit", "argv")
     assert from_spec.returncode == from_blob.returncode == 0
     assert json.loads(from_blob.stdout) == json.loads(from_spec.stdout)
+
+
+def test_every_golden_blob_matches_the_shipped_json_schema() -> None:
+    import jsonschema
+    schema = json.loads((ROOT / "compiler/blob.schema.json").read_text())
+    blobs = GOOD + VM_BLOBS
+    assert len(blobs) > 20
+    for path in blobs:
+        jsonschema.validate(json.loads(path.read_text()), schema)
