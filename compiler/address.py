@@ -181,8 +181,11 @@ class Allocator:
                     for name in self._buses_below(owner):
                         if self.buses[name].kind == plug.bus:
                             return self.buses[name]
+        full = [b.name for b in self.buses.values() if t.plugs_into(b.kind)]
         self.diags.error("E1202", f"no free place for `{t.name}` in `{self.schema.name}`",
-                         span, notes=[f"it plugs into {quote_list(p.bus for p in t.plugs)}"])
+                         span, notes=[f"it plugs into {quote_list(p.bus for p in t.plugs)}"] +
+                         ([f"those buses are all taken: {quote_list(full)}"] if full else []),
+                         help="take a device out, or choose another interface or model")
         return None
 
     def _buses_below(self, owner: str) -> list[str]:
@@ -318,7 +321,11 @@ class Allocator:
                             None)
                 if free is None:
                     self.diags.error("E1203", f"no free `{spec.name}` for `{p.id}`: all of "
-                                     f"{spec.type.lo}..{spec.type.hi} are taken", p.span)
+                                     f"{spec.type.lo}..{spec.type.hi} are taken", p.span,
+                                     notes=[f"`{t.name}` `{spec.name}` is unique in group "
+                                            f"`{spec.unique}`"],
+                                     help=f"`{self.schema.name}` takes at most "
+                                     f"{spec.type.hi - spec.type.lo + 1} of these")
                     return None
                 props[spec.name] = free
             elif isinstance(value, int) and value in used:
@@ -411,7 +418,9 @@ class Allocator:
         if addr is None:
             addr = self._next_free(bus, plug.tag if plug else None)
             if addr is None:
-                self.diags.error("E1202", f"bus `{bus.name}` is full", p.span)
+                self.diags.error("E1202", f"bus `{bus.name}` is full", p.span,
+                                 notes=[f"it holds {quote_list(bus.devices)}"],
+                                 help="leave `bus` out to get a free place, or pick another")
                 return
         taken = self.nodes.get(p.id)
         if taken is not None:
