@@ -85,3 +85,12 @@ def test_format_json_diagnostics() -> None:
 def test_usage_errors_exit_2() -> None:
     assert mschema("compile").returncode == 2
     assert mschema("compile", str(SPEC), "--emit", "floppy").returncode == 2
+
+
+def test_the_examples_compile() -> None:
+    examples = sorted((ROOT / "examples").glob("*.toml"))
+    assert examples
+    for spec in examples:
+        result = mschema("compile", str(spec), "--emit", "json")
+        assert result.returncode == 0, (spec.name, result.stderr)
+        assert json.loads(result.stdout)["format"] == "mschema-precise/1"
