@@ -17,6 +17,8 @@ where left out, set to the lowest value no device of the same group uses.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -25,6 +27,82 @@ from .diagnostics import Collector, Label, quote_list
 from .plan import Plan, Planned
 from .source import Span
 
+_PREFIX = re.compile(r"^([A-Za-z][A-Za-z_-]*?)\d+$")  # `phb0` → `phb`
+
+
+class _Used(dict[tuple[int, ...], str]):
+    """A bus's taken addresses → the id holding each, indexed for the scans of the
+    allocator: how many addresses each first field (a PCI slot) has, and `floors`, where a
+    scan for a free address may start because everything below is taken. Every change goes
+    through the methods below, so the index stays right; a removal forgets the floors."""
+
+    generation = 0  # counts removals on any bus: the allocator's own floors check it
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.firsts: dict[int, int] = {}
+        self.floors: dict[tuple[object, ...], int] = {}
+        for addr in self:
+            self._count(addr, 1)
+
+    def _count(self, addr: tuple[int, ...], step: int) -> None:
+        if addr:
+            self.firsts[addr[0]] = self.firsts.get(addr[0], 0) + step
+
+    def _removed(self) -> None:
+        self.floors.clear()
+        _Used.generation += 1
+
+    def slot_taken(self, first: int) -> bool:
+        """Does any address start with `first` (a PCI slot with any function taken)?"""
+        return self.firsts.get(first, 0) > 0
+
+    def __setitem__(self, addr: tuple[int, ...], ident: str) -> None:
+        if addr not in self:
+            self._count(addr, 1)
+        super().__setitem__(addr, ident)
+
+    def __delitem__(self, addr: tuple[int, ...]) -> None:
+        super().__delitem__(addr)
+        self._count(addr, -1)
+        self._removed()
+
+    def pop(self, addr: tuple[int, ...], *default: Any) -> Any:
+        if addr not in self:
+            return super().pop(addr, *default)
+        ident = super().pop(addr)
+        self._count(addr, -1)
+        self._removed()
+        return ident
+
+    def popitem(self) -> tuple[tuple[int, ...], str]:
+        addr, ident = super().popitem()
+        self._count(addr, -1)
+        self._removed()
+        return addr, ident
+
+    def clear(self) -> None:
+        super().clear()
+        self.firsts.clear()
+        self._removed()
+
+    def setdefault(self, addr: tuple[int, ...], ident: str) -> str:
+        if addr not in self:
+            self[addr] = ident
+        return self[addr]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for addr, ident in dict(*args, **kwargs).items():
+            self[addr] = ident
+
+    def __ior__(self, other: Any) -> _Used:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+
+def _as_used(value: dict[tuple[int, ...], str]) -> _Used:
+    return value if isinstance(value, _Used) else _Used(value)
+
 
 @attrs.define
 class _Bus:
@@ -32,7 +110,8 @@ class _Bus:
     kind: str
     space: addresses.AddressSpace
     owner: str | None
-    used: dict[tuple[int, ...], str] = attrs.Factory(dict)
+    used: _Used = attrs.field(factory=_Used, converter=_as_used)
+    hotplug: bool = True  # the bus template's word, else its bus kind's
     devices: list[str] = attrs.Factory(list)
 
 
@@ -41,6 +120,9 @@ class _Node:
     device: tree.Device
     bus: str | None
     buses: list[str] = attrs.Factory(list)
+
+
+Bus = _Bus  # for stages that continue placing on a rebuilt machine (hotplug)
 
 
 class Allocator:
@@ -59,6 +141,20 @@ class Allocator:
         self.by_name[self.root] = self.root
         self.ports: list[str] = []
         self.containers: dict[str, list[str]] = {}  # overflow type → those added, in order
+        # Indexes, so that no scan looks at every bus or device again for each new device.
+        # `_add_bus` and `_attach` are the only writers of `buses` and `nodes`, which only
+        # grow; a reused key or id turns the indexes off (`_indexes_hold`) and the scans
+        # then look at everything, as they always see the same as a scan of all would.
+        self._kind_keys: dict[str, list[str]] = {"system": [self.root]}  # in bus order
+        self._groups: dict[str, dict[tree.PropValue, str]] = {}  # `unique` group → value → id
+        self._prefixes: dict[str, str] = {}  # device type → its machine instance's id prefix
+        self._fresh: dict[str, int] = {}  # id prefix → below it every number is taken
+        # (scan, …) → (index, `_Used.generation`): the scan's candidates before the index
+        # were all full (or a port's), and nothing was freed since
+        self._floors: dict[tuple[object, ...], tuple[int, int]] = {}
+        self._port_cache: tuple[tuple[int, int, int], set[str]] | None = None
+        self._indexed = True
+        self._seen = (1, 0)  # (buses, nodes) the indexes know
 
     # -- pass 1: what the machine builds
     def add_machine(self, devices: tuple[tree.Device, ...], bus: str) -> None:
@@ -67,16 +163,29 @@ class Allocator:
                          addresses.parse(self.buses[bus].space.notation, d.addr))
             for b in d.buses:
                 space = self._space_of(d.type, b.kind, b.notation)
-                key = self._add_bus(_Bus(b.name, b.kind, space, d.id))
+                key = self._add_bus(_Bus(b.name, b.kind, space, d.id,
+                                         hotplug=self._hotplug_of(d.type, b.kind)))
                 self.add_machine(b.devices, key)
 
     def _add_bus(self, bus: _Bus) -> str:
         key = f"{bus.owner}/{bus.name}"
+        if key in self.buses:
+            self._indexed = False
         self.buses[key] = bus
+        self._kind_keys.setdefault(bus.kind, []).append(key)
+        self._seen = (len(self.buses), self._seen[1])
         self.by_name.setdefault(bus.name, key)
         if bus.owner is not None:
             self.nodes[bus.owner].buses.append(key)
         return key
+
+    def _hotplug_of(self, dtype: str, kind: str) -> bool:
+        t = self.library.devices.get(dtype)
+        for template in t.buses if t else ():
+            if template.kind == kind and template.hotplug is not None:
+                return template.hotplug
+        bk = self.library.buses.get(kind)
+        return bk.hotplug if bk else False
 
     def _space_of(self, dtype: str, kind: str, notation: str) -> addresses.AddressSpace:
         t = self.library.devices.get(dtype)
@@ -87,11 +196,39 @@ class Allocator:
         return bk.address if bk else addresses.AddressSpace(notation)
 
     def _attach(self, d: tree.Device, bus: str, addr: tuple[int, ...] | None) -> None:
-        self.nodes[d.id] = _Node(attrs.evolve(d, buses=()), bus)
+        if d.id in self.nodes:
+            self._indexed = False
+        self.nodes[d.id] = _Node(attrs.evolve(d, buses=()) if d.buses else d, bus)
+        self._seen = (self._seen[0], len(self.nodes))
         b = self.buses[bus]
         b.devices.append(d.id)
         if addr is not None:
             b.used[addr] = d.id
+        t = self.library.devices.get(d.type)
+        for spec in t.props.values() if t else ():
+            if spec.unique is not None:
+                for k, v in d.props:
+                    if k == spec.name:
+                        self._groups.setdefault(spec.unique, {}).setdefault(v, d.id)
+        if d.origin == "machine" and d.type not in self._prefixes:
+            m = _PREFIX.match(d.id)
+            if m:
+                self._prefixes[d.type] = m.group(1)
+
+    def _indexes_hold(self) -> bool:
+        return self._indexed and self._seen == (len(self.buses), len(self.nodes))
+
+    def _keys_of(self, kind: str) -> list[str]:
+        """The keys of the buses of `kind`, in the order they came."""
+        if self._indexes_hold():
+            return self._kind_keys.get(kind, [])
+        return [key for key, bus in self.buses.items() if bus.kind == kind]
+
+    def _floor(self, scan: tuple[object, ...]) -> int:
+        floor = self._floors.get(scan)
+        if floor is None or floor[1] != _Used.generation or not self._indexes_hold():
+            return 0
+        return floor[0]
 
     # -- pass 2: the spec's devices
     def reserve(self, p: Planned) -> None:
@@ -106,7 +243,7 @@ class Allocator:
             key = self.by_name.get(p.bus)
             candidates = [self.buses[key]] if key else []
         else:
-            candidates = [b for pl in t.plugs for b in self.buses.values() if b.kind == pl.bus]
+            candidates = [self.buses[k] for pl in t.plugs for k in self._keys_of(pl.bus)]
         for bus in candidates:
             try:
                 addr = addresses.parse(bus.space.notation, p.addr)
@@ -148,8 +285,8 @@ class Allocator:
                 return
             self._put(p, bus)
             return
-        held = next((b for b in self.buses.values() if p.id in b.used.values()
-                     and p.id in self.reservations), None)
+        held = None if p.id not in self.reservations else next(
+            (b for b in self.buses.values() if p.id in b.used.values()), None)
         bus = held or self._choose_bus(t, p.addr is not None, p.span, p.id)
         if bus is not None:
             self._put(p, bus)
@@ -166,10 +303,9 @@ class Allocator:
             if bridge is not None:
                 return bridge
         for plug in t.plugs:
-            for key, bus in list(self.buses.items()):
-                if bus.kind == plug.bus and key not in self._port_buses() and \
-                        self._next_free(bus, plug.tag) is not None:
-                    return bus
+            found = self._first_free(plug.bus, plug.tag)
+            if found is not None:
+                return found
         for plug in t.plugs:
             provider = self.schema.providers.get(plug.bus)
             if provider is not None:
@@ -202,9 +338,28 @@ class Allocator:
         t = self.library.devices.get(self.schema.placement.port_device or "")
         return t.buses[0].kind if t and t.buses else ""
 
+    def _first_free(self, kind: str, tag: str | None) -> _Bus | None:
+        """The first bus of `kind`, in the order buses came, that is no port's or overflow
+        bridge's and has a free address for `tag`. Buses found full or a port's stay so
+        (until an address is freed), so the next scan starts after them."""
+        ports = self._port_buses()
+        keys = self._keys_of(kind)
+        scan = ("bus", kind, tag)
+        for i in range(self._floor(scan), len(keys)):
+            if keys[i] not in ports and self._next_free(self.buses[keys[i]], tag) is not None:
+                self._floors[scan] = (i, _Used.generation)
+                return self.buses[keys[i]]
+        self._floors[scan] = (len(keys), _Used.generation)
+        return None
+
     def _port_buses(self) -> set[str]:
-        added = self.ports + [c for made in self.containers.values() for c in made]
-        return {b for p in added for b in self.nodes[p].buses}
+        """The buses of the ports and overflow bridges added (lists that only grow)."""
+        state = (len(self.ports), sum(len(made) for made in self.containers.values()),
+                 len(self.buses))
+        if self._port_cache is None or self._port_cache[0] != state:
+            added = self.ports + [c for made in self.containers.values() for c in made]
+            self._port_cache = (state, {b for p in added for b in self.nodes[p].buses})
+        return self._port_cache[1]
 
     def _new_port(self, span: Span, purpose: str) -> _Bus | None:
         pl = self.schema.placement
@@ -235,21 +390,27 @@ class Allocator:
             slot, fn = addresses.parse("pci", last.device.addr or "0.0")
             if last.bus == self._key(bus) and fn < 7 and (slot, fn + 1) not in bus.used:
                 return (slot, fn + 1)
-        for slot in range(slots[0], slots[1] + 1):
-            if not any(a[0] == slot for a in bus.used):
+        scan, floors = ("slot", slots[0], slots[1]), bus.used.floors  # as in `_next_free`
+        for slot in range(max(slots[0], floors.get(scan, slots[0])), slots[1] + 1):
+            if not bus.used.slot_taken(slot):
+                floors[scan] = slot
                 return (slot, 0)
+        floors[scan] = slots[1] + 1
         return None
 
     def _overflow_bus(self, t: model.DeviceType, span: Span, for_id: str) -> _Bus | None:
         """A bridge of the schema's `overflow` with room, or a new one, for `t`."""
         for container in self.schema.placement.overflow:
             made = self.containers.setdefault(container.device, [])
-            for owner in made:
-                for key in self.nodes[owner].buses:
+            scan = ("overflow", container.device, t.name)
+            for i in range(self._floor(scan), len(made)):
+                for key in self.nodes[made[i]].buses:
                     bus = self.buses[key]
                     plug = t.plugs_into(bus.kind)
                     if plug is not None and self._next_free(bus, plug.tag) is not None:
+                        self._floors[scan] = (i, _Used.generation)
                         return bus
+            self._floors[scan] = (len(made), _Used.generation)
             parent_key = self.by_name.get(container.bus)
             parent = self.buses[parent_key] if parent_key else None
             if parent is None:
@@ -292,18 +453,22 @@ class Allocator:
 
     def _machine_prefix(self, dtype: str) -> str | None:
         """Name a device after the machine's own one of its type (`phb0` → `phb1`)."""
+        if self._indexes_hold():
+            return self._prefixes.get(dtype)
         for node in self.nodes.values():
             if node.device.type == dtype and node.device.origin == "machine":
-                m = re.match(r"^([A-Za-z][A-Za-z_-]*?)\d+$", node.device.id)
+                m = _PREFIX.match(node.device.id)
                 if m:
                     return m.group(1)
         return None
 
     def _fresh_id(self, prefix: str) -> str:
-        n = 0
-        # only what is already placed counts, so a later spec item never changes this id
+        # only what is already placed counts, so a later spec item never changes this id;
+        # ids are never taken back, so the search starts where the last one ended
+        n = self._fresh.get(prefix, 0)
         while f"{prefix}{n}" in self.nodes:
             n += 1
+        self._fresh[prefix] = n
         return f"{prefix}{n}"
 
     def _unique_values(self, p: Planned, t: model.DeviceType
@@ -317,8 +482,11 @@ class Allocator:
             value = props.get(spec.name)
             if value is None:
                 assert spec.type.lo is not None and spec.type.hi is not None
-                free = next((v for v in range(spec.type.lo, spec.type.hi + 1) if v not in used),
-                            None)
+                scan = ("unique", spec.unique, spec.type.lo)
+                free = next((v for v in range(max(spec.type.lo, self._floor(scan)),
+                                              spec.type.hi + 1) if v not in used), None)
+                if free is not None:
+                    self._floors[scan] = (free, _Used.generation)
                 if free is None:
                     self.diags.error("E1203", f"no free `{spec.name}` for `{p.id}`: all of "
                                      f"{spec.type.lo}..{spec.type.hi} are taken", p.span,
@@ -339,7 +507,10 @@ class Allocator:
                 return None
         return tuple(sorted(props.items()))
 
-    def _used_in_group(self, group: str) -> dict[tree.PropValue, str]:
+    def _used_in_group(self, group: str) -> Mapping[tree.PropValue, str]:
+        """Value → the first device having it, of the props in `unique` group `group`."""
+        if self._indexes_hold():
+            return self._groups.get(group, {})
         used: dict[tree.PropValue, str] = {}
         for ident, node in self.nodes.items():
             t = self.library.devices.get(node.device.type)
@@ -355,32 +526,46 @@ class Allocator:
         n = space.notation
         if n == "none":
             return ()
+        # each scan starts at its floor: below it everything was taken (`_Used.floors`)
+        used, floors = bus.used, bus.used.floors
+        scan: tuple[object, ...]
         if n == "pci":
             for r in space.ranges("slot"):
-                for slot in range(r.lo, r.hi + 1):
-                    if not any(a[0] == slot for a in bus.used):
+                scan = ("slot", r.lo, r.hi)
+                for slot in range(max(r.lo, floors.get(scan, r.lo)), r.hi + 1):
+                    if not used.slot_taken(slot):
+                        floors[scan] = slot
                         return (slot, 0)
+                floors[scan] = r.hi + 1
             return None
         if n == "vio":
             start = self.schema.placement.vio_base or space.ranges("reg")[0].lo
-            reg = start
-            while (reg,) in bus.used:
+            scan = ("reg", start)
+            reg = max(start, floors.get(scan, start))
+            while (reg,) in used:
                 reg += 1
+            floors[scan] = reg
             return (reg,)
         if n == "scsi":
             for r in space.ranges("target"):
-                for target in range(r.lo, r.hi + 1):
-                    if (0, target, 0) not in bus.used:
+                scan = ("target", r.lo, r.hi)
+                for target in range(max(r.lo, floors.get(scan, r.lo)), r.hi + 1):
+                    if (0, target, 0) not in used:
+                        floors[scan] = target
                         return (0, target, 0)
+                floors[scan] = r.hi + 1
             return None
         if n in ("usb", "unit"):
             field = "port" if n == "usb" else "unit"
             for r in space.ranges(field):
                 if tag is not None and r.tag not in (None, tag):
                     continue
-                for v in range(r.lo, r.hi + 1):
-                    if (v,) not in bus.used:
+                scan = (field, r.lo, r.hi)
+                for v in range(max(r.lo, floors.get(scan, r.lo)), r.hi + 1):
+                    if (v,) not in used:
+                        floors[scan] = v
                         return (v,)
+                floors[scan] = r.hi + 1
             return None
         return None
 
@@ -442,7 +627,8 @@ class Allocator:
         """The buses a new device provides, and the children its type creates on them."""
         for template in t.buses:
             for name in template.names(qemu_id or device.id):
-                key = self._add_bus(_Bus(name, template.kind, template.address, device.id))
+                key = self._add_bus(_Bus(name, template.kind, template.address, device.id,
+                                         hotplug=self._hotplug_of(t.name, template.kind)))
                 for child in template.children:
                     ct = self.library.devices[child.type]
                     cid = f"{device.id}.{child.id}"
@@ -455,6 +641,59 @@ class Allocator:
                                                              child.span))
                     self._attach(cd, key, child.address if addr is not None else None)
                     self._add_buses(cd, ct, qemu_id or device.id)
+
+    # -- hot-plug (continuing from a rebuilt machine)
+    def put(self, p: Planned, bus: _Bus) -> None:
+        """Place `p` on `bus`, at its own address or the next free one."""
+        self._put(p, bus)
+
+    def bus_named(self, name: str) -> _Bus | None:
+        key = self.by_name.get(name)
+        return self.buses[key] if key else None
+
+    def hotpluggable(self, bus: _Bus) -> bool:
+        """Can QEMU hot-plug onto `bus`? PCI: behind a port or an overflow bridge where the
+        machine has ports (never its root complex), else a host bridge's bus; other kinds:
+        any bus of theirs."""
+        if not bus.hotplug:
+            return False
+        if bus.space.notation != "pci":
+            return True
+        owner = self.nodes[bus.owner].device.type if bus.owner in self.nodes else ""
+        pl = self.schema.placement
+        if pl.port_device:
+            return owner == pl.port_device or owner in {c.device for c in pl.overflow}
+        return bus.owner is not None and self.nodes[bus.owner].bus == self.root
+
+    def hotplug_places(self, t: model.DeviceType) -> list[str]:
+        """Names of the buses where `t` can be hot-plugged now, in the order they came."""
+        names = []
+        for bus in self.buses.values():
+            plug = t.plugs_into(bus.kind)
+            if plug is not None and self.hotpluggable(bus) and \
+                    self._next_free(bus, plug.tag) is not None:
+                names.append(bus.name)
+        return names
+
+    def capacity(self) -> list[tuple[str, str, int]]:
+        """(bus, kind, free places) of every hot-pluggable bus with room: what `hotplug`
+        can still use. VIO is left out: its regs do not run out."""
+        result = []
+        for bus in self.buses.values():
+            if not self.hotpluggable(bus) or bus.space.notation in ("none", "vio"):
+                continue
+            if bus.space.notation == "pci":
+                free = sum(1 for r in bus.space.ranges("slot") for slot in range(r.lo, r.hi + 1)
+                           if not any(a[0] == slot for a in bus.used))
+            else:
+                field = addresses.NOTATIONS[bus.space.notation][-2 if bus.space.notation ==
+                                                                 "scsi" else 0]
+                free = sum(1 for r in bus.space.ranges(field) for v in range(r.lo, r.hi + 1)
+                           if not any(a[-2 if bus.space.notation == "scsi" else 0] == v
+                                      for a in bus.used))
+            if free:
+                result.append((bus.name, bus.kind, free))
+        return result
 
     # -- pass 3: spare ports
     def spare_ports(self, count: int, span: Span, required: bool) -> None:
@@ -483,7 +722,7 @@ class Allocator:
         def free() -> int:
             return sum(1 for b in self._root_pci_buses() for r in b.space.ranges("slot")
                        for slot in range(r.lo, r.hi + 1)
-                       if not any(a[0] == slot for a in b.used))
+                       if not b.used.slot_taken(slot))
 
         kinds = {b.kind for b in self._root_pci_buses()}
         provider = next((self.schema.providers[k] for k in sorted(kinds)
@@ -510,7 +749,8 @@ class Allocator:
 
         def device(ident: str) -> tree.Device:
             node = self.nodes[ident]
-            return attrs.evolve(node.device, buses=tuple(bus(n) for n in node.buses))
+            buses = tuple(bus(n) for n in node.buses)
+            return attrs.evolve(node.device, buses=buses) if buses else node.device
 
         return bus(self.root)
 
@@ -521,11 +761,20 @@ def assign(schema: model.MachineSchema, library: model.Library,
            ) -> tree.Bus:
     """Devices are placed in spec (or blob) order; the addresses the spec fixes on buses
     that exist from the start are held first, so no device placed earlier takes them."""
+    alloc = rebuild(schema, library, machine_devices, plan, diags)
+    alloc.spare_ports(spares, span, spares_required)
+    return alloc.tree()
+
+
+def rebuild(schema: model.MachineSchema, library: model.Library,
+            machine_devices: tuple[tree.Device, ...], plan: Plan,
+            diags: Collector) -> Allocator:
+    """The allocator after placing the machine's devices and `plan`'s, in order (what
+    `hotplug` continues from)."""
     alloc = Allocator(schema, library, diags)
     alloc.add_machine(machine_devices, alloc.root)
     for p in plan.devices:
         alloc.reserve(p)
     for p in plan.devices:
         alloc.place(p)
-    alloc.spare_ports(spares, span, spares_required)
-    return alloc.tree()
+    return alloc

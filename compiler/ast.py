@@ -199,14 +199,184 @@ class Provides:
 
 @attrs.frozen
 class FdtProp:
+    """`NAME = value` in an fdt block: a variable of the node (`name`, `compatible`, …)."""
+
     name: Name
     value: Value
     span: Span = _span
 
 
+# ---- fdt expressions (over the variables of a device tree node) ---------------------------
+@attrs.frozen
+class FxInt:
+    value: int
+    span: Span = _span
+
+
+@attrs.frozen
+class FxBool:
+    value: bool
+    span: Span = _span
+
+
+@attrs.frozen
+class FxInterp:
+    """`{EXPR}` or `{EXPR:FORMAT}` inside an fdt string."""
+
+    expr: Fx
+    format: str
+    span: Span = _span
+
+
+@attrs.frozen
+class FxStr:
+    """A string with interpolations, as literal parts and `FxInterp`s."""
+
+    parts: tuple[str | FxInterp, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class FxName:
+    name: str
+    span: Span = _span
+
+
+@attrs.frozen
+class FxCall:
+    func: Name
+    args: tuple[Fx, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class FxBin:
+    """A binary operator: arithmetic, bitwise, comparison, `and`, `or`."""
+
+    op: str
+    left: Fx
+    right: Fx
+    span: Span = _span
+
+
+@attrs.frozen
+class FxNot:
+    operand: Fx
+    span: Span = _span
+
+
+Fx = Union[FxInt, FxBool, FxStr, FxName, FxCall, FxBin, FxNot]
+
+
+@attrs.frozen
+class FdtFor:
+    """`for NAME[, NAME] in LO..HI` (inclusive) or `in LIST`."""
+
+    names: tuple[Name, ...]
+    lo: Fx
+    hi: Fx | None
+    span: Span = _span
+
+
+@attrs.frozen
+class CellFor:
+    """`(for … : CELL…)` inside `<…>`: the cells once per loop value."""
+
+    loop: FdtFor
+    cells: tuple[Cell, ...]
+    span: Span = _span
+
+
+Cell = Union[Fx, CellFor]
+
+
+@attrs.frozen
+class FdtCells:
+    cells: tuple[Cell, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtString:
+    text: FxStr
+    loop: FdtFor | None
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtBytes:
+    values: tuple[int, ...]
+    span: Span = _span
+
+
+FdtValue = Union[FdtCells, FdtString, FdtBytes, FxCall, FxName]
+
+
+@attrs.frozen
+class FdtSet:
+    """`prop "NAME" [= VALUE, …] [when COND]`."""
+
+    name: str
+    values: tuple[FdtValue, ...]
+    when: Fx | None
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtNode:
+    """`node "NAME" [for …] [when COND] { … }`: a static child node."""
+
+    name: FxStr
+    loop: FdtFor | None
+    when: Fx | None
+    items: tuple[FdtItem, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtLet:
+    name: Name
+    value: FdtCells | Fx
+    when: Fx | None
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtPass:
+    name: Name
+    value: Fx
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtEach:
+    """`each KIND, … [sorted] { … }`: the template of device nodes on KIND buses below."""
+
+    kinds: tuple[Name, ...]
+    sorted: bool
+    items: tuple[FdtItem, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtOwn:
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtChildren:
+    """`children [TYPE, …]`: where device nodes go among the static ones."""
+
+    types: tuple[Name, ...]
+    span: Span = _span
+
+
+FdtItem = Union[FdtProp, FdtSet, FdtNode, FdtLet, FdtPass, FdtEach, FdtOwn, FdtChildren]
+
+
 @attrs.frozen
 class FdtBlock:
-    props: tuple[FdtProp, ...]
+    items: tuple[FdtItem, ...]
     span: Span = _span
 
 
@@ -235,7 +405,7 @@ class BusBlock:
     name: str | None
     name_span: Span | None = attrs.field(eq=False, repr=False)
     count: int | None
-    items: tuple[FieldRange | Instance, ...]
+    items: tuple[FieldRange | Instance | Hotplug, ...]
     span: Span = _span
 
 
@@ -329,6 +499,15 @@ class Compat:
 
 
 @attrs.frozen
+class Quirk:
+    """`quirk NAME = VALUE`: a version-dependent behaviour of the machine type."""
+
+    name: Name
+    value: Value
+    span: Span = _span
+
+
+@attrs.frozen
 class Order:
     kinds: tuple[Name, ...]
     span: Span = _span
@@ -378,14 +557,14 @@ class Placement:
     span: Span = _span
 
 
-BusStmt = Union[Doc, Qtree, AddressDecl]
+BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]
 DeviceStmt = Union[
     Doc, Plugs, Hotplug, Internal, Multifunction, PropDecl, LinkDecl, BusBlock, Requires,
     Provides, FdtBlock,
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,
-    Check, Compat, Placement, DefaultMemory,
+    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk,
 ]
 
 

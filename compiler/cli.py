@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -28,27 +28,67 @@ def _parser() -> argparse.ArgumentParser:
                       help="say for each device which statement creates it")
     comp = sub.add_parser("compile", help="loose spec (or precise blob) → precise outputs")
     comp.add_argument("spec", type=Path, metavar="SPEC")
-    comp.add_argument("--emit", action="append", default=[], choices=("json", "argv", "shell"),
+    comp.add_argument("--emit", action="append", default=[],
+                      choices=("json", "argv", "shell", "dtb", "dts"),
                       help="output kind (repeatable)")
     comp.add_argument("-o", "--output", type=Path, metavar="PATH")
     comp.add_argument("--format", choices=("text", "json"), default="text",
                       help="how to print diagnostics (json: a list on stderr)")
+    comp.add_argument("--capacity", action="store_true",
+                      help="say where devices can still be hot-plugged")
     comp.add_argument("--why", metavar="ID",
                       help="say why device ID is in the precise machine, and where it comes from")
+    hot = sub.add_parser("hotplug", help="add or remove a device on a running machine's blob")
+    hot.add_argument("blob", type=Path, metavar="BLOB")
+    what = hot.add_mutually_exclusive_group(required=True)
+    what.add_argument("--add", type=Path, metavar="FRAGMENT",
+                      help="a loose fragment: [[disk]], [[nic]], [[device]], …")
+    what.add_argument("--remove", metavar="ID", help="the id of the device to unplug")
+    hot.add_argument("--emit", choices=("json", "qmp"), default="json",
+                     help="json: the new blob; qmp: the commands, one JSON object a line")
+    hot.add_argument("-o", "--output", type=Path, metavar="PATH")
+    hot.add_argument("--format", choices=("text", "json"), default="text",
+                     help="how to print diagnostics")
+
+    mig = sub.add_parser("migrate-check", help="do two blobs describe the same guest?")
+    mig.add_argument("source", type=Path, metavar="SRC")
+    mig.add_argument("destination", type=Path, metavar="DST")
+    mig.add_argument("--format", choices=("text", "json"), default="text",
+                     help="how to print diagnostics")
+    sdiff = sub.add_parser("schema-diff", help="what changes guest-visibly between two "
+                           "machine schemas (0: none, 1: some, 2: trouble)")
+    sdiff.add_argument("a", metavar="A", help="a machine, e.g. pc-q35-7.0")
+    sdiff.add_argument("b", metavar="B", help="another, e.g. pc-q35-7.2 or pc-q35")
+    sdiff.add_argument("--format", choices=("text", "json"), default="text")
+    _add_verify_extract(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "lint" and _lint_unchanged(args.paths, args.format):
+        return 0
     from .diagnostics import CompileError, render_json, render_text
 
     fmt = getattr(args, "format", "text")
     try:
         if args.command == "lint":
             return _lint(args.paths, fmt)
+        if args.command == "schema-diff":
+            return _schema_diff(args.a, args.b, fmt)
         if args.command == "show":
             return _show(args.machine, args.option, fmt, args.why)
+        if args.command == "hotplug":
+            return _hotplug(args.blob, args.add, args.remove, args.emit, args.output)
+        if args.command == "migrate-check":
+            return _migrate_check(args.source, args.destination)
+        if args.command == "verify":
+            return _verify(args.spec, args.qemu, args.timeout, args.user_net)
+        if args.command == "extract":
+            return _extract(args.qmp, args.output, args.timeout, fmt)
         if args.command == "compile":
+            if args.capacity:
+                return _capacity(args.spec)
             return _compile(args.spec, args.emit, args.output, args.why)
     except CompileError as exc:
         # lint's findings are its output (stdout); elsewhere diagnostics go to stderr
@@ -57,6 +97,50 @@ def main(argv: Sequence[str] | None = None) -> int:
                      render_text(exc.diagnostics))
         return 1
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _schema_diff(a: str, b: str, fmt: str) -> int:
+    """`diff`'s convention: 0 the same, 1 different (one line per difference on stdout),
+    2 trouble (an unknown machine: its diagnostic on stderr)."""
+    import json
+
+    from . import schema_diff
+    from .diagnostics import Collector, CompileError, render_json, render_text
+    from .driver import find_machine
+    from .resolve import load_library
+
+    try:
+        library = load_library()
+        diags = Collector()
+        machines = []
+        for name in (a, b):
+            try:
+                machines.append(find_machine(library, name, diags))
+            except CompileError:
+                pass
+        diags.check()
+    except CompileError as exc:
+        sys.stderr.write(render_json(exc.diagnostics) if fmt == "json" else
+                         render_text(exc.diagnostics))
+        return 2
+    found = schema_diff.diff(library, machines[0], machines[1])
+    if fmt == "json":
+        sys.stdout.write(json.dumps([d.as_json() for d in found], indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(d.text() + "\n" for d in found))
+    return 1 if found else 0
+
+
+def _lint_unchanged(paths: list[Path], fmt: str) -> bool:
+    """Is a clean run of this lint, on these very files, in the cache? Then say so as that
+    run did, without importing the compiler proper (`cache` only needs the stdlib)."""
+    from . import cache
+
+    if not cache.lint_is_clean(paths):
+        return False
+    if fmt == "json":
+        sys.stdout.write("[]\n")
+    return True
 
 
 def _lint(paths: list[Path], fmt: str) -> int:
@@ -73,7 +157,13 @@ def _show(machine: str, options: list[str], fmt: str, why: bool) -> int:
     from .emit import blob, text
 
     result = driver.show(machine, options)
-    sys.stdout.write(blob.show_json(result) if fmt == "json" else text.show_text(result, why=why))
+    if fmt == "json":
+        sys.stdout.write(blob.show_json(result))
+        return 0
+    from . import hotplug
+
+    sys.stdout.write(text.show_text(result, why=why))
+    sys.stdout.write(hotplug.describe_capacity(hotplug.capacity(result)))
     return 0
 
 
@@ -96,13 +186,22 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
                                       notes=[f"its devices are {quote_list(ids, 40)}"])])
         sys.stdout.write(text.why(machine, why))
         return 0
-    outputs = {
+    from .emit import fdt
+
+    outputs: dict[str, Callable[[], str | bytes]] = {
         "json": lambda: blob.blob(machine),
         "argv": lambda: json.dumps(argv.argv(machine)) + "\n",
         "shell": lambda: argv.shell(argv.argv(machine)) + "\n",
+        "dtb": lambda: fdt.dtb(machine),
+        "dts": lambda: fdt.dts(machine),
     }
     if len(emits) == 1 and output is None:
-        sys.stdout.write(outputs[emits[0]]())
+        if emits[0] == "dtb":
+            sys.stderr.write("mschema compile: error: `--emit dtb` is binary: give `-o FILE`\n")
+            return 2
+        shown = outputs[emits[0]]()
+        assert isinstance(shown, str)
+        sys.stdout.write(shown)
         return 0
     kinds = emits or list(outputs)
     name = machine.name or path.stem
@@ -110,19 +209,113 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
         _write_atomically({output: outputs[emits[0]]()})
         return 0
     directory = output or Path("build") / name
-    suffix = {"json": ".json", "argv": ".argv.json", "shell": ".sh"}
+    suffix = {"json": ".json", "argv": ".argv.json", "shell": ".sh", "dtb": ".dtb",
+              "dts": ".dts"}
     _write_atomically({directory / f"{name}{suffix[k]}": outputs[k]() for k in kinds})
     return 0
 
 
-def _write_atomically(files: dict[Path, str]) -> None:
+def _write_atomically(files: dict[Path, str | bytes]) -> None:
     """Everything is rendered before anything is written; each file appears whole."""
     import os
     import tempfile
 
-    for target, text in files.items():
+    for target, content in files.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.replace(tmp, target)
+
+
+def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: str,
+             output: Path | None) -> int:
+    from . import hotplug
+    from .emit import blob, qmp
+
+    change = (hotplug.add(blob_path, fragment) if fragment is not None
+              else hotplug.remove(blob_path, str(remove)))
+    text = (blob.blob(change.new) if emit == "json"
+            else qmp.lines(qmp.transition(change.old, change.new)))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomically({output: text})
+    return 0
+
+
+def _migrate_check(source: Path, destination: Path) -> int:
+    from . import driver, migrate
+
+    src, dst = driver.compile_input(source), driver.compile_input(destination)
+    found = migrate.differences(src, dst)
+    for d in found:
+        sys.stdout.write(f"{d.kind}: {d.text}\n")
+    guest = sum(1 for d in found if d.kind == "guest-visible")
+    sys.stdout.write(f"{guest} guest-visible difference(s), "
+                     f"{len(found) - guest} backend difference(s)\n")
+    return 1 if guest else 0
+
+
+def _capacity(path: Path) -> int:
+    from . import driver, hotplug
+
+    sys.stdout.write(hotplug.describe_capacity(hotplug.capacity(driver.compile_input(path))))
+    return 0
+
+
+# ---- verify and extract ------------------------------------------------------------------
+def _add_verify_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ver = sub.add_parser("verify", help="start QEMU with the emitted argv (paused) and compare "
+                         "what it builds with the prediction")
+    ver.add_argument("spec", type=Path, metavar="SPEC|BLOB")
+    ver.add_argument("--qemu", metavar="PATH",
+                     help="the QEMU binary (default: the schema's, e.g. qemu-system-x86_64, "
+                     "on PATH)")
+    ver.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                     help="the longest wait for QEMU (default: 30)")
+    ver.add_argument("--user-net", action="store_true",
+                     help="run tap and bridge netdevs as user ones (same guest hardware, "
+                     "no privileges needed)")
+    ver.add_argument("--format", choices=("text", "json"), default="text",
+                     help="how to print the differences (json: a list on stderr)")
+    ext = sub.add_parser("extract", help="the precise blob of a running QEMU, over QMP")
+    ext.add_argument("--qmp", required=True, metavar="SOCKET",
+                     help="QEMU's QMP socket (`-qmp unix:SOCKET,server=on,wait=off`)")
+    ext.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="write the blob here (default: stdout)")
+    ext.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                     help="the longest wait for QEMU's answers (default: 30)")
+    ext.add_argument("--format", choices=("text", "json"), default="text",
+                     help="how to print warnings and errors (json: a list on stderr)")
+
+
+def _verify(path: Path, binary: str | None, timeout: float, user_net: bool) -> int:
+    from . import driver
+    from .diagnostics import CompileError
+
+    outcome = driver.verify(path, binary, timeout, user_net)
+    if outcome.diagnostics:
+        raise CompileError(outcome.diagnostics)
+    fdt = {"whole": " and the device tree it predicts",
+           "nodes": " and the device-tree nodes it predicts"}.get(outcome.fdt, "")
+    sys.stdout.write(f"{path}: QEMU built the {outcome.devices} devices and {outcome.buses} "
+                     f"buses the precise machine predicts{fdt}\n")
+    return 0
+
+
+def _extract(socket: str, output: Path | None, timeout: float, fmt: str) -> int:
+    from . import driver
+    from .diagnostics import render_json, render_text
+    from .emit import blob
+
+    result = driver.extract(socket, timeout)
+    if result.warnings:
+        sys.stderr.write(render_json(result.warnings) if fmt == "json" else
+                         render_text(result.warnings))
+    text = blob.blob(result.machine)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomically({output: text})
+    return 0

@@ -6,23 +6,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import expand, expr, model, resolve, schema_checks, tree
 from .diagnostics import Collector, quote_list
 from .source import SourceFile, Span
 from .units import parse_size
 
+if TYPE_CHECKING:
+    from . import extract as extract_
+    from . import verify as verify_
+
 
 def lint(paths: Sequence[Path]) -> model.Library:
     """Parse, resolve and check `paths` together with every shipped file (for `use` and
-    `extends`); raise with every problem found."""
+    `extends`); raise with every problem found. A clean result is remembered
+    (`cache.lint_is_clean`) with the exact text of every file read."""
+    from . import cache
+
     diags = Collector()
-    files = list(dict.fromkeys(p.resolve() for p in [*paths, *resolve.shipped_files()]))
+    shipped = cache.answers(resolve.shipped_questions())
+    shipped_files = resolve.shipped_files()
+    files = list(dict.fromkeys(p.resolve() for p in [*paths, *shipped_files]))
     modules = resolve.load_modules(files, diags)
     library = resolve.resolve(modules, diags)
     if not diags.has_errors:
         schema_checks.run_all(library, diags)
     diags.check()
+    cache.record_lint_clean(paths, modules, [*shipped_files, *resolve.use_targets(modules)],
+                            shipped, cache.answers(resolve.shipped_questions()))
     return library
 
 
@@ -112,6 +124,7 @@ def compile_spec(path: Path) -> tree.Machine:
                           spares, spares_value.span if spares_value else loose.span, diags,
                           spares_required=spares_value is not None)
     diags.check()
+    root = expand.apply_compat(schema, root)
     name_value = loose.top.get("name")
     machine = tree.Machine(expand.machine_info(schema, options), root,
                            tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
@@ -185,3 +198,37 @@ def _topology(cpus: dict[str, tree.PropValue], count_given: bool, span: Span,
         diags.error("E1010", f"invalid CPU topology: {sockets} socket(s) × {cores} core(s) × "
                     f"{threads} thread(s) is not {count} cpus", span,
                     help="give a count that is their product, or leave one of them out")
+
+
+def verify(path: Path, binary: str | None = None, timeout: float = 30.0,
+           user_net: bool = False) -> verify_.Outcome:
+    """Compile `path`, start QEMU with its argv (paused) and compare what QEMU builds with
+    the precise machine; the outcome's diagnostics are the differences (none: they agree)."""
+    from . import verify as verifier
+
+    machine = compile_input(path)
+    library = resolve.load_library()
+    binary_span = (SourceFile.from_text("<command line>", binary).span(0, len(binary))
+                   if binary else None)
+    return verifier.verify(machine, library, verifier.input_start(str(path)), binary=binary,
+                           binary_span=binary_span, timeout=timeout, user_net=user_net)
+
+
+def extract(socket: str, timeout: float = 30.0) -> extract_.Result:
+    """The precise machine of a running QEMU, read over its QMP socket, and warnings about
+    what QEMU does not reveal or the blob cannot say."""
+    from . import extract as extractor
+    from . import extract_qmp
+    from .diagnostics import CompileError, error
+    from .source import whole_file
+
+    library = resolve.load_library()
+    try:
+        snap = extract_qmp.snapshot(socket, library, timeout)
+    except extract_qmp.ConnectFailed as exc:
+        raise CompileError([error(
+            "E1712", str(exc), whole_file(socket),
+            notes=["QEMU serves one QMP client per socket at a time"],
+            help="start QEMU with `-qmp unix:PATH,server=on,wait=off` and give that PATH")
+        ]) from None
+    return extractor.build(snap, library)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 
+import attrs
+
 from . import addresses, expr, model, tree
 from .diagnostics import Collector, quote_list
 from .source import SourceFile, Span
@@ -111,4 +113,30 @@ def machine_info(schema: model.MachineSchema,
 def show(schema: model.MachineSchema, options: Mapping[str, expr.Scalar]) -> tree.Machine:
     env = expr.Env(options)
     root = tree.Bus("main-system-bus", "system", "none", machine_devices(schema, env))
-    return tree.Machine(machine_info(schema, options), root)
+    return tree.Machine(machine_info(schema, options), apply_compat(schema, root))
+
+
+def apply_compat(schema: model.MachineSchema, bus: tree.Bus) -> tree.Bus:
+    """The tree with the machine's `compat` props in every device of their type that does
+    not set them already: QEMU applies them from the machine type before the board code and
+    `-device` set theirs, so an explicit value wins (a schema instance's, the spec's, a
+    blob's). Guest-visible facts of this version, they are recorded in the blob."""
+    if not schema.compat:
+        return bus
+    by_type: dict[str, dict[str, tree.PropValue]] = {}
+    for c in schema.compat:
+        by_type.setdefault(c.device, {})[c.prop] = c.value
+    return _with_compat(bus, by_type)
+
+
+def _with_compat(bus: tree.Bus, by_type: Mapping[str, Mapping[str, tree.PropValue]]
+                 ) -> tree.Bus:
+    devices = []
+    for d in bus.devices:
+        props = d.props
+        extra = {k: v for k, v in by_type.get(d.type, {}).items() if k not in dict(props)}
+        if extra:
+            props = tuple(sorted((*props, *extra.items())))
+        buses = tuple(_with_compat(b, by_type) for b in d.buses)
+        devices.append(attrs.evolve(d, props=props, buses=buses))
+    return attrs.evolve(bus, devices=tuple(devices))

@@ -11,6 +11,7 @@ from typing import Literal, Union
 import attrs
 
 from .addresses import AddressSpace
+from .ast import FdtItem
 from .expr import Expr, Scalar
 from .source import Span
 
@@ -51,6 +52,7 @@ class BusKind:
     name: str
     qtree: str
     address: AddressSpace
+    hotplug: bool  # may devices be hot-plugged onto buses of this kind (unless one says)
     doc: str
     span: Span = _span
 
@@ -115,6 +117,7 @@ class BusTemplate:
     count: int
     address: AddressSpace
     children: tuple[Instance, ...]
+    hotplug: bool | None  # None: as the bus kind says
     span: Span = _span
 
     def names(self, qemu_id: str) -> tuple[str, ...]:
@@ -133,9 +136,11 @@ class DeviceType:
     buses: tuple[BusTemplate, ...]
     requires: tuple[str, ...]
     provides: tuple[str, ...]
-    fdt: tuple[tuple[str, Scalar], ...]
+    fdt: tuple[tuple[str, Scalar], ...]  # the `NAME = value` variables of its fdt block
     doc: str
     span: Span = _span
+    # every item of its fdt blocks, names checked (`emit/fdt.py` evaluates them)
+    fdt_items: tuple[FdtItem, ...] = ()
 
     def plugs_into(self, bus_kind: str) -> Plug | None:
         for plug in self.plugs:
@@ -188,6 +193,16 @@ class CompatProp:
 
 
 @attrs.frozen
+class Quirk:
+    """A version-dependent behaviour of the machine type that is neither an option nor a
+    device (QEMU's machine-class flags, e.g. the memory map); inherited, overridden."""
+
+    name: str
+    value: Scalar
+    span: Span = _span
+
+
+@attrs.frozen
 class Container:
     """Where the allocator adds a device that holds others: a type, on which bus, which
     slots (positions are packed as the functions of a slot, then the next slot)."""
@@ -230,6 +245,10 @@ class MachineSchema:
     default_memory: int
     doc: str
     span: Span = _span
+    # the root node of its device tree (inherited through `extends` when it has none)
+    fdt: tuple[FdtItem, ...] = ()
+    # `quirk` statements, in declaration order (an override keeps its parent's place)
+    quirks: tuple[Quirk, ...] = ()
 
 
 @attrs.frozen

@@ -27,6 +27,14 @@ TERMINAL_NAMES = {
     "ADDRESS": "an address",
     "BOOL": "`true`, `false`",
     "CMP": "a comparison",
+    "CELLS_OPEN": "`<`",
+    "CELLS_CLOSE": "`>`",
+    "SORTED": "`sorted`",
+    "SHIFT": "`<<`, `>>`",
+    "BOR": "`|`",
+    "BAND": "`&`",
+    "ADDOP": "`+`, `-`",
+    "MULOP": "`*`, `/`, `%`",
     "$END": "end of file",
 }
 
@@ -41,6 +49,7 @@ def _parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         cache=True,
+        start=["start", "fx_start"],
     )
 
 
@@ -123,7 +132,7 @@ def parse_module(source: SourceFile) -> ast.Module:
     from lark.exceptions import UnexpectedInput
 
     try:
-        tree = _parser().parse(source.text)
+        tree = _parser().parse(source.text, start="start")
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
     builder = _Builder(source)
@@ -139,10 +148,13 @@ class _Builder:
     """Walks lark's tree into `ast` nodes. A plain walker, not a lark Transformer, so
     errors in here stay ours (lark wraps transformer exceptions in VisitError)."""
 
-    def __init__(self, source: SourceFile) -> None:
+    def __init__(self, source: SourceFile, fixed: Span | None = None) -> None:
         self.source = source
+        self.fixed = fixed  # inside a string: every span is the string's
 
     def span(self, node: Any) -> Span:
+        if self.fixed is not None:
+            return self.fixed
         if hasattr(node, "start_pos") and not hasattr(node, "meta"):
             return self.source.span(node.start_pos, node.end_pos)
         meta = node.meta
@@ -240,6 +252,151 @@ class _Builder:
     def _fdt_block(self, n: Any, c: list[Any]) -> ast.FdtBlock:
         return ast.FdtBlock(self.build_all(c), self.span(n))
 
+    # -- the device tree sublanguage
+    def _fdt_set(self, n: Any, c: list[Any]) -> ast.FdtSet:
+        *values, when = c[1:]
+        return ast.FdtSet(self.string(c[0]), self.build_all(values),
+                          None if when is None else self.build(when), self.span(n))
+
+    def _fdt_node(self, n: Any, c: list[Any]) -> ast.FdtNode:
+        return ast.FdtNode(self.template(c[0]), None if c[1] is None else self.build(c[1]),
+                           None if c[2] is None else self.build(c[2]), self.build_all(c[3:]),
+                           self.span(n))
+
+    def _fdt_let(self, n: Any, c: list[Any]) -> ast.FdtLet:
+        return ast.FdtLet(self.name(c[0]), self.build(c[1]),
+                          None if c[2] is None else self.build(c[2]), self.span(n))
+
+    def _fdt_pass(self, n: Any, c: list[Any]) -> ast.FdtPass:
+        return ast.FdtPass(self.name(c[0]), self.build(c[1]), self.span(n))
+
+    def _fdt_each(self, n: Any, c: list[Any]) -> ast.FdtEach:
+        kinds = tuple(self.name(t) for t in c if getattr(t, "type", None) == "NAME")
+        sort = any(getattr(t, "type", None) == "SORTED" for t in c)
+        items = [t for t in c if hasattr(t, "data")]
+        return ast.FdtEach(kinds, sort, self.build_all(items), self.span(n))
+
+    def _fdt_own(self, n: Any, c: list[Any]) -> ast.FdtOwn:
+        return ast.FdtOwn(self.span(n))
+
+    def _fdt_children(self, n: Any, c: list[Any]) -> ast.FdtChildren:
+        return ast.FdtChildren(tuple(self.name(t) for t in c if t is not None), self.span(n))
+
+    def _fdt_when(self, n: Any, c: list[Any]) -> ast.Fx:
+        result: ast.Fx = self.build(c[0])
+        return result
+
+    def _fdt_for(self, n: Any, c: list[Any]) -> ast.FdtFor:
+        names = tuple(self.name(t) for t in c[:2] if t is not None)
+        return ast.FdtFor(names, self.build(c[2]), None if c[3] is None else self.build(c[3]),
+                          self.span(n))
+
+    def _fdt_string(self, n: Any, c: list[Any]) -> ast.FdtString:
+        return ast.FdtString(self.template(c[0]), None if c[1] is None else self.build(c[1]),
+                             self.span(n))
+
+    def _fdt_cells(self, n: Any, c: list[Any]) -> ast.FdtCells:
+        return ast.FdtCells(tuple(self.build(x) for x in c[1:-1]), self.span(n))
+
+    def _fdt_cell_for(self, n: Any, c: list[Any]) -> ast.CellFor:
+        return ast.CellFor(self.build(c[0]), self.build_all(c[1:]), self.span(n))
+
+    def _fdt_bytes(self, n: Any, c: list[Any]) -> ast.FdtBytes:
+        values = tuple(parse_int(t) for t in c)
+        for t, v in zip(c, values, strict=True):
+            if v > 0xFF:
+                raise CompileError([error("E0101", f"`{t}` is not a byte", self.span(t),
+                                          help="bytes in `[…]` are 0..0xff")])
+        return ast.FdtBytes(values, self.span(n))
+
+    def _fdt_call(self, n: Any, c: list[Any]) -> ast.FxCall:
+        return self._fx_call(n, c)
+
+    def _fx_start(self, n: Any, c: list[Any]) -> ast.Fx:
+        result: ast.Fx = self.build(c[0])
+        return result
+
+    def _fx_or(self, n: Any, c: list[Any]) -> ast.Fx:
+        return self.chain(n, c, "or")
+
+    def _fx_and(self, n: Any, c: list[Any]) -> ast.Fx:
+        return self.chain(n, c, "and")
+
+    def chain(self, n: Any, c: list[Any], op: str) -> ast.Fx:
+        result: ast.Fx = self.build(c[0])
+        for operand in c[1:]:
+            result = ast.FxBin(op, result, self.build(operand), self.span(n))
+        return result
+
+    def _fx_not(self, n: Any, c: list[Any]) -> ast.FxNot:
+        return ast.FxNot(self.build(c[0]), self.span(n))
+
+    def _fx_cmp(self, n: Any, c: list[Any]) -> ast.Fx:
+        if len(c) == 1:
+            result: ast.Fx = self.build(c[0])
+            return result
+        return ast.FxBin(str(c[1]), self.build(c[0]), self.build(c[2]), self.span(n))
+
+    def _fx_bin(self, n: Any, c: list[Any]) -> ast.FxBin:
+        return ast.FxBin(str(c[1]), self.build(c[0]), self.build(c[2]), self.span(n))
+
+    def _fx_int(self, n: Any, c: list[Any]) -> ast.FxInt:
+        return ast.FxInt(parse_int(c[0]), self.span(n))
+
+    def _fx_bool(self, n: Any, c: list[Any]) -> ast.FxBool:
+        return ast.FxBool(str(c[0]) == "true", self.span(n))
+
+    def _fx_str(self, n: Any, c: list[Any]) -> ast.FxStr:
+        return self.template(c[0])
+
+    def _fx_name(self, n: Any, c: list[Any]) -> ast.FxName:
+        return ast.FxName(str(c[0]), self.span(n))
+
+    def _fx_call(self, n: Any, c: list[Any]) -> ast.FxCall:
+        return ast.FxCall(self.name(c[0]), self.build_all(c[1:]), self.span(n))
+
+    def template(self, token: Token) -> ast.FxStr:
+        """A string with `{EXPR}` / `{EXPR:FORMAT}` parts (`{{` and `}}` are braces)."""
+        from lark.exceptions import UnexpectedInput
+
+        text = self.string(token)
+        span = self.span(token)
+        parts: list[str | ast.FxInterp] = []
+        literal: list[str] = []
+        i = 0
+        while i < len(text):
+            ch = text[i]
+            if ch in "{}" and text[i + 1:i + 2] == ch:
+                literal.append(ch)
+                i += 2
+                continue
+            if ch == "}":
+                raise CompileError([error("E0101", "unmatched `}` in a string", span,
+                                          help="write `}}` for a brace")])
+            if ch != "{":
+                literal.append(ch)
+                i += 1
+                continue
+            end = text.find("}", i)
+            if end < 0:
+                raise CompileError([error("E0101", "unmatched `{` in a string", span,
+                                          help="write `{{` for a brace")])
+            inner, _, fmt = text[i + 1:end].partition(":")
+            try:
+                tree = _parser().parse(inner, start="fx_start")
+            except UnexpectedInput:
+                raise CompileError([error("E0101", f"`{{{inner}}}` is not an expression",
+                                          span)]) from None
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(ast.FxInterp(_Builder(self.source, span).build(tree), fmt,
+                                      span))
+            i = end + 1
+        if literal:
+            parts.append("".join(literal))
+        return ast.FxStr(tuple(parts), span)
+
     def _bus_block(self, n: Any, c: list[Any]) -> ast.BusBlock:
         name = None if c[1] is None else self.string(c[1])
         name_span = None if c[1] is None else self.span(c[1])
@@ -296,6 +453,9 @@ class _Builder:
 
     def _compat(self, n: Any, c: list[Any]) -> ast.Compat:
         return ast.Compat(self.name(c[0]), self.name(c[1]), self.build(c[2]), self.span(n))
+
+    def _quirk(self, n: Any, c: list[Any]) -> ast.Quirk:
+        return ast.Quirk(self.name(c[0]), self.build(c[1]), self.span(n))
 
     def _placement(self, n: Any, c: list[Any]) -> ast.Placement:
         return ast.Placement(self.build_all(c), self.span(n))

@@ -9,8 +9,9 @@ device missing or invented, every child and bus where its type puts it. That mak
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+
+import attrs
 
 from . import address, expand, expr, model, tree
 from .diagnostics import Collector, CompileError, Label, error, quote_list
@@ -92,7 +93,21 @@ def _quoted(path: PathKey) -> str:
 ORIGINS: tuple[tree.Origin, ...] = ("machine", "default", "spec", "hotplug")
 
 
+@attrs.frozen
+class Loaded:
+    """A checked blob: the machine, its schema and options, and its devices as placed."""
+
+    machine: tree.Machine
+    schema: model.MachineSchema
+    options: dict[str, expr.Scalar]
+    plan: Plan
+
+
 def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> tree.Machine:
+    return read(source, data, library).machine
+
+
+def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> Loaded:
     diags = Collector()
     r = _Reader(source, diags)
     top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "devices",
@@ -149,7 +164,7 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
     diags.check()
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
     diags.check()
-    return machine
+    return Loaded(machine, schema, options, Plan(tuple(devices), backends))
 
 
 def _option_text(v: tree.PropValue) -> str:
@@ -281,8 +296,9 @@ def _rebuild(schema: model.MachineSchema, library: model.Library,
                     notes=[f"expected one of {quote_list(library.devices)}"])
     diags.check()
     env = expr.Env(options)
-    return address.assign(schema, library, expand.machine_devices(schema, env),
-                          Plan(tuple(devices), backends), 0, source.span(0, 0), diags)
+    return expand.apply_compat(schema, address.assign(
+        schema, library, expand.machine_devices(schema, env), Plan(tuple(devices), backends),
+        0, source.span(0, 0), diags))
 
 
 def _compare(given: tree.Bus, rebuilt: tree.Bus, diags: Collector,
@@ -333,7 +349,3 @@ def given_span(bus: tree.Bus) -> Span:
             return d.why.span
     raise CompileError([error("E1602", "the blob has no devices", Span(
         SourceFile.from_text("<blob>", ""), 0, 0))])
-
-
-def read(source: SourceFile) -> object:
-    return json.loads(source.text)

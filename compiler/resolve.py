@@ -33,6 +33,15 @@ NAMED_TYPES: dict[str, model.ValueType] = {
     "size": model.ValueType("size", 0, 2**64 - 1),
     "onoffauto": model.ValueType("enum", members=("on", "off", "auto")),
 }
+# The functions of fdt expressions, with their numbers of arguments (`emit/fdt.py` has
+# them); those taking a device type name instead of a value are listed again below.
+FDT_FUNCTIONS: dict[str, tuple[int, int]] = {
+    "u64": (1, 1), "min": (2, 2), "max": (2, 2), "log2ceil": (1, 1), "pow2floor": (1, 1),
+    "pow2-blocks": (2, 2),
+    "reversed": (1, 1), "mac-bytes": (1, 1), "pci-reg": (3, 3), "has": (1, 1),
+    "first-path": (1, 1), "boot-list": (0, 0), "defined": (1, 1), "count": (1, 1),
+}
+FDT_TYPE_FUNCTIONS = ("has", "first-path", "count")
 ROOT_BUS_KIND = "system"
 ROOT_BUS_NAME = "main-system-bus"
 
@@ -45,10 +54,35 @@ def data_dir(name: str) -> Path:
     return DATA_ROOT_CANDIDATES[-1] / name
 
 
+SHIPPED_GLOBS = (("stdlib", "*.mschema"), ("schemas", "*/*.machine"))
+
+
 def shipped_files() -> list[Path]:
-    stdlib = sorted(data_dir("stdlib").glob("*.mschema"))
-    schemas = sorted(data_dir("schemas").glob("*/*.machine"))
-    return stdlib + schemas
+    return [p for name, pattern in SHIPPED_GLOBS for p in sorted(data_dir(name).glob(pattern))]
+
+
+def shipped_questions() -> list[tuple[str, str]]:
+    """What `shipped_files` depends on, as questions `cache.answer` can ask again: which
+    candidate data directories exist, and what each glob matches."""
+    questions = [("isdir", str(root / name)) for name, _ in SHIPPED_GLOBS
+                 for root in DATA_ROOT_CANDIDATES]
+    return questions + [("glob", f"{data_dir(name)}\0{pattern}")
+                        for name, pattern in SHIPPED_GLOBS]
+
+
+def use_targets(modules: Iterable[ast.Module]) -> list[Path]:
+    """The paths `load_modules` followed for the `use`s of `modules`, before symlinks are
+    resolved: the cache asks again where they lead."""
+    stdlib = data_dir("stdlib")
+    targets = []
+    for m in modules:
+        here = Path(m.path).resolve().parent
+        for decl in m.decls:
+            if isinstance(decl, ast.UseDecl):
+                target = _use_target(decl.path, here, stdlib)
+                if target is not None:
+                    targets.append(target)
+    return targets
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -302,8 +336,10 @@ class _Resolver:
                     (f, self.field_ranges(notation, decl.fields, f)) for f in
                     addresses.NOTATIONS[notation]))
                 self.check_fields(notation, decl.fields, d.name.text)
+        hotplug = self.single(d.body, ast.Hotplug, "hotplug")
         return model.BusKind(d.name.text, qtree.name if isinstance(qtree, ast.Qtree) else "",
-                             space, doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
+                             space, hotplug.value if isinstance(hotplug, ast.Hotplug) else True,
+                             doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
 
     def check_fields(self, notation: str, fields: Iterable[ast.FieldRange],
                      bus_kind: str) -> None:
@@ -385,8 +421,11 @@ class _Resolver:
                                   if isinstance(s, ast.BusBlock)) if b is not None)
         requires = tuple(n.text for s in d.body if isinstance(s, ast.Requires) for n in s.names)
         provides = tuple(n.text for s in d.body if isinstance(s, ast.Provides) for n in s.names)
-        fdt = tuple((p.name.text, p.value.value) for s in d.body if isinstance(s, ast.FdtBlock)
-                    for p in s.props)
+        blocks = [s for s in d.body if isinstance(s, ast.FdtBlock)]
+        fdt = tuple((p.name.text, p.value.value) for s in blocks for p in s.items
+                    if isinstance(p, ast.FdtProp))
+        fdt_items = tuple(item for s in blocks for item in s.items)
+        self.fdt_items(fdt_items)
         if not plugs:
             self.diags.error("E0901", f"device type `{d.name.text}` plugs into no bus",
                              d.name.span, help="add `plugs KIND`, e.g. `plugs pcie, pci`")
@@ -396,7 +435,87 @@ class _Resolver:
             any(isinstance(s, ast.Internal) for s in d.body),
             any(isinstance(s, ast.Multifunction) for s in d.body),
             props, links, buses, requires, provides, fdt,
-            doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
+            doc.text if isinstance(doc, ast.Doc) else "", d.name.span, fdt_items)
+
+    # -- device tree items: names of functions, device types and bus kinds (variables are
+    # scoped by the tree being built, so `emit/fdt.py` reports an unknown one)
+    def fdt_items(self, items: Iterable[ast.FdtItem]) -> None:
+        for item in items:
+            if isinstance(item, ast.FdtSet):
+                for v in item.values:
+                    self.fdt_value(v)
+                self.fx(item.when)
+            elif isinstance(item, ast.FdtNode):
+                self.fx_str(item.name)
+                self.fdt_for(item.loop)
+                self.fx(item.when)
+                self.fdt_items(item.items)
+            elif isinstance(item, ast.FdtLet):
+                if isinstance(item.value, ast.FdtCells):
+                    self.fdt_value(item.value)
+                else:
+                    self.fx(item.value)
+                self.fx(item.when)
+            elif isinstance(item, ast.FdtPass):
+                self.fx(item.value)
+            elif isinstance(item, ast.FdtEach):
+                for kind in item.kinds:
+                    if kind.text not in self.bus_decls:
+                        self.unknown("E0201", "bus kind", kind, self.bus_decls)
+                self.fdt_items(item.items)
+            elif isinstance(item, ast.FdtChildren):
+                for t in item.types:
+                    if t.text not in self.device_decls:
+                        self.unknown("E0202", "device type", t, self.device_decls)
+
+    def fdt_value(self, v: ast.FdtValue | ast.Cell) -> None:
+        if isinstance(v, ast.FdtCells):
+            for c in v.cells:
+                self.fdt_value(c)
+        elif isinstance(v, ast.CellFor):
+            self.fdt_for(v.loop)
+            for c in v.cells:
+                self.fdt_value(c)
+        elif isinstance(v, ast.FdtString):
+            self.fx_str(v.text)
+            self.fdt_for(v.loop)
+        elif not isinstance(v, ast.FdtBytes):
+            self.fx(v)
+
+    def fdt_for(self, loop: ast.FdtFor | None) -> None:
+        if loop is not None:
+            self.fx(loop.lo)
+            self.fx(loop.hi)
+
+    def fx_str(self, s: ast.FxStr) -> None:
+        for part in s.parts:
+            if isinstance(part, ast.FxInterp):
+                self.fx(part.expr)
+
+    def fx(self, e: ast.Fx | None) -> None:
+        if isinstance(e, ast.FxCall):
+            arity = FDT_FUNCTIONS.get(e.func.text)
+            if arity is None:
+                self.unknown("E0201", "function", e.func, FDT_FUNCTIONS)
+            elif not arity[0] <= len(e.args) <= arity[1]:
+                want = str(arity[0]) if arity[0] == arity[1] else f"{arity[0]} to {arity[1]}"
+                self.diags.error("E0302", f"`{e.func.text}` takes {want} argument(s), not "
+                                 f"{len(e.args)}", e.span)
+            if e.func.text in FDT_TYPE_FUNCTIONS:
+                for a in e.args:
+                    if isinstance(a, ast.FxName) and a.name not in self.device_decls:
+                        self.unknown("E0202", "device type", ast.Name(a.name, a.span),
+                                     self.device_decls)
+                return
+            for a in e.args:
+                self.fx(a)
+        elif isinstance(e, ast.FxBin):
+            self.fx(e.left)
+            self.fx(e.right)
+        elif isinstance(e, ast.FxNot):
+            self.fx(e.operand)
+        elif isinstance(e, ast.FxStr):
+            self.fx_str(e)
 
     def plug(self, p: ast.Plug) -> model.Plug:
         decl = self.bus_decls.get(p.bus.text)
@@ -466,8 +585,11 @@ class _Resolver:
         space = self.narrowed(kind.address, b.items, b.kind.text)
         children = tuple(self.instance(i, b.kind.text, space, {}, set())
                          for i in b.items if isinstance(i, ast.Instance))
+        hotplug = self.single(b.items, ast.Hotplug, "hotplug")
         return model.BusTemplate(b.kind.text, name, count, space,
-                                 tuple(c for c in children if c is not None), b.span)
+                                 tuple(c for c in children if c is not None),
+                                 hotplug.value if isinstance(hotplug, ast.Hotplug) else None,
+                                 b.span)
 
     # -- instances (machine devices, and children in device types)
     def instance(self, i: ast.Instance, bus_kind: str, space: addresses.AddressSpace,
@@ -727,12 +849,13 @@ class _Resolver:
             if isinstance(stmt, ast.Check):
                 checks.append(model.Check(stmt.name.text, self.condition(stmt.condition, options),
                                           stmt.message, stmt.name.span))
-        compat = list(parent.compat) if parent else []
-        for stmt in body:
-            if isinstance(stmt, ast.Compat):
-                c = self.compat(stmt)
-                if c:
-                    compat.append(c)
+        compat = self.compat_props(body, parent)
+        quirks = self.quirks(body, parent)
+        fdt_stmt = self.single(body, ast.FdtBlock, "fdt")
+        fdt_items = parent.fdt if parent else ()
+        if isinstance(fdt_stmt, ast.FdtBlock):
+            fdt_items = fdt_stmt.items
+            self.fdt_items(fdt_items)
         placement = parent.placement if parent else model.Placement()
         if isinstance(placement_stmt, ast.Placement):
             placement = self.placement(placement_stmt)
@@ -747,7 +870,61 @@ class _Resolver:
             parent.name if parent else None,
             options, tuple(devices), implementations, providers, tuple(checks), tuple(compat),
             placement, default_memory, doc.text if isinstance(doc, ast.Doc) else "",
-            d.name.span)
+            d.name.span, fdt_items, quirks)
+
+    def compat_props(self, body: Sequence[ast.MachineStmt], parent: model.MachineSchema | None
+                     ) -> tuple[model.CompatProp, ...]:
+        """The parent's compat props, then this machine's; one of this machine's for the
+        same device type and property replaces the parent's in place (QEMU applies compat
+        properties in order, so the later one wins)."""
+        compat = {(c.device, c.prop): c for c in parent.compat} if parent else {}
+        own: dict[tuple[str, str], Span] = {}
+        for stmt in body:
+            if not isinstance(stmt, ast.Compat):
+                continue
+            key = (stmt.device.text, stmt.prop.text)
+            if key in own:
+                self.diags.error("E0401", f"`compat {key[0]} {key[1]}` is set twice",
+                                 stmt.span, labels=[Label(own[key], "first set here")])
+                continue
+            own[key] = stmt.span
+            c = self.compat(stmt)
+            if c:
+                compat[key] = c
+        return tuple(compat.values())
+
+    def quirks(self, body: Sequence[ast.MachineStmt], parent: model.MachineSchema | None
+               ) -> tuple[model.Quirk, ...]:
+        """`quirk NAME = VALUE`: a machine without a parent declares its quirks; a version
+        that `extends` one may only change their values, keeping each one's kind of value."""
+        inherited = {q.name: q for q in parent.quirks} if parent else {}
+        quirks = dict(inherited)
+        own: dict[str, Span] = {}
+        for stmt in body:
+            if not isinstance(stmt, ast.Quirk):
+                continue
+            name = stmt.name.text
+            if name in own:
+                self.diags.error("E0401", f"quirk `{name}` is set twice", stmt.name.span,
+                                 labels=[Label(own[name], "first set here")])
+                continue
+            own[name] = stmt.name.span
+            if parent is not None and name not in inherited:
+                self.unknown("E0201", "quirk", stmt.name, inherited,
+                             of=f"of `{parent.name}`",
+                             empty=f"`{parent.name}` declares no quirks: the first version "
+                             "of a machine declares them all")
+                continue
+            value = stmt.value.value
+            before = inherited.get(name)
+            if before is not None and _scalar_kind(before.value) != _scalar_kind(value):
+                kind = _scalar_kind(before.value)
+                self.diags.error("E0301", f"quirk `{name}` must be {kind}, not "
+                                 f"`{stmt.value.show()}`", stmt.value.span,
+                                 labels=[Label(before.span, f"declared {kind} here")])
+                continue
+            quirks[name] = model.Quirk(name, value, stmt.span)
+        return tuple(quirks.values())
 
     def root_space(self) -> addresses.AddressSpace:
         root = self.buses.get(ROOT_BUS_KIND)
@@ -899,6 +1076,13 @@ def _compare_help(e: ast.Expr, t: model.ValueType) -> str | None:
     return f'compare it, e.g. `{text} != ""`'
 
 
+def _scalar_kind(value: expr.Scalar) -> str:
+    """`a bool`, `a number` or `a string`: what a quirk's value is."""
+    if isinstance(value, bool):
+        return "a bool"
+    return "a number" if isinstance(value, int) else "a string"
+
+
 def _is_mac(text: str) -> bool:
     parts = text.split(":")
     return len(parts) == 6 and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
@@ -918,8 +1102,20 @@ def load_library(paths: Sequence[Path] | None = None) -> model.Library:
 
 @functools.cache
 def _shipped_library() -> model.Library:
-    """The shipped files change only with the installation: resolve them once a process."""
+    """The shipped files change only with the installation: resolve them once a process,
+    and keep the result in the on-disk cache (`cache.py`) for the next process. The key
+    holds each shipped file's path as shown in spans (relative to the working directory
+    when under it); the entry, the content of every file read."""
+    from . import cache
+
+    files = shipped_files()
+    key = [f"{p}\0{_display(p)}" for p in files]
+    library = cache.load_library(key, lambda path: _display(Path(path)))
+    if library is not None:
+        return library
     diags = Collector()
-    library = resolve(load_modules(shipped_files(), diags), diags)
+    modules = load_modules(files, diags)
+    library = resolve(modules, diags)
     diags.check()
+    cache.store_library(key, modules, [*files, *use_targets(modules)], library)
     return library

@@ -100,8 +100,9 @@ class LooseSpec:
 
 
 # ---- loading -----------------------------------------------------------------------------
-def load(path: str | Path) -> LooseSpec:
-    """Read a `.toml` or `.json` loose spec; raise `CompileError` with every shape problem."""
+def load(path: str | Path, *, fragment: bool = False) -> LooseSpec:
+    """Read a `.toml` or `.json` loose spec; raise `CompileError` with every shape problem.
+    A `fragment` (for `hotplug --add`) holds only items: the machine is the blob's."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -128,7 +129,7 @@ def load(path: str | Path) -> LooseSpec:
         raise CompileError([error("E1002", f"a spec must be a JSON object, not {describe(data)}",
                                   where.get((), (source.span(0, 0),) * 2)[1],
                                   help='start from `{"machine": "pc-q35"}`')])
-    return from_data(source, data, where)
+    return from_data(source, data, where, fragment=fragment)
 
 
 Where = dict[PathKey, tuple[Span, Span]]
@@ -293,8 +294,8 @@ def _key_before(text: str, pos: int) -> tuple[str, int] | None:
 
 
 # ---- shapes ------------------------------------------------------------------------------
-def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = None
-              ) -> LooseSpec:
+def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = None, *,
+              fragment: bool = False) -> LooseSpec:
     """Check the shape of decoded spec `data`; `where` maps each value's path to its spans
     (from the scanners above; without it, the file as a whole)."""
     where = where if where is not None else {}
@@ -319,6 +320,11 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     items: list[Item] = []
     for key, v in data.items():
         kspan, vspan = spans((key,))
+        if fragment and key not in ITEM_TABLES:
+            diags.error("E1011", f"a hot-plug fragment holds devices only, not `{key}`", kspan,
+                        notes=[f"it takes {quote_list(ITEM_TABLES)}"],
+                        help="the machine, cpus, memory and options are the blob's")
+            continue
         if key == "options":
             if not isinstance(v, dict):
                 diags.error("E1003", f"`options` must be a table, not {describe(v)}", vspan,
@@ -359,7 +365,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                                     help=how)
         else:
             _unknown(key, kspan, [*TOP_KEYS, *SINGLE_TABLES, *ITEM_TABLES], "a spec", diags)
-    if "machine" not in top:
+    if "machine" not in top and not fragment:
         diags.error("E1005", "the spec names no machine", source.span(0, 0),
                     help='add `machine = "pc-q35"` (or another machine: `mschema show`)')
     diags.check()

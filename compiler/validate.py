@@ -36,6 +36,7 @@ class Context:
     placed: list[Placed] = attrs.Factory(list)
     backend_spans: dict[str, Span] = attrs.Factory(dict)
     _graph: nx.DiGraph[str] | None = None
+    _successors: dict[str, list[str]] | None = None
 
     def span(self, d: tree.Device) -> Span:
         """Where to point for a device: the spec entry that asked for it, else the
@@ -51,6 +52,20 @@ class Context:
         if self._graph is None:
             self._graph = dependency_graph(self)
         return self._graph
+
+    @property
+    def successors(self) -> dict[str, list[str]]:
+        """The same graph as plain lists (node → its successors): for checks that need no
+        networkx unless they find something (importing it costs a fifth of a second)."""
+        if self._successors is None:
+            succ: dict[str, list[str]] = {}
+            for node, target, _why in _dependencies(self):
+                succ.setdefault(node, [])
+                if target is not None:
+                    succ[node].append(target)
+                    succ.setdefault(target, [])
+            self._successors = succ
+        return self._successors
 
 
 Rule = Callable[[Context, Collector], None]
@@ -98,6 +113,16 @@ def dependency_graph(ctx: Context) -> nx.DiGraph[str]:
     import networkx as nx
 
     g: nx.DiGraph[str] = nx.DiGraph()
+    for node, target, why in _dependencies(ctx):
+        if target is None:
+            g.add_node(node)
+        else:
+            g.add_edge(node, target, why=why)
+    return g
+
+
+def _dependencies(ctx: Context) -> Iterator[tuple[str, str | None, str]]:
+    """The graph's nodes `(node, None, "")` and edges `(node, target, why)`, in order."""
     providers: dict[str, list[str]] = {}
     for p in ctx.placed:
         t = ctx.type(p.device)
@@ -105,18 +130,40 @@ def dependency_graph(ctx: Context) -> nx.DiGraph[str]:
             providers.setdefault(cap, []).append(p.device.id)
     for p in ctx.placed:
         node = f"device:{p.device.id}"
-        g.add_node(node)
+        yield node, None, ""
         if p.parent is not None:
-            g.add_edge(node, f"device:{p.parent.id}", why="sits on a bus of")
+            yield node, f"device:{p.parent.id}", "sits on a bus of"
         for _link, backend in p.device.backend:
-            g.add_edge(node, f"backend:{backend}", why="uses")
+            yield node, f"backend:{backend}", "uses"
         t = ctx.type(p.device)
         for cap in t.requires if t else ():
             for provider in providers.get(cap, []):
-                g.add_edge(node, f"device:{provider}", why=f"requires `{cap}` from")
+                yield node, f"device:{provider}", f"requires `{cap}` from"
     for ident, _body in ctx.machine.backends:
-        g.add_node(f"backend:{ident}")
-    return g
+        yield f"backend:{ident}", None, ""
+
+
+def _cyclic(successors: dict[str, list[str]]) -> bool:
+    """Does the graph have a cycle? An iterative depth-first search, O(nodes + edges)."""
+    done: set[str] = set()
+    for start in successors:
+        if start in done:
+            continue
+        on_path = {start}
+        stack = [(start, iter(successors[start]))]
+        while stack:
+            node, targets = stack[-1]
+            target = next(targets, None)
+            if target is None:
+                stack.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif target in on_path:
+                return True
+            elif target not in done:
+                on_path.add(target)
+                stack.append((target, iter(successors[target])))
+    return False
 
 
 @check("E1401", "known-type", "every device type exists in the stdlib")
@@ -299,6 +346,8 @@ def requirements(ctx: Context, diags: Collector) -> None:
 
 @check("E1408", "acyclic", "no device depends on itself")
 def acyclic(ctx: Context, diags: Collector) -> None:
+    if not _cyclic(ctx.successors):
+        return
     import networkx as nx
 
     g = ctx.graph

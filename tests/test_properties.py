@@ -17,11 +17,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qemu_support import require_binary
-from vm_support import backing_files, compare, runnable_argv
 
 from compiler import driver, qemu
+from compiler.compare import compare
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
+from compiler.verify import backing_files, runnable_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,21 +5,38 @@ and starts the real QEMU once with the same options in `-machine`, then compares
 device by device as sorted lists of (bus name, bus kind, device type, addr, props). Props are
 those the schema sets (e.g. smbus-eeprom `address`), read from QEMU's `info qtree`. A missing,
 extra, moved, retyped or differently configured device fails with a list of the differences.
+
+Machine versions (pc-q35-7.0/7.1, pseries-7.0/7.1) run the same comparison under QEMU's
+machine type of that version, and further:
+- pseries: the machine compiled from a spec with only those options has QEMU's `dumpdtb`
+  device tree, property by property (the FDT emitter through `compiler.fdt_check`);
+- each `compat` line is what QEMU's machine type does by itself (devices started without
+  props), and the golden blobs of `tests/vm/*-7.?-virtio` hold QEMU's value for every prop
+  of every device, those inside virtio functions included;
+- `quirk enforce-amd-1tb-hole` and the SMBIOS version (the machine type's name) are read
+  from fw_cfg over qtest, as the firmware reads them.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import struct
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import vm_support
 from qemu_support import require_binary
 
-from compiler import qemu
+from compiler import compare, driver, fdt_check, qemu
+from compiler.emit import argv as argv_emit
+from compiler.emit import blob as blob_emit
+from compiler.resolve import load_library
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +59,9 @@ MACHINES = {
     "pc-q35": ("qemu-system-x86_64", ()),
     "pseries": ("qemu-system-ppc64", ("-m", "1G")),
 }
+VERSIONS = {"pc-q35": ("pc-q35-7.2", "pc-q35-7.1", "pc-q35-7.0"),
+            "pseries": ("pseries-7.2", "pseries-7.1", "pseries-7.0")}
+MACHINES.update({v: MACHINES[family] for family, vs in VERSIONS.items() for v in vs})
 
 CASES = [
     ("pc-q35", ()),
@@ -65,6 +85,22 @@ CASES = [
     ("pseries", ("ic-mode=dual",)),
     ("pseries", ("usb=on",)),
     ("pseries", ("usb=on", "ic-mode=xics")),
+    # the older machine versions: what they create is 7.2's (no compat prop reaches a
+    # machine device), under QEMU's own machine type of that version
+    ("pc-q35-7.1", ()),
+    ("pc-q35-7.1", ("usb=on",)),
+    ("pc-q35-7.1", ("sata=off", "smbus=off")),
+    ("pc-q35-7.1", ("i8042=off", "vmport=on")),
+    ("pc-q35-7.0", ()),
+    ("pc-q35-7.0", ("usb=on", "hpet=off")),
+    ("pc-q35-7.0", ("pit=off", "pic=off")),
+    ("pc-q35-7.0", ("vmport=off",)),
+    ("pseries-7.1", ()),
+    ("pseries-7.1", ("ic-mode=xics",)),
+    ("pseries-7.1", ("usb=on",)),
+    ("pseries-7.0", ()),
+    ("pseries-7.0", ("ic-mode=xive",)),
+    ("pseries-7.0", ("usb=on", "ic-mode=xics")),
 ]
 
 Scalar = bool | int | str
@@ -202,6 +238,9 @@ def test_show_matches_qemu(machine: str, options: tuple[str, ...]) -> None:
     info = shown["machine"]
     assert isinstance(info, dict)
     qemu_machine = str(info["qemu"])
+    family = next((f for f, vs in VERSIONS.items() if machine in (f, *vs)), machine)
+    # the blob names QEMU's versioned type: the one asked for, or the family's newest
+    assert qemu_machine == (VERSIONS[family][0] if machine == family else machine)
     predicted, predicted_buses = schema_entries(shown)
 
     prop_names: dict[str, set[str]] = {}
@@ -237,3 +276,236 @@ def test_qtree_value() -> None:
     assert qtree_value("false") is False
     assert qtree_value('"usb-bus.0"') == "usb-bus.0"
     assert qtree_value('""') == ""
+
+
+# --------------------------------------------------------------------------
+# Machine versions: the device trees of pseries, compat props and quirks against QEMU
+
+
+PSERIES_CASES = [(m, o) for m, o in CASES if MACHINES[m][0] == "qemu-system-ppc64"]
+
+
+@pytest.mark.parametrize(
+    ("machine", "options"),
+    PSERIES_CASES,
+    ids=[f"{m}-{','.join(o) or 'default'}" for m, o in PSERIES_CASES],
+)
+def test_pseries_show_matches_dumpdtb(machine: str, options: tuple[str, ...],
+                                      tmp_path: Path) -> None:
+    """The machine `show` describes, compiled from a spec with nothing but those options
+    (so only the machine's own devices), has QEMU's device tree: the FDT emitter's tree
+    against `dumpdtb` of the emitted command line, node by node and property by property
+    (`compiler.fdt_check`)."""
+    binary = require_binary(MACHINES[machine][0])
+    values = {k: v for k, _, v in (o.partition("=") for o in options)}
+    lines = [f'machine = "{machine}"', 'memory = "1G"', "[options]"]
+    lines += [f"{k} = {'true' if v == 'on' else 'false' if v == 'off' else json.dumps(v)}"
+              for k, v in values.items()]
+    spec = tmp_path / "spec.toml"
+    spec.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    built = driver.compile_spec(spec)
+    shown, _ = schema_entries(run_show(machine, options))
+    compiled, _ = schema_entries(json.loads(blob_emit.show_json(built)))
+    assert compiled == shown, differences(shown, compiled)
+    args = argv_emit.argv(built)
+    dtb = qemu.dump_dtb([binary, *args[1:], "-accel", "tcg"])
+    blob = json.loads(blob_emit.blob(built))
+    problems, whole = fdt_check.fdt_differences(built, blob, dtb, load_library(),
+                                                compare.bus_info())
+    assert whole, "the FDT emitter did not build this machine's tree"
+    assert not problems, [str(p) for p in problems]
+
+
+def _device_args(type_name: str, ident: str) -> list[str]:
+    """`-device TYPE,id=ID` with a null backend for each link the type cannot do without."""
+    dtype = load_library().devices[type_name]
+    args: list[str] = []
+    opts = [type_name, f"id={ident}"]
+    for link in dtype.links.values():
+        if link.optional:
+            continue
+        node = f"{ident}-{link.name}"
+        if link.backend == "blockdev":
+            args += ["-blockdev", f"driver=null-co,node-name={node}"]
+        elif link.backend == "chardev":
+            args += ["-chardev", f"null,id={node}"]
+        else:
+            pytest.fail(f"no null backend for a `{link.backend}` link of {type_name}")
+        opts.append(f"{link.name}={node}")
+    return [*args, "-device", ",".join(opts)]
+
+
+def _host_type(type_name: str) -> str:
+    """The device to create for a compat prop of `type_name`: the type itself if it plugs
+    into PCI, else the first (by name) whose buses hold it as a child (virtio-*-device)."""
+    library = load_library()
+    if any(p.bus in ("pci", "pcie") for p in library.devices[type_name].plugs):
+        return type_name
+    parents = sorted(t.name for t in library.devices.values() for b in t.buses
+                     for c in b.children if c.type == type_name)
+    assert parents, f"no stdlib device type creates a {type_name}"
+    return parents[0]
+
+
+@pytest.mark.parametrize("family", sorted(VERSIONS))
+def test_compat_props_match_qemu(family: str) -> None:
+    """Each `compat` line is what QEMU's machine type does by itself: one QEMU per version,
+    with one device of each type a compat line names (or its PCI parent) and no props
+    given; a version with the compat shows its value, one without shows the newest
+    version's, and that differs (so each line is a real change)."""
+    library = load_library()
+    versions = VERSIONS[family]
+    keys = sorted({(c.device, c.prop) for v in versions for c in library.machines[v].compat})
+    assert keys, f"no version of {family} has compat props"
+    binary_name, extra = MACHINES[family]
+    binary = require_binary(binary_name)
+    hosts = sorted({_host_type(device) for device, _ in keys})
+    args = [a for i, h in enumerate(hosts) for a in _device_args(h, f"compat{i}")]
+    seen: dict[str, dict[tuple[str, str], object]] = {}
+    for version in versions:
+        root = qemu.qtree_devices([binary, "-machine", version, "-nodefaults", "-accel", "tcg",
+                                   *extra, *args], timeout=30.0)
+        values: dict[tuple[str, str], object] = {}
+        for _bus, device in qemu.walk(root):
+            for key in keys:
+                if device.type == key[0]:
+                    raw = device.prop(key[1])
+                    assert raw is not None, f"{version}: info qtree shows no {key}"
+                    assert key not in values, f"{version}: two {key[0]} devices"
+                    values[key] = qtree_value(raw)
+        assert sorted(values) == keys, f"{version}: QEMU built no device for some of {keys}"
+        seen[version] = values
+    newest = seen[versions[0]]
+    for version in versions:
+        compat = {(c.device, c.prop): c.value for c in library.machines[version].compat}
+        for key in keys:
+            if key in compat:
+                assert seen[version][key] == compat[key], (version, key, seen[version][key])
+                assert newest[key] != compat[key], (version, key, "no change from the newest")
+            else:
+                assert seen[version][key] == newest[key], (version, key, seen[version][key])
+            spec = library.devices[key[0]].props[key[1]]
+            if key not in compat and spec.default is not None:
+                assert seen[version][key] == spec.default, (version, key, "stdlib default")
+
+
+VIRTIO_CASES = ["q35-7.1-virtio", "pseries-7.0-virtio"]
+
+
+@pytest.mark.parametrize("case", VIRTIO_CASES)
+def test_blob_props_match_qemu_with_compat(case: str, tmp_path: Path) -> None:
+    """The golden blob of an older version, started from its golden argv: every prop of
+    every device, those QEMU creates inside a virtio function included (`queue_reset`), is
+    what `info qtree` shows (vm_support compares only the props of emitted devices)."""
+    vm = ROOT / "tests" / "vm"
+    blob = json.loads((vm / f"{case}.json").read_text(encoding="utf-8"))
+    argv = json.loads((vm / f"{case}.argv").read_text(encoding="utf-8"))
+    binary = require_binary(argv[0])
+    for name, fmt in vm_support.backing_files(blob):
+        path = tmp_path / name
+        if fmt == "qcow2":
+            subprocess.run([require_binary("qemu-img"), "create", "-q", "-f", "qcow2",
+                            str(path), "64M"], check=True, timeout=30)
+        else:
+            path.write_bytes(b"\0" * (1 << 20))
+    runnable = vm_support.runnable_argv([binary, *argv[1:]], str(tmp_path))
+    root = qemu.qtree_devices([*runnable, "-accel", "tcg"], timeout=30.0)
+    by_id = {d.id: d for _b, d in qemu.walk(root) if d.id}
+    compared: list[tuple[str, str]] = []
+    problems = []
+    for _bus, _kind, device in vm_support.blob_walk(blob["devices"]):
+        if device["origin"] == "machine":
+            continue
+        built = by_id[device["id"]]
+        pairs = [(device, built)]
+        for child_bus in device.get("buses", ()):
+            if child_bus["kind"] != "virtio":
+                continue
+            inner = [d for b in built.buses if b.type == "virtio-pci-bus" for d in b.devices]
+            for child in child_bus["devices"]:
+                match = [d for d in inner if d.type == child["type"]]
+                assert len(match) == 1, (child["id"], [d.type for d in inner])
+                pairs.append((child, match[0]))
+        for ours, theirs in pairs:
+            for name, value in sorted(ours["props"].items()):
+                raw = theirs.prop(name)
+                if raw is None:
+                    continue  # not a qdev property (bootindex): vm_support asks QOM
+                compared.append((ours["type"], name))
+                if qtree_value(raw) != value or isinstance(value, bool) != (raw in (
+                        "true", "false")):
+                    problems.append(f"{ours['id']}: {name} = {value!r}, QEMU {raw}")
+    assert not problems, problems
+    assert ("virtio-rng-pci", "vectors") in compared
+    assert any(name == "queue_reset" for _t, name in compared)
+
+
+# -- fw_cfg through qtest: what the firmware (and so the guest) reads from QEMU
+
+
+def fw_cfg_files(binary: str, machine: str, names: Sequence[str],
+                 timeout: float = 30.0) -> dict[str, bytes]:
+    """The contents of fw_cfg files of a machine, read over the qtest protocol from the
+    I/O ports (0x510 selector, 0x511 data) as the firmware reads them."""
+    proc = subprocess.Popen([binary, "-machine", machine, "-nodefaults", "-display", "none",
+                             "-accel", "tcg", "-S", "-qtest", "stdio"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+    deadline = time.monotonic() + timeout
+
+    def command(line: str) -> list[str]:
+        stdin.write(line + "\n")
+        stdin.flush()
+        while True:
+            ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))
+            reply = stdout.readline() if ready else ""
+            assert reply, f"qtest: no answer to `{line}` from {machine}"
+            if reply.startswith(("OK", "FAIL", "ERR")):
+                assert reply.startswith("OK"), reply
+                return reply.split()
+
+    def read(selector: int, size: int) -> bytes:
+        command(f"outw 0x510 {selector:#x}")
+        return bytes(int(command("inb 0x511")[1], 16) for _ in range(size))
+
+    try:
+        count = struct.unpack(">I", read(0x19, 4))[0]  # FW_CFG_FILE_DIR
+        directory = read(0x19, 4 + 64 * count)[4:]
+        files = {}
+        for i in range(count):
+            size, selector, _, name = struct.unpack(">IHH56s", directory[64 * i:64 * i + 64])
+            files[name.rstrip(b"\0").decode()] = (selector, size)
+        return {n: read(*files[n]) for n in names}
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+AMD_HT_HOLE = (0xFD00000000, 0x300000000, 2)  # start, size, E820_RESERVED (hw/i386/pc.c)
+
+
+@pytest.mark.parametrize("version", VERSIONS["pc-q35"])
+def test_amd_1tb_hole_quirk_matches_qemu(version: str) -> None:
+    """`quirk enforce-amd-1tb-hole`: with QEMU's default CPU (qemu64, an AMD one, 40
+    physical address bits under TCG) the e820 table reserves the HyperTransport hole
+    exactly when the quirk is true (7.1, 7.2), not on 7.0."""
+    binary = require_binary("qemu-system-x86_64")
+    quirks = {q.name: q.value for q in load_library().machines[version].quirks}
+    e820 = fw_cfg_files(binary, version, ["etc/e820"])["etc/e820"]
+    entries = [struct.unpack_from("<QQI", e820, i) for i in range(0, len(e820), 20)]
+    assert (0, 128 << 20, 1) in entries, entries  # RAM below 4G: the read works
+    assert (AMD_HT_HOLE in entries) is quirks["enforce-amd-1tb-hole"], entries
+
+
+@pytest.mark.parametrize("version", VERSIONS["pc-q35"])
+def test_qemu_machine_is_the_smbios_version(version: str) -> None:
+    """Why `schema-diff` lists `qemu-machine`: on q35 the guest reads the machine type's
+    name as the SMBIOS system and chassis version (type 1 and 3 strings)."""
+    binary = require_binary("qemu-system-x86_64")
+    name = "etc/smbios/smbios-tables"
+    tables = fw_cfg_files(binary, version, [name])[name]
+    assert b"\0" + version.encode() + b"\0" in tables, tables
+    for other in VERSIONS["pc-q35"]:
+        if other != version:
+            assert other.encode() not in tables

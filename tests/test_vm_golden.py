@@ -5,10 +5,10 @@ compiler's output: read the diff before committing it.
 
 Each case's golden argv also runs in the real QEMU (paused, one start per case, in a
 scratch directory holding the backing files the spec names), and its golden blob is compared
-with `info qtree` device by device (`tests/vm_support.py`): same devices, buses, types,
-addresses and ids, and the props QEMU shows. So no golden is blessed that QEMU contradicts,
-and with `test_golden` the compiler's output agrees with QEMU. tap/bridge networks are
-replaced by `user` ones for that run only; the goldens keep them.
+with `info qtree` device by device (`compiler/compare.py`, as `mschema verify` does): same
+devices, buses, types, addresses and ids, and the props QEMU shows. So no golden is blessed
+that QEMU contradicts, and with `test_golden` the compiler's output agrees with QEMU.
+tap/bridge networks are replaced by `user` ones for that run only; the goldens keep them.
 
 Known compiler bugs are strict xfails (`WRONG_OUTPUT`, `QEMU_XFAIL`, `MUST_REFUSE`): a
 golden holds the right output, corrected from the compiler's by a function named there.
@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-import vm_support
 from qemu_support import require_binary
 
-from compiler import qemu
+from compiler import compare, qemu, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"
@@ -164,7 +163,7 @@ def test_golden(case: str, kind: str, update_goldens: bool) -> None:
 
 
 def _make_backing_files(blob: dict[str, object], directory: Path) -> None:
-    for name, fmt in vm_support.backing_files(blob):
+    for name, fmt in verify.backing_files(blob):
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "qcow2":
@@ -190,14 +189,14 @@ def test_qemu_builds_the_blob(case: str, tmp_path: Path) -> None:
     binary = require_binary(BINARIES[blob["machine"]["arch"]])
     assert argv[0] == Path(binary).name
     _make_backing_files(blob, tmp_path)
-    runnable = vm_support.runnable_argv([binary, *argv[1:]], str(tmp_path))
-    qom = vm_support.qom_requests(blob)
+    runnable = verify.runnable_argv([binary, *argv[1:]], str(tmp_path))
+    qom = compare.qom_requests(blob)
     result = qemu.query([*runnable, "-accel", "tcg"], hmp=("info qtree", "info usb"),
-                        qmp=[*vm_support.MACHINE_REQUESTS, *qom], timeout=30.0)
+                        qmp=[*compare.MACHINE_REQUESTS, *qom], timeout=30.0)
     root = qemu.parse_qtree(result.hmp[0])
     assert (root.name, root.type) == ("main-system-bus", "System")
-    n = len(vm_support.MACHINE_REQUESTS)
-    problems = vm_support.compare(blob, root, result.hmp[1], result.qmp[n:], result.qmp[:n])
+    n = len(compare.MACHINE_REQUESTS)
+    problems = compare.compare(blob, root, result.hmp[1], result.qmp[n:], result.qmp[:n])
     assert not problems, "QEMU disagrees with the blob:\n  " + "\n  ".join(problems)
 
 
@@ -218,35 +217,35 @@ def test_deterministic_across_hash_seeds(case: str) -> None:
 def test_comparison_is_not_vacuous() -> None:
     """The comparison sees a moved, a retyped and a missing device."""
     blob = json.loads(compiled("q35-virtio-disk-user-nic", "json"))
-    entries = vm_support.blob_entries(blob)
+    entries = compare.blob_entries(blob)
     assert any(e.id == "disk0" and e.addr == "00.0" and e.bus == "rp0" for e in entries)
     moved = [e._replace(addr="01.0") if e.id == "disk0" else e for e in entries]
     retyped = [e._replace(type="virtio-scsi-pci") if e.id == "net0" else e for e in entries]
-    assert vm_support.differences(entries, moved)
-    assert vm_support.differences(entries, retyped)
-    assert vm_support.differences(entries, entries[1:])
-    assert not vm_support.differences(entries, list(reversed(entries)))
-    buses = vm_support.blob_buses(blob)
+    assert compare.differences(entries, moved)
+    assert compare.differences(entries, retyped)
+    assert compare.differences(entries, entries[1:])
+    assert not compare.differences(entries, list(reversed(entries)))
+    buses = compare.blob_buses(blob)
     assert any(b.name == "rp2" and b.owner_id == "rp2" for b in buses), "the spare port's bus"
-    assert vm_support.differences(buses, [b for b in buses if b.name != "rp2"])
+    assert compare.differences(buses, [b for b in buses if b.name != "rp2"])
 
 
 def test_qom_and_machine_comparisons_are_not_vacuous() -> None:
     blob = json.loads(compiled("q35-disk-props", "json"))
     answers: list[object] = []
-    for _, _, d in vm_support.blob_walk(blob["devices"]):
+    for _, _, d in compare.blob_walk(blob["devices"]):
         if d["origin"] != "machine":
             answers += [v for _, v in sorted(d["props"].items())]
             answers += [v for _, v in sorted(d.get("backend", {}).items())]
-    assert len(answers) == len(vm_support.qom_requests(blob))
-    assert not vm_support.qom_differences(blob, answers)
-    assert vm_support.qom_differences(blob, [*answers[:-1], "other"])
-    assert vm_support.qom_differences(blob, [2 if a == 1 else a for a in answers])
+    assert len(answers) == len(compare.qom_requests(blob))
+    assert not compare.qom_differences(blob, answers)
+    assert compare.qom_differences(blob, [*answers[:-1], "other"])
+    assert compare.qom_differences(blob, [2 if a == 1 else a for a in answers])
     cpus = [{"props": {"socket-id": 0, "core-id": 0, "thread-id": 0}}]
     memory = {"base-memory": blob["memory"]["size"]}
-    assert not vm_support.machine_differences(blob, [cpus, memory])
-    assert vm_support.machine_differences(blob, [cpus * 2, memory])
-    assert vm_support.machine_differences(blob, [cpus, {"base-memory": 1}])
+    assert not compare.machine_differences(blob, [cpus, memory])
+    assert compare.machine_differences(blob, [cpus * 2, memory])
+    assert compare.machine_differences(blob, [cpus, {"base-memory": 1}])
 
 
 def test_runnable_argv() -> None:
@@ -255,7 +254,7 @@ def test_runnable_argv() -> None:
             "-netdev", '{"id":"n","type":"tap","ifname":"tap0","script":"no"}',
             "-chardev", "socket,id=c,path=s,,x.sock,server=on,wait=off",
             "-chardev", "file,id=f,path=/abs/log"]
-    out = vm_support.runnable_argv(argv, "/tmp/d")
+    out = verify.runnable_argv(argv, "/tmp/d")
     assert json.loads(out[2])["file"]["filename"] == "/tmp/d/a.raw"
     assert json.loads(out[4]) == {"id": "n", "type": "user"}
     assert out[6] == "socket,id=c,path=/tmp/d/s,,x.sock,server=on,wait=off"
@@ -266,4 +265,4 @@ def test_usb_ports() -> None:
     text = ("  Device 0.0, Port 1, Speed 480 Mb/s, Product QEMU USB Tablet, ID: usb0\n"
             "  Device 0.0, Port 4, Speed 12 Mb/s, Product QEMU USB Hub, ID: \n"
             "  Device 0.0, Port 4.1, Speed 12 Mb/s, Product QEMU USB Keyboard, ID: kbd\n")
-    assert vm_support.usb_ports(text) == {"usb0": "1", "kbd": "4.1"}
+    assert compare.usb_ports(text) == {"usb0": "1", "kbd": "4.1"}

@@ -34,17 +34,43 @@ def _machine_arg(m: tree.Machine, defaults: dict[str, tree.PropValue]) -> str:
     return ",".join(parts)
 
 
+def blockdev_options(ident: str, body: dict[str, tree.PropValue]) -> dict[str, object]:
+    """QEMU's `-blockdev` / QMP `blockdev-add` arguments for a blockdev backend."""
+    node: dict[str, object] = {"driver": body["driver"], "node-name": ident,
+                               "file": {"driver": "file", "filename": body["file"]}}
+    if body.get("read-only"):
+        node["read-only"] = True
+    return node
+
+
+def netdev_options(ident: str, body: dict[str, tree.PropValue]) -> dict[str, object]:
+    """QEMU's `-netdev` / QMP `netdev_add` arguments for a netdev backend."""
+    return {"id": ident, **{k: v for k, v in body.items() if k != "kind"}}
+
+
+def rng_options(ident: str, body: dict[str, tree.PropValue]) -> dict[str, object]:
+    """QEMU's `-object` / QMP `object-add` arguments for an rng backend."""
+    return {"qom-type": f"rng-{body['backend']}", "id": ident, "filename": body["filename"]}
+
+
+def device_options(bus: tree.Bus, device: tree.Device) -> dict[str, object]:
+    """QEMU's `-device` / QMP `device_add` arguments: explicit bus and address, always."""
+    obj: dict[str, object] = {"driver": device.type, "id": device.id}
+    if bus.kind != "system":
+        obj["bus"] = bus.name
+    if device.addr is not None:
+        obj.update(_qemu_addr(bus.notation, device.addr))
+    obj.update(dict(device.props))
+    obj.update(dict(device.backend))
+    return obj
+
+
 def _backend_args(ident: str, body: dict[str, tree.PropValue]) -> list[str]:
     kind = body["kind"]
     if kind == "blockdev":
-        node: dict[str, object] = {"driver": body["driver"], "node-name": ident,
-                                   "file": {"driver": "file", "filename": body["file"]}}
-        if body.get("read-only"):
-            node["read-only"] = True
-        return ["-blockdev", _json(node)]
+        return ["-blockdev", _json(blockdev_options(ident, body))]
     if kind == "netdev":
-        net = {"id": ident, **{k: v for k, v in body.items() if k != "kind"}}
-        return ["-netdev", _json(net)]
+        return ["-netdev", _json(netdev_options(ident, body))]
     if kind == "chardev":
         opts = [str(body["backend"]), f"id={ident}"]
         if body["backend"] == "file":
@@ -53,8 +79,7 @@ def _backend_args(ident: str, body: dict[str, tree.PropValue]) -> list[str]:
             opts += [f"path={_escape(str(body['path']))}", "server=on", "wait=off"]
         return ["-chardev", ",".join(opts)]
     if kind == "rng":
-        return ["-object", _json({"qom-type": f"rng-{body['backend']}", "id": ident,
-                                  "filename": body["filename"]})]
+        return ["-object", _json(rng_options(ident, body))]
     raise ValueError(f"unknown backend kind {kind!r}")
 
 
@@ -97,14 +122,7 @@ def argv(m: tree.Machine) -> list[str]:
     for bus, device, _depth in tree.walk(m.root):
         if device.origin == "machine":
             continue
-        obj: dict[str, object] = {"driver": device.type, "id": device.id}
-        if bus.kind != "system":
-            obj["bus"] = bus.name
-        if device.addr is not None:
-            obj.update(_qemu_addr(bus.notation, device.addr))
-        obj.update(dict(device.props))
-        obj.update(dict(device.backend))
-        args += ["-device", _json(obj)]
+        args += ["-device", _json(device_options(bus, device))]
     return args
 
 

@@ -65,7 +65,9 @@ def main() -> None:
         "unknown-top-key": (p, lambda x: x.update(colour="red")),
         "no-devices": (p, lambda x: x.pop("devices")),
         "unknown-machine": (p, lambda x: x["machine"].update(schema="pseries-9")),
-        "wrong-qemu-machine": (p, lambda x: x["machine"].update(qemu="pseries-7.1")),
+        "wrong-qemu-machine": (p, lambda x: x["machine"].update(qemu="pseries-6.2")),
+        # a pseries-7.2 blob named pseries-7.1: its virtio-*-devices lack 7.1's compat props
+        "older-version-without-compat": (p, lambda x: x["machine"].update(qemu="pseries-7.1")),
         "unknown-option": (q, lambda x: x["machine"]["options"].update(floppy=True)),
         "option-wrong-type": (q, lambda x: x["machine"]["options"].update(sata="maybe")),
         "omits-machine-device": (q, lambda x: remove(x, "hpet")),

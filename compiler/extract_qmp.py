@@ -1,0 +1,202 @@
+"""`mschema extract`, first half: read everything the blob needs from a running QEMU over
+its QMP socket, into a plain `Snapshot`. Read-only: only `query-*`, `qom-list`, `qom-get`
+and the HMP `info qtree` / `info network`. Ends at the snapshot; `extract` builds from it.
+
+What is read, and from where:
+- the device tree with buses: `info qtree` (types, ids, buses, qdev props, addresses);
+- the devices created with `-device`/`device_add`: `/machine/peripheral/ID` and
+  `/machine/peripheral-anon/device[N]` (QOM): their `parent_bus`, `hotplugged`, and the
+  props and backend links the stdlib declares for their type, and the address props;
+- machine type and options: `/machine` `type` and the schema's option names;
+- cpus: `/machine` `smp`, the first cpu's QOM `type`, `query-machines`' default cpu type;
+  memory: `query-memory-size-summary`; the name: `query-name`;
+- backends: `query-block`, `query-named-block-nodes`, `query-chardev`, `info network`,
+  and the QOM `type` and `filename` of `-object` rng backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+from . import model
+from .compare import QEMU_ADDRESS_PROPS
+
+if TYPE_CHECKING:
+    from qemu.qmp import QMPClient
+
+Value = object  # a decoded QMP value
+
+
+class ConnectFailed(Exception):
+    """No QMP session: no socket, refused, not QMP, or no answer in time."""
+
+
+@attrs.frozen
+class UserDevice:
+    """A device created with `-device` or `device_add`, as QOM shows it."""
+
+    path: str  # QOM path
+    name: str  # the qdev id (`peripheral`), or `device[N]` (`peripheral-anon`)
+    anonymous: bool
+    type: str
+    parent_bus: str  # QOM path of its bus
+    hotplugged: bool
+    values: tuple[tuple[str, Value], ...]  # declared props, links and address props
+
+    def value(self, name: str) -> Value | None:
+        return next((v for k, v in self.values if k == name), None)
+
+    @property
+    def index(self) -> int:
+        """`N` of `device[N]`: anonymous devices are numbered in creation order."""
+        digits = "".join(c for c in self.name if c.isdigit())
+        return int(digits) if digits else 0
+
+
+@attrs.frozen
+class Snapshot:
+    socket: str
+    machine_type: str  # QOM type of /machine without `-machine`: `pc-q35-7.2`
+    options: tuple[tuple[str, Value], ...]  # the schema's options QEMU shows
+    smp: Mapping[str, Value]
+    cpu_type: str | None
+    default_cpu_type: str | None
+    memory: Mapping[str, Value]
+    name: str
+    qtree: str
+    network: str
+    users: tuple[UserDevice, ...]
+    blocks: tuple[Mapping[str, Value], ...]  # query-block
+    nodes: tuple[Mapping[str, Value], ...]  # query-named-block-nodes
+    chardevs: tuple[Mapping[str, Value], ...]  # query-chardev
+    objects: Mapping[str, Mapping[str, Value]]  # rng backends: QOM path → type, filename
+
+
+def snapshot(socket: str, library: model.Library, timeout: float) -> Snapshot:
+    """Everything `extract` reads, in one QMP session; raises `ConnectFailed`."""
+    if not os.path.exists(socket):
+        raise ConnectFailed(f"no QMP socket at `{socket}`")
+    try:
+        return asyncio.run(asyncio.wait_for(_session(socket, library), timeout))
+    except TimeoutError:
+        raise ConnectFailed(f"QEMU did not answer within {timeout:g} s") from None
+
+
+async def _session(socket: str, library: model.Library) -> Snapshot:
+    from qemu.qmp import QMPClient, QMPError
+
+    client = QMPClient("mschema-extract")
+    try:
+        await client.connect(socket)
+    except (QMPError, OSError) as exc:
+        raise ConnectFailed(f"cannot open a QMP session on `{socket}`: {exc}") from None
+    try:
+        return await _read(client, socket, library)
+    except QMPError as exc:
+        raise ConnectFailed(f"QMP failed: {exc}") from None
+    finally:
+        try:
+            await client.disconnect()
+        except Exception:
+            import logging
+
+            logging.getLogger(__name__).debug("QMP disconnect failed", exc_info=True)
+
+
+async def _get(client: QMPClient, path: str, prop: str) -> Value | None:
+    from qemu.qmp import ExecuteError
+
+    try:
+        return await client.execute("qom-get", {"path": path, "property": prop})
+    except ExecuteError:
+        return None
+
+
+async def _list(client: QMPClient, path: str) -> list[tuple[str, str]]:
+    """(name, type) of the properties of a QOM object; [] if there is no such object."""
+    from qemu.qmp import ExecuteError
+
+    try:
+        answer = await client.execute("qom-list", {"path": path})
+    except ExecuteError:
+        return []
+    return [(str(p["name"]), str(p["type"])) for p in _dicts(answer)]
+
+
+def _dicts(value: Value) -> list[Mapping[str, Value]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _map(value: Value) -> Mapping[str, Value]:
+    return value if isinstance(value, dict) else {}
+
+
+async def _hmp(client: QMPClient, line: str) -> str:
+    out = await client.execute("human-monitor-command", {"command-line": line})
+    return str(out).replace("\r\n", "\n")
+
+
+async def _read(client: QMPClient, socket: str, library: model.Library) -> Snapshot:
+    machine_type = str(await _get(client, "/machine", "type") or "")
+    qemu_machine = machine_type.removesuffix("-machine")
+    schema = next((s for s in library.machines.values() if s.qemu_machine == qemu_machine),
+                  None)
+    options: list[tuple[str, Value]] = []
+    present = {name for name, _ in await _list(client, "/machine")}
+    for name in sorted(schema.options) if schema else ():
+        if name in present:
+            value = await _get(client, "/machine", name)
+            if value is not None:
+                options.append((name, value))
+    smp = _map(await _get(client, "/machine", "smp"))
+    cpus = _dicts(await client.execute("query-cpus-fast"))
+    cpu_type = None
+    if cpus and isinstance(cpus[0].get("qom-path"), str):
+        cpu_type = str(await _get(client, str(cpus[0]["qom-path"]), "type") or "") or None
+    default_cpu = next((str(m.get("default-cpu-type")) for m in
+                        _dicts(await client.execute("query-machines"))
+                        if m.get("name") == qemu_machine and m.get("default-cpu-type")), None)
+    memory = _map(await client.execute("query-memory-size-summary"))
+    name = str(_map(await client.execute("query-name")).get("name") or "")
+    qtree = await _hmp(client, "info qtree")
+    network = await _hmp(client, "info network")
+    users = []
+    for container, anonymous in (("/machine/peripheral", False),
+                                 ("/machine/peripheral-anon", True)):
+        for child, kind in await _list(client, container):
+            if kind.startswith("child<"):
+                users.append(await _user(client, f"{container}/{child}", child, anonymous,
+                                         kind[6:-1], library))
+    objects: dict[str, Mapping[str, Value]] = {}
+    for u in users:
+        t = library.devices.get(u.type)
+        for link in t.links.values() if t else ():
+            target = u.value(link.name)
+            if link.backend == "rng" and isinstance(target, str) and target.startswith("/"):
+                objects[target] = {"type": await _get(client, target, "type"),
+                                   "filename": await _get(client, target, "filename")}
+    return Snapshot(
+        socket, qemu_machine, tuple(options), smp, cpu_type, default_cpu, memory, name, qtree,
+        network, tuple(users), tuple(_dicts(await client.execute("query-block"))),
+        tuple(_dicts(await client.execute("query-named-block-nodes", {"flat": True}))),
+        tuple(_dicts(await client.execute("query-chardev"))), objects)
+
+
+async def _user(client: QMPClient, path: str, name: str, anonymous: bool, qom_type: str,
+                library: model.Library) -> UserDevice:
+    t = library.devices.get(qom_type)
+    wanted = {*(t.props if t else ()), *(t.links if t else ()),
+              *(p for props in QEMU_ADDRESS_PROPS.values() for p in props)}
+    values = []
+    for prop, _kind in await _list(client, path):
+        if prop in wanted:
+            values.append((prop, await _get(client, path, prop)))
+    return UserDevice(path, name, anonymous, qom_type,
+                      str(await _get(client, path, "parent_bus") or ""),
+                      await _get(client, path, "hotplugged") is True,
+                      tuple(sorted(values, key=lambda kv: kv[0])))

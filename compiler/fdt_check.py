@@ -1,0 +1,280 @@
+"""`mschema verify` on machines with a flattened device tree (pseries): QEMU's DTB
+(`dumpdtb`) against the precise tree. Ends at a list of `compare.Difference`s.
+
+With the FDT emitter (`compiler/emit/fdt.py`), the whole tree: every node and every
+property as bytes, after normalising only what QEMU randomises (`/chosen/rng-seed`) or
+orders by hash (the four `ibm,drc-*` arrays, sorted together by index).
+
+Without it (or where it cannot evaluate its declarations), what generic device-tree
+conventions and the stdlib's `fdt` names allow, no machine-specific paths:
+
+- VIO devices: every device on a bus of notation `vio` whose type declares an FDT `name` is
+  a node `NAME@REG` (REG in hex), and no other node carries one of those names;
+- PCI: under each PCI host bridge node (a child of `/` with `device_type = "pci"`, in
+  unit-address order, matched with the tree's host bridges in the order of their `index`),
+  the nodes with a unit address are exactly the tree's functions (`SLOT` or `SLOT,FN`,
+  hex), recursively below bridges;
+- cpus: as many nodes with `device_type = "cpu"` as `cpus.count`;
+- memory: the sizes in the `reg` of the `device_type = "memory"` nodes add up to
+  `memory.size`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from . import model, tree
+from .compare import BusInfo, Difference, Json, blob_walk
+
+_MAGIC = 0xD00DFEED
+_BEGIN, _END, _PROP, _NOP, _FINISH = 1, 2, 3, 4, 9
+
+
+@attrs.frozen
+class DtNode:
+    name: str
+    props: tuple[tuple[str, bytes], ...] = ()
+    children: tuple[DtNode, ...] = ()
+
+    def prop(self, name: str) -> bytes | None:
+        return next((v for k, v in self.props if k == name), None)
+
+    def text(self, name: str) -> str | None:
+        v = self.prop(name)
+        return None if v is None else v.rstrip(b"\0").decode("utf-8", "replace")
+
+    @property
+    def unit(self) -> str | None:
+        """The unit address: `1f` of `pci@1f`."""
+        _, at, unit = self.name.partition("@")
+        return unit if at else None
+
+    def walk(self) -> Iterator[DtNode]:
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+
+def read_dtb(data: bytes) -> DtNode:
+    """Parse a DTB; raises ValueError if it is not one."""
+    if len(data) < 40 or struct.unpack_from(">I", data, 0)[0] != _MAGIC:
+        raise ValueError("not a flattened device tree (bad magic)")
+    off_struct, off_strings = struct.unpack_from(">II", data, 8)
+    pos = off_struct
+
+    def word() -> int:
+        nonlocal pos
+        (v,) = struct.unpack_from(">I", data, pos)
+        pos += 4
+        return int(v)
+
+    def string_at(offset: int) -> str:
+        end = data.index(b"\0", offset)
+        return data[offset:end].decode("utf-8", "replace")
+
+    def node() -> DtNode:
+        nonlocal pos
+        end = data.index(b"\0", pos)
+        name = data[pos:end].decode("utf-8", "replace")
+        pos = (end + 4) & ~3
+        props: list[tuple[str, bytes]] = []
+        children: list[DtNode] = []
+        while True:
+            token = word()
+            if token == _PROP:
+                length, nameoff = word(), word()
+                props.append((string_at(off_strings + nameoff), data[pos:pos + length]))
+                pos = (pos + length + 3) & ~3
+            elif token == _BEGIN:
+                children.append(node())
+            elif token == _END:
+                return DtNode(name, tuple(props), tuple(children))
+            elif token != _NOP:
+                raise ValueError(f"unexpected FDT token {token} at {pos - 4}")
+
+    while (token := word()) == _NOP:
+        pass
+    if token != _BEGIN:
+        raise ValueError("the FDT structure block does not start with a node")
+    return node()
+
+
+def _cells(value: bytes | None, default: int) -> int:
+    return default if value is None or len(value) != 4 else int(int.from_bytes(value, "big"))
+
+
+def expected_tree(machine: tree.Machine, library: model.Library) -> DtNode | None:
+    """The device tree the FDT emitter predicts, or None without one (or where it cannot
+    evaluate its declarations for this machine)."""
+    import importlib
+
+    from .diagnostics import CompileError
+
+    try:
+        emitter: Any = importlib.import_module("compiler.emit.fdt")
+        built = emitter.build(machine, library)
+    except (ImportError, AttributeError, CompileError):
+        return None
+
+    def convert(node: Any) -> DtNode:
+        return DtNode(str(node.name), tuple((str(p.name), bytes(p.value)) for p in node.props),
+                      tuple(convert(c) for c in node.children))
+
+    return convert(built)
+
+
+def fdt_differences(machine: tree.Machine, blob: Mapping[str, Json], dtb: bytes,
+                    library: model.Library, info: BusInfo) -> tuple[list[Difference], bool]:
+    """The differences, and whether the whole tree was compared (else the nodes above)."""
+    root = read_dtb(dtb)
+    expected = expected_tree(machine, library)
+    if expected is not None:
+        return whole_tree_differences(expected, root), True
+    return node_differences(blob, root, library, info), False
+
+
+_DRC = ("ibm,drc-indexes", "ibm,drc-power-domains", "ibm,drc-names", "ibm,drc-types")
+
+
+def _normalised(node: DtNode, path: str = "/") -> dict[str, tuple[list[str], dict[str, bytes]]]:
+    """path → (subnode names, props): rng-seed blanked, the DRC arrays sorted by index."""
+    props = dict(node.props)
+    if path == "/chosen" and "rng-seed" in props:
+        props["rng-seed"] = b"<%d random bytes>" % len(props["rng-seed"])
+    if all(n in props for n in _DRC) and len(props[_DRC[0]]) >= 4:
+        count = int.from_bytes(props[_DRC[0]][:4], "big")
+        cells = [[v[4:][i:i + 4] for i in range(0, 4 * count, 4)]
+                 for v in (props[_DRC[0]], props[_DRC[1]])]
+        strings = [v[4:].split(b"\0")[:count] for v in (props[_DRC[2]], props[_DRC[3]])]
+        if all(len(c) == count for c in [*cells, *strings]):
+            rows = sorted(zip(*cells, *strings, strict=True))
+            head = props[_DRC[0]][:4]
+            props[_DRC[0]] = head + b"".join(r[0] for r in rows)
+            props[_DRC[1]] = head + b"".join(r[1] for r in rows)
+            props[_DRC[2]] = head + b"".join(r[2] + b"\0" for r in rows)
+            props[_DRC[3]] = head + b"".join(r[3] + b"\0" for r in rows)
+    flat = {path: ([c.name for c in node.children], props)}
+    for c in node.children:
+        flat.update(_normalised(c, path.rstrip("/") + "/" + c.name))
+    return flat
+
+
+def whole_tree_differences(ours: DtNode, theirs: DtNode) -> list[Difference]:
+    a, b = _normalised(ours), _normalised(theirs)
+    found = []
+    for path in sorted(set(a) | set(b)):
+        if path not in b:
+            found.append(Difference("fdt", f"`{path}`: a node QEMU's device tree does not have"))
+            continue
+        if path not in a:
+            found.append(Difference("fdt", f"`{path}`: a node of QEMU's device tree that the "
+                                    "prediction lacks"))
+            continue
+        (_, pa), (_, pb) = a[path], b[path]
+        for name in sorted(set(pa) | set(pb)):
+            if name not in pb:
+                found.append(Difference("fdt", f"`{path}`: property `{name}` QEMU does not "
+                                        "have"))
+            elif name not in pa:
+                found.append(Difference("fdt", f"`{path}`: QEMU's property `{name}` is not "
+                                        "predicted"))
+            elif pa[name] != pb[name]:
+                found.append(Difference("fdt", f"`{path}`: `{name}` is {_show(pb[name])} in "
+                                        f"QEMU, {_show(pa[name])} predicted"))
+    return found
+
+
+def _show(value: bytes) -> str:
+    text = value.hex()
+    return f"<{text[:64]}…>" if len(text) > 64 else f"<{text}>"
+
+
+def node_differences(blob: Mapping[str, Json], root: DtNode, library: model.Library,
+                     info: BusInfo) -> list[Difference]:
+    found = _vio(blob, root, library, info) + _pci(blob, root, info)
+    cpus = sum(1 for n in root.walk() if n.text("device_type") == "cpu")
+    want = blob.get("cpus", {}).get("count")
+    if want is not None and cpus != want:
+        found.append(Difference("fdt", f"the device tree has {cpus} cpu node(s), the blob "
+                                f"{want} cpus"))
+    size = blob.get("memory", {}).get("size")
+    if size is not None:
+        acells = _cells(root.prop("#address-cells"), 2)
+        scells = _cells(root.prop("#size-cells"), 1)
+        total = 0
+        for n in root.walk():
+            reg = n.prop("reg") if n.text("device_type") == "memory" else None
+            step = 4 * (acells + scells)
+            for i in range(0, len(reg or b"") - step + 1, step):
+                assert reg is not None
+                total += int.from_bytes(reg[i + 4 * acells:i + step], "big")
+        if total != size:
+            found.append(Difference("fdt", f"the device tree's memory nodes hold {total} "
+                                    f"bytes, the blob {size}"))
+    return found
+
+
+def _vio(blob: Mapping[str, Json], root: DtNode, library: model.Library,
+         info: BusInfo) -> list[Difference]:
+    names = {str(v) for t in library.devices.values() for k, v in t.fdt if k == "name"
+             and any(info.notation(p.bus) == "vio" for p in t.plugs)}
+    want: dict[str, str] = {}
+    for _, kind, d in blob_walk(blob["devices"]):
+        t = library.devices.get(str(d["type"]))
+        name = dict(t.fdt).get("name") if t else None
+        if info.notation(kind) == "vio" and name is not None and d.get("addr"):
+            want[f"{name}@{int(str(d['addr']), 16):x}"] = str(d["id"])
+    have = {n.name for n in root.walk() if n.name.partition("@")[0] in names and n.unit}
+    return ([Difference("fdt", f"the device tree has no node `{n}` for `{i}`", i)
+             for n, i in sorted(want.items()) if n not in have] +
+            [Difference("fdt", f"the device tree has a node `{n}` that the blob does not "
+                        "predict") for n in sorted(have - set(want))])
+
+
+def _pci_unit(addr: str) -> str:
+    slot, _, fn = addr.partition(".")
+    s, f = int(slot, 16), int(fn or "0", 16)
+    return f"{s:x}" if f == 0 else f"{s:x},{f:x}"
+
+
+def _pci(blob: Mapping[str, Json], root: DtNode, info: BusInfo) -> list[Difference]:
+    hosts: list[tuple[int, str, Mapping[str, Json]]] = []
+    for d in blob["devices"]:
+        pci = [b for b in d.get("buses", ()) if info.notation(b["kind"]) == "pci"]
+        if pci:
+            index = next((v for k, v in sorted(d.get("props", {}).items())
+                          if k == "index" and isinstance(v, int)), len(hosts))
+            hosts.append((index, str(d["id"]), pci[0]))
+    hosts.sort(key=lambda h: h[0])
+    nodes = sorted((n for n in root.children if n.text("device_type") == "pci" and n.unit),
+                   key=lambda n: int(n.unit or "0", 16))
+    found = []
+    if len(nodes) != len(hosts):
+        found.append(Difference("fdt", f"the device tree has {len(nodes)} PCI host bridge "
+                                f"node(s), the blob {len(hosts)} host bridge(s)"))
+    for (_, ident, bus), node in zip(hosts, nodes, strict=False):
+        found += _pci_bus(bus, node, f"/{node.name}", ident, info)
+    return found
+
+
+def _pci_bus(bus: Mapping[str, Json], node: DtNode, path: str, owner: str,
+             info: BusInfo) -> list[Difference]:
+    want = {_pci_unit(str(d["addr"])): d for d in bus["devices"] if d.get("addr")}
+    have = {c.unit: c for c in node.children if c.unit is not None}
+    found = [Difference("fdt", f"`{path}` has no node for `{d['id']}` ({d['type']}) at "
+                        f"{d['addr']}", str(d["id"]))
+             for unit, d in sorted(want.items()) if unit not in have]
+    found += [Difference("fdt", f"`{path}` has a node `{have[u].name}` that the blob does "
+                         f"not predict on `{bus['name']}`", owner)
+              for u in sorted(k for k in have if k not in want)]
+    for unit, d in sorted(want.items()):
+        child = have.get(unit)
+        sub: Sequence[Mapping[str, Json]] = [b for b in d.get("buses", ())
+                                             if info.notation(b["kind"]) == "pci"]
+        if child is not None and sub:
+            found += _pci_bus(sub[0], child, f"{path}/{child.name}", str(d["id"]), info)
+    return found

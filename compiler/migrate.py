@@ -1,0 +1,84 @@
+"""Can a machine migrate to another? Two precise machines describe the same guest hardware
+when everything guest-visible agrees: machine type and options, cpus, memory, every device's
+id, type, bus, address and props. Backends (files, networks, chardevs) and how a device came
+to be (its origin, the names of its backends) are the host's business and may differ."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from . import tree
+
+Kind = Literal["guest-visible", "backend"]
+
+
+@attrs.frozen
+class Difference:
+    kind: Kind
+    text: str
+
+
+def _devices(m: tree.Machine) -> dict[str, tuple[tree.Bus, tree.Device]]:
+    return {d.id: (b, d) for b, d, _n in tree.walk(m.root)}
+
+
+def _where(bus: tree.Bus, d: tree.Device) -> str:
+    return f"on `{bus.name}`" + (f" at {d.addr}" if d.addr else "")
+
+
+def differences(src: tree.Machine, dst: tree.Machine) -> list[Difference]:
+    out: list[Difference] = []
+
+    def guest(text: str) -> None:
+        out.append(Difference("guest-visible", text))
+
+    for field in ("qemu", "arch"):
+        a, b = getattr(src.info, field), getattr(dst.info, field)
+        if a != b:
+            guest(f"machine {field}: `{a}` → `{b}`")
+    for label, a, b in (("option", dict(src.info.options), dict(dst.info.options)),
+                        ("cpus", dict(src.cpus), dict(dst.cpus)),
+                        ("memory", dict(src.memory), dict(dst.memory))):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                guest(f"{label} `{key}`: {a.get(key)!r} → {b.get(key)!r}")
+    left, right = _devices(src), _devices(dst)
+    for ident in left:
+        if ident not in right:
+            bus, d = left[ident]
+            guest(f"`{ident}` ({d.type}) {_where(bus, d)} is only in the source")
+    for ident, (bus, d) in right.items():
+        if ident not in left:
+            guest(f"`{ident}` ({d.type}) {_where(bus, d)} is only in the destination")
+            continue
+        sbus, s = left[ident]
+        if s.type != d.type:
+            guest(f"`{ident}`: type `{s.type}` → `{d.type}`")
+        if (sbus.name, s.addr) != (bus.name, d.addr):
+            guest(f"`{ident}` ({d.type}): {_where(sbus, s)} → {_where(bus, d)}")
+        sp, dp = dict(s.props), dict(d.props)
+        for key in sorted(set(sp) | set(dp)):
+            if sp.get(key) != dp.get(key):
+                guest(f"`{ident}` ({d.type}) prop `{key}`: {sp.get(key)!r} → {dp.get(key)!r}")
+    out.extend(_backend_differences(src, dst, left, right))
+    return out
+
+
+def _backend_differences(src: tree.Machine, dst: tree.Machine,
+                         left: dict[str, tuple[tree.Bus, tree.Device]],
+                         right: dict[str, tuple[tree.Bus, tree.Device]]) -> list[Difference]:
+    """Backends compared through the devices that use them (their ids may differ)."""
+    out = []
+    sb, db = dict(src.backends), dict(dst.backends)
+    for ident in sorted(set(left) & set(right)):
+        for link, target in left[ident][1].backend:
+            other = dict(right[ident][1].backend).get(link)
+            a = dict(sb.get(target, ()))
+            b = dict(db.get(other, ())) if other else {}
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    out.append(Difference("backend", f"`{ident}` {link} {key}: "
+                                          f"{a.get(key)!r} → {b.get(key)!r}"))
+    return out

@@ -1,0 +1,503 @@
+"""`mschema extract` against the real QEMU 7.2 (CONTRACT): the precise blob of a running
+QEMU, read over QMP.
+
+- QEMU started with a golden case's argv: extract gives back the compiled blob's
+  guest-visible tree exactly (ids, types, origins, buses, addresses), its props (QEMU adds
+  the ones it derives), cpus, memory, options and backends (as far as QEMU reveals them);
+- QEMU started by hand with plain `-device` options, with ids and without;
+- after `device_add`: those devices have origin `hotplug`;
+- the blob as the way to start the same machine: `compile extracted.json` gives an argv
+  that, in a fresh QEMU, extracts to the same blob (byte for byte), and `verify` agrees;
+- what QEMU does not reveal or the blob cannot say is a warning, at the device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qemu_support import require_binary
+from vm_support import qmp, running
+
+from compiler import driver, extract, extract_backends, resolve, verify
+from compiler.compare import address_text, qtree_lines
+from compiler.diagnostics import render_text
+from compiler.emit import argv as argv_emit
+from compiler.emit import blob as blob_emit
+
+ROOT = Path(__file__).resolve().parent.parent
+VM = ROOT / "tests" / "vm"
+BINARIES = {"x86_64": "qemu-system-x86_64", "ppc64": "qemu-system-ppc64"}
+DEFAULT_CPU = {"x86_64": "qemu64", "ppc64": "power9_v2.0"}
+Json = Any
+
+CASES = sorted(p.stem for p in VM.glob("*.toml") if p.with_suffix(".json").exists())
+
+
+def mschema(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+def guest_tree(devices: list[Json], bus: str = "main-system-bus") -> list[tuple[object, ...]]:
+    """The guest-visible tree: every device and bus, in order, without props."""
+    out: list[tuple[object, ...]] = []
+    for d in devices:
+        out.append(("device", bus, d["id"], d["type"], d["origin"], d.get("addr")))
+        for b in d.get("buses", []):
+            out.append(("bus", d["id"], b["name"], b["kind"]))
+            out += guest_tree(b["devices"], b["name"])
+    return out
+
+
+def props_by_id(devices: list[Json]) -> dict[str, dict[str, object]]:
+    out = {}
+    for d in devices:
+        out[d["id"]] = d["props"]
+        for b in d.get("buses", []):
+            out.update(props_by_id(b["devices"]))
+    return out
+
+
+def make_files(blob: Mapping[str, Json], directory: Path) -> None:
+    for name, fmt in verify.backing_files(blob):
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            continue
+        if fmt == "qcow2":
+            subprocess.run([require_binary("qemu-img"), "create", "-q", "-f", "qcow2",
+                            str(target), "64M"], check=True, timeout=30)
+        else:
+            target.write_bytes(b"\0" * 65536)
+
+
+def start_argv(blob: Mapping[str, Json], argv: list[str], directory: Path) -> list[str]:
+    """An emitted argv made runnable here: the binary's path, files under `directory`."""
+    make_files(blob, directory)
+    binary = require_binary(BINARIES[str(blob["machine"]["arch"])])
+    return verify.runnable_argv([binary, *argv[1:]], str(directory))
+
+
+def extracted(sock: str) -> tuple[Json, extract.Result]:
+    result = driver.extract(sock)
+    return json.loads(blob_emit.blob(result.machine)), result
+
+
+def no_warnings(result: extract.Result) -> None:
+    assert not result.warnings, render_text(result.warnings)
+
+
+# --------------------------------------------------------------------------
+# A QEMU started with a compiled argv
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_extract_gives_back_the_compiled_blob(case: str, tmp_path: Path) -> None:
+    golden = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
+    argv = json.loads((VM / f"{case}.argv").read_text(encoding="utf-8"))
+    with running(start_argv(golden, argv, tmp_path)) as sock:
+        got, result = extracted(sock)
+    files = {i for i, b in golden["backends"].items() if b.get("backend") == "file"}
+    hidden = {f"QEMU does not reveal the file of chardev `{i}`" for i in files}
+    assert [d for d in result.warnings if d.message not in hidden] == [], \
+        render_text(result.warnings)
+    assert guest_tree(got["devices"]) == guest_tree(golden["devices"])
+    assert {k: golden["machine"][k] for k in ("schema", "qemu", "arch")} == \
+        {k: got["machine"][k] for k in ("schema", "qemu", "arch")}
+    # a model that is the machine's default cpu cannot be told from none
+    cpus = dict(golden["cpus"])
+    if "model" not in got["cpus"] and cpus.get("model") == DEFAULT_CPU[golden["machine"]["arch"]]:
+        del cpus["model"]
+    assert got["cpus"] == cpus and got["memory"] == golden["memory"]
+    # options: QEMU resolves q35's vmport=auto to on; the rest it holds as given
+    options = {k: v for k, v in golden["machine"]["options"].items() if k != "vmport"}
+    assert options.items() <= got["machine"]["options"].items()
+    # props: every one the compiler set, same value; QEMU adds those it derives
+    mine, qemus = props_by_id(golden["devices"]), props_by_id(got["devices"])
+    for ident, props in mine.items():
+        assert props.items() <= qemus[ident].items(), ident
+    # backends: all, with the host side QEMU reveals (paths made absolute to run here;
+    # tap and bridge networks run as user ones here; file chardevs hide their path)
+    assert set(got["backends"]) == set(golden["backends"])
+    for ident, body in golden["backends"].items():
+        have = got["backends"][ident]
+        if body.get("kind") == "blockdev":
+            assert have == {**body, "file": str(tmp_path / str(body["file"]))}
+        elif body.get("kind") == "netdev" and body["type"] in ("tap", "bridge"):
+            assert have == {"kind": "netdev", "type": "user"}
+        elif ident in files:
+            assert have == {**body, "path": ""}
+        elif "path" in body:
+            assert have == {**body, "path": str(tmp_path / str(body["path"]))}
+        else:
+            assert have == body, ident
+
+
+# --------------------------------------------------------------------------
+# The blob as the way to start the same machine (and what verify says of it)
+
+
+def _round_trip(first: Json, directory: Path) -> Json:
+    """Compile `first` as a blob file, start the argv in a fresh QEMU, extract again."""
+    path = directory / "extracted.json"
+    path.write_text(json.dumps(first, indent=2) + "\n", encoding="utf-8")
+    machine = driver.compile_input(path)
+    assert json.loads(blob_emit.blob(machine)) == first, "a blob compiles to itself"
+    argv = argv_emit.argv(machine)
+    with running(start_argv(first, argv, directory)) as sock:
+        second, result = extracted(sock)
+    no_warnings(result)
+    return second
+
+
+@pytest.mark.parametrize("case", ["q35-full", "pseries-full"])
+def test_compiled_extracted_blob_starts_the_same_machine(case: str, tmp_path: Path) -> None:
+    golden = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
+    argv = json.loads((VM / f"{case}.argv").read_text(encoding="utf-8"))
+    with running(start_argv(golden, argv, tmp_path)) as sock:
+        first, _ = extracted(sock)
+    second = _round_trip(first, tmp_path)
+    assert second == first
+    assert guest_tree(second["devices"]) == guest_tree(golden["devices"])
+
+
+# --------------------------------------------------------------------------
+# A QEMU started by hand
+
+
+def _device(blob: Json, ident: str) -> tuple[str, Json]:
+    """(bus name, device) of the device `ident`."""
+    def find(devices: list[Json], bus: str) -> Iterator[tuple[str, Json]]:
+        for d in devices:
+            if d["id"] == ident:
+                yield bus, d
+            for b in d.get("buses", []):
+                yield from find(b["devices"], b["name"])
+
+    (found,) = find(blob["devices"], "main-system-bus")
+    return found
+
+
+Q35_BY_HAND = [
+    "-machine", "pc-q35-7.2", "-nodefaults", "-m", "512M", "-smp", "2", "-cpu", "max",
+    "-netdev", "user,id=n0",
+    "-device", "pcie-root-port,id=port1,chassis=1,port=1,bus=pcie.0,addr=0x2",
+    "-device", "pcie-root-port,chassis=2,port=2,bus=pcie.0,addr=0x3",
+    "-device", "virtio-net-pci,netdev=n0,id=nic0,bus=port1",
+    "-device", "qemu-xhci",
+    "-device", "usb-tablet",
+    "-device", "usb-kbd,id=kbd",
+    "-device", "virtio-scsi-pci,id=hba,bus=pcie.0,addr=0x5",
+    "-blockdev", "driver=raw,node-name=d0,file.driver=file,file.filename=DIR/a.raw",
+    "-device", "scsi-hd,drive=d0,bus=hba.0,scsi-id=3",
+    "-device", "ide-cd,bus=ide.4",
+    "-chardev", "null,id=c0",
+    "-device", "isa-serial,chardev=c0,index=1",
+    "-object", "rng-random,id=r0,filename=/dev/urandom",
+    "-device", "virtio-rng-pci,rng=r0,addr=0x1e",
+]
+
+PSERIES_BY_HAND = [
+    "-machine", "pseries-7.2,usb=on,ic-mode=xics", "-nodefaults", "-m", "1G",
+    "-chardev", "null,id=c0",
+    "-device", "spapr-vty,chardev=c0",
+    "-device", "spapr-vscsi,id=vs",
+    "-device", "spapr-vscsi",
+    "-blockdev", "driver=raw,node-name=d1,file.driver=file,file.filename=DIR/a.raw",
+    "-device", "scsi-hd,bus=v-scsi@71000003.0,drive=d1",
+    "-device", "virtio-rng-pci",
+    "-device", "spapr-pci-host-bridge,index=1,id=phb1",
+    "-device", "pci-bridge,chassis_nr=1,id=br,bus=phb1.0",
+    "-device", "e1000,bus=br,addr=0x3,mac=52:54:00:00:00:07",
+    "-device", "usb-tablet,bus=usb-bus.0",
+]
+
+
+def _by_hand(binary: str, args: list[str], directory: Path) -> list[str]:
+    (directory / "a.raw").write_bytes(b"\0" * 65536)
+    return [require_binary(binary), *(a.replace("DIR", str(directory)) for a in args)]
+
+
+def test_q35_started_by_hand(tmp_path: Path) -> None:
+    with running(_by_hand("qemu-system-x86_64", Q35_BY_HAND, tmp_path)) as sock:
+        blob, result = extracted(sock)
+    no_warnings(result)
+    assert blob["cpus"] == {"count": 2, "sockets": 1, "cores": 2, "threads": 1,
+                            "model": "max"}
+    assert blob["memory"] == {"size": 512 << 20}
+    assert _device(blob, "port1")[1]["origin"] == "spec"  # not the compiler's `rpN`
+    anon_port = _device(blob, "pcie-root-port0")
+    assert anon_port[0] == "pcie.0" and anon_port[1]["addr"] == "03.0"
+    # the id-less port's bus is `pcie.0` in QEMU (sic); with the blob's id it is named so
+    assert [b["name"] for b in anon_port[1]["buses"]] == ["pcie-root-port0"]
+    assert _device(blob, "nic0")[0] == "port1"
+    assert _device(blob, "nic0")[1]["backend"] == {"netdev": "n0"}
+    assert _device(blob, "qemu-xhci0")[1]["addr"] == "01.0"
+    assert _device(blob, "usb-tablet0") == ("qemu-xhci0.0", _device(blob, "usb-tablet0")[1])
+    assert _device(blob, "usb-tablet0")[1]["addr"] == "1"
+    assert _device(blob, "kbd")[1]["addr"] == "2"
+    assert _device(blob, "hba")[1]["addr"] == "05.0"
+    bus, disk = _device(blob, "scsi-hd0")
+    assert (bus, disk["addr"], disk["backend"]) == ("hba.0", "0:3:0", {"drive": "d0"})
+    assert _device(blob, "ide-cd0")[0] == "ide.4"
+    serial = _device(blob, "isa-serial0")[1]
+    assert serial["props"]["index"] == 1 and serial["backend"] == {"chardev": "c0"}
+    assert _device(blob, "virtio-rng-pci0")[1]["addr"] == "1e.0"
+    assert blob["backends"] == {
+        "c0": {"backend": "null", "kind": "chardev"},
+        "d0": {"driver": "raw", "file": str(tmp_path / "a.raw"), "kind": "blockdev"},
+        "n0": {"kind": "netdev", "type": "user"},
+        "r0": {"backend": "random", "filename": "/dev/urandom", "kind": "rng"}}
+    assert _round_trip(blob, tmp_path) == blob
+
+
+def test_pseries_started_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with running(_by_hand("qemu-system-ppc64", PSERIES_BY_HAND, tmp_path)) as sock:
+        blob, result = extracted(sock)
+    no_warnings(result)
+    assert blob["machine"]["options"]["usb"] is True
+    assert blob["machine"]["options"]["ic-mode"] == "xics"
+    vio = [(d["id"], d["type"], d["addr"]) for d in _device(blob, "vio")[1]["buses"][0]
+           ["devices"]]
+    # QEMU's own ids of id-less VIO devices (`vty@71000001`) are no QEMU ids: renamed
+    assert vio == [("nvram", "spapr-nvram", "0x71000000"),
+                   ("spapr-vty0", "spapr-vty", "0x71000001"),
+                   ("vs", "spapr-vscsi", "0x71000002"),
+                   ("spapr-vscsi0", "spapr-vscsi", "0x71000003")]
+    assert _device(blob, "scsi-hd0")[0] == "spapr-vscsi0.0"  # was `v-scsi@71000003.0`
+    assert _device(blob, "phb1")[1]["props"] == {"index": 1}
+    assert _device(blob, "br")[0] == "phb1.0"
+    bus, nic = _device(blob, "e1000-0")
+    assert (bus, nic["addr"], nic["props"]["mac"]) == ("br", "03.0", "52:54:00:00:00:07")
+    assert _device(blob, "usb-tablet0")[0] == "usb-bus.0"  # on the machine's nec-usb-xhci
+    assert _device(blob, "virtio-rng-pci0")[1].get("backend") is None  # QEMU's own rng
+    # verify agrees with the blob extracted from a QEMU that mschema did not start
+    path = tmp_path / "extracted.json"
+    path.write_text(json.dumps(blob), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    outcome = verify.verify(driver.compile_input(path), resolve.load_library(),
+                            verify.input_start(str(path)))
+    assert not outcome.diagnostics, render_text(outcome.diagnostics)
+    assert outcome.fdt == "whole"
+    assert _round_trip(blob, tmp_path) == blob
+
+
+# --------------------------------------------------------------------------
+# After hot-plug
+
+
+@pytest.mark.parametrize(("binary", "args", "plugged"), [
+    ("qemu-system-x86_64",
+     ["-machine", "pc-q35-7.2", "-nodefaults",
+      "-device", "pcie-root-port,id=rp0,chassis=0,port=0,multifunction=on,addr=0x1",
+      "-device", "pcie-root-port,id=rp1,chassis=1,port=1,addr=0x1.0x1",
+      "-device", "qemu-xhci,id=usb0", "-object", "rng-random,id=r0,filename=/dev/urandom"],
+     [("device_add", {"driver": "virtio-rng-pci", "bus": "rp0", "rng": "r0", "id": "hot0"}),
+      ("device_add", {"driver": "virtio-balloon-pci", "bus": "rp1"}),
+      ("device_add", {"driver": "usb-mouse", "bus": "usb0.0"})]),
+    ("qemu-system-ppc64",
+     ["-machine", "pseries-7.2", "-nodefaults", "-netdev", "user,id=n0"],
+     [("device_add", {"driver": "virtio-net-pci", "netdev": "n0", "id": "hot0"}),
+      ("device_add", {"driver": "virtio-balloon-pci", "bus": "pci.0", "addr": "0x5"})]),
+])
+def test_hotplugged_devices(binary: str, args: list[str],
+                            plugged: list[tuple[str, Mapping[str, object]]],
+                            tmp_path: Path) -> None:
+    with running([require_binary(binary), *args]) as sock:
+        qmp(sock, *plugged)
+        blob, result = extracted(sock)
+    no_warnings(result)
+    hot = {ident: origin for kind, _bus, ident, _t, origin, _a in
+           (e for e in guest_tree(blob["devices"]) if e[0] == "device")
+           if origin == "hotplug"}
+    assert sorted(hot) == sorted(["hot0", "virtio-balloon-pci0"] +
+                                 (["usb-mouse0"] if "qemu-xhci" in str(args) else []))
+    if "pseries" in str(args):
+        assert _device(blob, "hot0")[1]["backend"] == {"netdev": "n0"}
+        assert _device(blob, "virtio-balloon-pci0")[1]["addr"] == "05.0"
+    # started again from the blob, they are there from the start (cold-plugged)
+    again = _round_trip(blob, tmp_path)
+    cold = guest_tree(again["devices"])
+    assert cold == [(*e[:4], "spec" if e[0] == "device" and e[4] == "hotplug" else e[4], e[5])
+                    if e[0] == "device" else e for e in guest_tree(blob["devices"])]
+
+
+# --------------------------------------------------------------------------
+# Warnings and errors
+
+
+def test_what_the_blob_cannot_say_is_a_warning(tmp_path: Path) -> None:
+    """`-serial` (a device the machine creates, not the schema), a file chardev (QEMU hides
+    its path), an unknown device type (left out), `maxcpus`: each a warning at its place;
+    the blob is written all the same."""
+    binary = require_binary("qemu-system-x86_64")
+    argv = [binary, "-machine", "pc-q35-7.2", "-nodefaults", "-smp", "1,maxcpus=2",
+            "-serial", "null", "-chardev", f"file,id=log,path={tmp_path / 'log'}",
+            "-device", "isa-serial,chardev=log,id=com2", "-device", "virtio-mouse-pci"]
+    with running(argv) as sock:
+        out = mschema("extract", "--qmp", sock, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    blob = json.loads(out.stdout)
+    warnings = re.findall(r"^(.+?):(\d+):\d+: warning\[(E\d{4})\]: (.*)$", out.stderr, re.M)
+    by_code = {code: msg for _path, _line, code, msg in warnings}
+    assert set(by_code) == {"E1714", "E1715", "E1716"}, out.stderr
+    assert "virtio-mouse-pci" in by_code["E1714"]
+    assert any(c == "E1715" and "`isa-serial`" in m and "does not predict" in m
+               for _p, _l, c, m in warnings)
+    assert any(c == "E1716" and "chardev `log`" in m for _p, _l, c, m in warnings)
+    assert any(c == "E1716" and "maxcpus" in m for _p, _l, c, m in warnings)
+    # a warning about a device points at its line in `info qtree`
+    assert all(p.startswith("<info qtree of ") for p, _l, _c, _m in warnings)
+    assert "dev: virtio-mouse-pci" in out.stderr
+    serials = [d for kind, _b, *d in guest_tree(blob["devices"]) if kind == "device"
+               and d[1] == "isa-serial"]
+    assert sorted((ident, origin) for ident, _t, origin, _a in serials) == [
+        ("com2", "spec"), ("isa-serial0", "default")]
+    assert blob["backends"]["log"] == {"backend": "file", "kind": "chardev", "path": ""}
+
+
+def test_a_usb_hub_qemu_adds_by_itself(tmp_path: Path) -> None:
+    """Five tablets on a 4-port bus: QEMU plugs a hub into the last port by itself. The blob
+    lists it (`default`, with a warning), before the tablets behind it, so that compiling
+    the blob starts the same machine."""
+    argv = [require_binary("qemu-system-x86_64"), "-machine", "pc-q35-7.2", "-nodefaults",
+            "-device", "qemu-xhci,id=x", *["-device", "usb-tablet"] * 5]
+    with running(argv) as sock:
+        blob, result = extracted(sock)
+    assert [d.code for d in result.warnings] == ["E1715"]
+    assert "usb-hub" in result.warnings[0].message
+    usb = [(d["id"], d["type"], d["origin"], d["addr"])
+           for d in _device(blob, "x")[1]["buses"][0]["devices"]]
+    assert usb == [("usb-tablet0", "usb-tablet", "spec", "1"),
+                   ("usb-tablet1", "usb-tablet", "spec", "2"),
+                   ("usb-tablet2", "usb-tablet", "spec", "3"),
+                   ("usb-hub0", "usb-hub", "default", "4"),
+                   ("usb-tablet3", "usb-tablet", "spec", "4.1"),
+                   ("usb-tablet4", "usb-tablet", "spec", "4.2")]
+    again = _round_trip(blob, tmp_path)
+    hub = _device(again, "usb-hub0")[1]
+    assert hub["origin"] == "spec"  # emitted with -device now
+    hub["origin"] = "default"
+    assert again == blob
+
+
+def test_extract_writes_a_file(tmp_path: Path) -> None:
+    argv = [require_binary("qemu-system-ppc64"), "-machine", "pseries-7.2", "-nodefaults"]
+    with running(argv) as sock:
+        out = mschema("extract", "--qmp", sock, "-o", str(tmp_path / "vm.json"))
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    blob = json.loads((tmp_path / "vm.json").read_text(encoding="utf-8"))
+    assert blob["machine"]["qemu"] == "pseries-7.2"
+    assert blob["devices"] == json.loads((VM / "pseries-minimal.json").read_text())["devices"]
+
+
+def test_machine_type_without_schema(tmp_path: Path) -> None:
+    argv = [require_binary("qemu-system-x86_64"), "-machine", "pc-i440fx-7.2", "-nodefaults"]
+    with running(argv) as sock:
+        out = mschema("extract", "--qmp", sock, "-o", str(tmp_path / "vm.json"))
+    assert out.returncode == 1 and "error[E1713]" in out.stderr, out.stderr
+    assert "`pc-i440fx-7.2`" in out.stderr and "`pc-q35-7.2`" in out.stderr
+    assert not (tmp_path / "vm.json").exists()
+
+
+def test_no_socket(tmp_path: Path) -> None:
+    out = mschema("extract", "--qmp", str(tmp_path / "nope.sock"))
+    assert out.returncode == 1 and "error[E1712]" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_socket_nobody_listens_on(tmp_path: Path) -> None:
+    path = str(tmp_path / "stale.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.close()
+    out = mschema("extract", "--qmp", path)
+    assert out.returncode == 1 and "error[E1712]" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_socket_that_never_greets_times_out(tmp_path: Path) -> None:
+    path = str(tmp_path / "silent.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True)
+    thread.start()
+    try:
+        out = mschema("extract", "--qmp", path, "--timeout", "1")
+    finally:
+        for c in accepted:
+            c.close()
+        server.close()
+    assert out.returncode == 1 and "error[E1712]" in out.stderr, out.stderr
+    assert "within 1 s" in out.stderr
+
+
+# --------------------------------------------------------------------------
+# Pieces, without QEMU
+
+
+def test_addresses_from_qemu_values() -> None:
+    assert address_text("pci", [0xF3]) == "1e.3"
+    assert address_text("pci", ["04.0"]) == "04.0"
+    assert address_text("vio", [0x71000001]) == "0x71000001"
+    assert address_text("scsi", [0, 3, 1]) == "0:3:1"
+    assert address_text("unit", [0]) == "0"
+    assert address_text("unit", [-1]) is None  # QEMU's "auto", not assigned
+    assert address_text("usb", ["4.2"]) == "4.2" and address_text("usb", [""]) is None
+
+
+def test_qtree_lines() -> None:
+    text = ("bus: main-system-bus\n  type System\n  dev: qemu-xhci, id \"x\"\n"
+            "    bus: x.0\n      type usb-bus\n      dev: usb-hub, id \"\"\n"
+            "        addr 0.0, port 4, speed 12, name QEMU USB Hub, attached\n"
+            "      dev: usb-kbd, id \"\"\n"
+            "        addr 0.0, port 4.1, speed 12, name QEMU USB Keyboard, attached\n")
+    lines = qtree_lines(text)
+    assert [p for _s, _e, p in lines] == [None, "4", "4.1"]
+    start, end, _ = lines[1]
+    assert text[start:end] == 'dev: usb-hub, id ""'
+
+
+def test_info_network() -> None:
+    text = ("hub 0\n \\ h0\nnet0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:56\n"
+            " \\ net0: index=0,type=user,net=10.0.2.0,restrict=off\n"
+            "t0: index=0,type=tap,ifname=tap0,script=no,downscript=no\n"
+            "b0: index=0,type=tap,helper=/usr/lib/qemu/qemu-bridge-helper,br=br0\n")
+    nets = extract_backends.networks(text)
+    assert nets["net0"][0] == "user"  # the netdev, not the NIC of the same name
+    assert nets["t0"] == ("tap", {"ifname": "tap0", "script": "no", "downscript": "no"})
+    assert nets["b0"][1]["br"] == "br0"
+
+
+def test_reading_a_dtb(tmp_path: Path) -> None:
+    from compiler import fdt_check
+
+    dtc = require_binary("dtc")
+    source = tmp_path / "t.dts"
+    source.write_text("/dts-v1/;\n/ { #address-cells = <2>; #size-cells = <2>;\n"
+                      "  memory@0 { device_type = \"memory\"; reg = <0 0 0 0x20000000>; };\n"
+                      "  vdevice { vty@71000000 { reg = <0x71000000>; }; }; };\n",
+                      encoding="utf-8")
+    dtb = subprocess.run([dtc, "-I", "dts", "-O", "dtb", str(source)], capture_output=True,
+                         check=True, timeout=30).stdout
+    root = fdt_check.read_dtb(dtb)
+    assert [c.name for c in root.children] == ["memory@0", "vdevice"]
+    assert root.children[0].text("device_type") == "memory"
+    assert root.children[1].children[0].unit == "71000000"
+    assert fdt_check.whole_tree_differences(root, root) == []
+    with pytest.raises(ValueError):
+        fdt_check.read_dtb(b"not a dtb")
+    assert os.path.getsize(source) > 0

@@ -1,0 +1,288 @@
+"""`mschema verify` against the real QEMU 7.2 (CONTRACT): agreeing and disagreeing cases on
+both machines, and the host problems that must be one diagnostic, never a hang or a
+traceback.
+
+QEMU can only disagree with a blob that compiles if the machine schema is wrong, since the
+argv is derived from the blob: so disagreements are made two ways. In process, a compiled
+machine with a device the machine creates taken out or moved (what a wrong schema would
+predict) goes through `verify.verify`; on the command line, `--qemu` names a wrapper that
+starts the real QEMU with one device more (what a QEMU build unlike the schema would do).
+A blob edited by hand so that it omits a machine device is refused before QEMU starts
+(E1605, `compiler/precise.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import pytest
+from qemu_support import require_binary
+
+from compiler import driver, resolve, tree, verify
+
+ROOT = Path(__file__).resolve().parent.parent
+VM = ROOT / "tests" / "vm"
+BINARIES = {"q35": "qemu-system-x86_64", "pseries": "qemu-system-ppc64"}
+DIAGNOSTIC = re.compile(r"^[^\n]+?:\d+:\d+: error\[(?P<code>E\d{4})\]: ", re.MULTILINE)
+
+
+def mschema(*args: str, cwd: Path = ROOT, path: str = "/usr/bin:/bin"
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": path})
+
+
+def codes(stderr: str) -> set[str]:
+    return {m["code"] for m in DIAGNOSTIC.finditer(stderr)}
+
+
+def backing_files(case: str, directory: Path) -> None:
+    """The image files a golden case's spec names, in `directory` (where QEMU runs)."""
+    blob = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
+    for name, fmt in verify.backing_files(blob):
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "qcow2":
+            subprocess.run([require_binary("qemu-img"), "create", "-q", "-f", "qcow2",
+                            str(target), "64M"], check=True, timeout=30)
+        else:
+            target.write_bytes(b"\0" * 65536)
+
+
+def machine_of(case: str) -> str:
+    return case.split("-", 1)[0]
+
+
+# --------------------------------------------------------------------------
+# Agreeing
+
+
+@pytest.mark.parametrize("case", ["q35-full", "pseries-full"])
+def test_a_spec_agrees(case: str, tmp_path: Path) -> None:
+    require_binary(BINARIES[machine_of(case)])
+    backing_files(case, tmp_path)
+    result = mschema("verify", str(VM / f"{case}.toml"), "--user-net", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert "QEMU built the" in result.stdout and "predicts" in result.stdout
+    if case.startswith("pseries"):
+        assert "device tree" in result.stdout, "pseries compares the FDT too"
+
+
+@pytest.mark.parametrize("case", ["q35-disk-interfaces", "pseries-vscsi"])
+def test_a_blob_agrees(case: str, tmp_path: Path) -> None:
+    require_binary(BINARIES[machine_of(case)])
+    backing_files(case, tmp_path)
+    result = mschema("verify", str(VM / f"{case}.json"), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+
+
+# --------------------------------------------------------------------------
+# Disagreeing: a prediction that is wrong about what the machine creates
+
+
+def _edited(bus: tree.Bus, edit: Callable[[tree.Device], tree.Device | None]) -> tree.Bus:
+    devices = []
+    for d in bus.devices:
+        changed = edit(d)
+        if changed is not None:
+            devices.append(attrs.evolve(changed, buses=tuple(_edited(b, edit)
+                                                             for b in changed.buses)))
+    return attrs.evolve(bus, devices=tuple(devices))
+
+
+def _verify_edited(case: str, edit: Callable[[tree.Device], tree.Device | None],
+                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    require_binary(BINARIES[machine_of(case)])
+    backing_files(case, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    machine = driver.compile_input(VM / f"{case}.json")
+    wrong = attrs.evolve(machine, root=_edited(machine.root, edit))
+    outcome = verify.verify(wrong, resolve.load_library(), verify.input_start(
+        str(VM / f"{case}.json")), user_net=True)
+    return [(d.code, d.message) for d in outcome.diagnostics]
+
+
+OMITTED = {"q35-minimal": "hpet", "pseries-minimal": "spapr-nvram"}
+MOVED = {"q35-minimal": ("ich9-ahci", "1f.5"), "pseries-minimal": ("spapr-nvram", "0x71000009")}
+
+
+@pytest.mark.parametrize("case", sorted(OMITTED))
+def test_catches_an_omitted_machine_device(case: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    dtype = OMITTED[case]
+    found = _verify_edited(case, lambda d: None if d.type == dtype else d, tmp_path,
+                           monkeypatch)
+    assert any(code == "E1704" and dtype in msg and "does not list" in msg
+               for code, msg in found), found
+    if case.startswith("pseries"):
+        assert any(code == "E1711" and "nvram@71000000" in msg for code, msg in found), found
+
+
+@pytest.mark.parametrize("case", sorted(MOVED))
+def test_catches_a_machine_device_at_the_wrong_address(
+        case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dtype, addr = MOVED[case]
+    found = _verify_edited(case, lambda d: attrs.evolve(d, addr=addr) if d.type == dtype
+                           else d, tmp_path, monkeypatch)
+    assert any(code == "E1706" and dtype in msg and addr in msg for code, msg in found), found
+
+
+def test_agreeing_edit_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same path with nothing changed finds nothing: the findings above are real."""
+    assert _verify_edited("pseries-minimal", lambda d: d, tmp_path, monkeypatch) == []
+
+
+@pytest.mark.parametrize(("case", "bus"), [("q35-minimal", "pcie.0"),
+                                           ("pseries-minimal", "pci.0")])
+def test_a_qemu_that_builds_more(case: str, bus: str, tmp_path: Path) -> None:
+    """`--qemu`: a wrapper adding a device; each difference is a CONTRACT diagnostic."""
+    binary = require_binary(BINARIES[machine_of(case)])
+    wrapper = tmp_path / "qemu-wrapper"
+    wrapper.write_text(f'#!/bin/sh\nexec {binary} "$@" -device virtio-rng-pci,bus={bus},'
+                       'addr=0x1e\n', encoding="utf-8")
+    wrapper.chmod(0o755)
+    result = mschema("verify", str(VM / f"{case}.toml"), "--qemu", str(wrapper), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    assert "E1704" in codes(result.stderr), result.stderr
+    assert "QEMU built virtio-rng-pci on `" + bus in result.stderr
+    if case.startswith("pseries"):
+        assert "E1711" in codes(result.stderr), "the device tree has a node too many"
+    as_json = mschema("verify", str(VM / f"{case}.toml"), "--qemu", str(wrapper),
+                      "--format", "json", cwd=tmp_path)
+    listed = json.loads(as_json.stderr)
+    assert as_json.returncode == 1 and {d["code"] for d in listed} == codes(result.stderr)
+
+
+def test_a_blob_omitting_a_machine_device_is_refused_before_qemu(tmp_path: Path) -> None:
+    result = mschema("verify", str(ROOT / "tests/blob/bad/omits-machine-device.json"),
+                     "--qemu", str(tmp_path / "never-started"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert codes(result.stderr) == {"E1605"}, result.stderr
+
+
+def test_differences_point_at_the_input(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A difference about a device of a blob points at its `id` there."""
+    require_binary("qemu-system-x86_64")
+    backing_files("q35-minimal", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    machine = driver.compile_input(VM / "q35-minimal.json")
+    moved = attrs.evolve(machine, root=_edited(
+        machine.root, lambda d: attrs.evolve(d, addr="1f.5") if d.id == "sata" else d))
+    outcome = verify.verify(moved, resolve.load_library(), verify.input_start("x.json"))
+    (diag,) = [d for d in outcome.diagnostics if d.code == "E1706"]
+    assert diag.span.path == str(VM / "q35-minimal.json")
+    assert diag.span.source.text[diag.span.start:diag.span.end] == '"sata"'
+
+
+def test_device_tree_nodes_without_the_emitter(tmp_path: Path) -> None:
+    """The fallback when no FDT emitter can predict the tree: QEMU's VIO and PCI nodes,
+    cpus and memory against the blob; a VIO device or a PCI function too many is seen."""
+    from compiler import compare, fdt_check, qemu
+
+    case = "pseries-full"
+    binary = require_binary("qemu-system-ppc64")
+    backing_files(case, tmp_path)
+    blob = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
+    argv = json.loads((VM / f"{case}.argv").read_text(encoding="utf-8"))
+    dtb = qemu.dump_dtb(verify.runnable_argv([binary, *argv[1:]], str(tmp_path)))
+    root = fdt_check.read_dtb(dtb)
+    library, info = resolve.load_library(), compare.bus_info()
+    assert fdt_check.node_differences(blob, root, library, info) == []
+    vio = next(b for d in blob["devices"] for b in d.get("buses", []) if b["kind"] == "vio")
+    vio["devices"] = [d for d in vio["devices"] if d["type"] != "spapr-vty"]
+    pci = next(b for d in blob["devices"] for b in d.get("buses", []) if b["name"] == "pci.0")
+    pci["devices"].append({"id": "x", "type": "virtio-rng-pci", "origin": "spec",
+                           "addr": "1d.0", "props": {}})
+    found = [d.message for d in fdt_check.node_differences(blob, root, library, info)]
+    assert any("`vty@71000001` that the blob does not predict" in m for m in found), found
+    assert any("no node for `x` (virtio-rng-pci) at 1d.0" in m for m in found), found
+
+
+# --------------------------------------------------------------------------
+# Host problems: one diagnostic each, before QEMU starts or within the timeout
+
+
+def test_no_such_qemu_binary(tmp_path: Path) -> None:
+    result = mschema("verify", str(VM / "q35-minimal.toml"), "--qemu",
+                     str(tmp_path / "qemu-nope"))
+    assert (result.returncode, codes(result.stderr)) == (1, {"E1701"}), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_qemu_not_on_path(tmp_path: Path) -> None:
+    result = mschema("verify", str(VM / "pseries-minimal.toml"), path=str(tmp_path))
+    assert (result.returncode, codes(result.stderr)) == (1, {"E1701"}), result.stderr
+    assert "`qemu-system-ppc64` is not on PATH" in result.stderr
+    assert "--qemu PATH" in result.stderr
+
+
+def test_missing_backing_files(tmp_path: Path) -> None:
+    """Checked before QEMU starts: the binary named here would fail the test if run."""
+    require_binary("qemu-system-x86_64")
+    result = mschema("verify", str(VM / "q35-full.toml"), "--user-net", cwd=tmp_path)
+    assert (result.returncode, codes(result.stderr)) == (1, {"E1702"}), result.stderr
+    for name in ("root.qcow2", "data.raw", "install.iso"):
+        assert f"`{name}`" in result.stderr
+    # each points at the spec entry that names the file
+    assert f"{VM / 'q35-full.toml'}:" in result.stderr
+
+
+def test_a_qemu_that_never_answers_times_out(tmp_path: Path) -> None:
+    wrapper = tmp_path / "hangs"
+    wrapper.write_text("#!/bin/sh\nexec sleep 60\n", encoding="utf-8")
+    wrapper.chmod(0o755)
+    start = time.monotonic()
+    result = mschema("verify", str(VM / "q35-minimal.toml"), "--qemu", str(wrapper),
+                     "--timeout", "1")
+    assert time.monotonic() - start < 20
+    assert (result.returncode, codes(result.stderr)) == (1, {"E1703"}), result.stderr
+    assert "within 1" in result.stderr
+
+
+def test_qemu_refuses_the_command_line(tmp_path: Path) -> None:
+    binary = require_binary("qemu-system-x86_64")
+    wrapper = tmp_path / "refuses"
+    wrapper.write_text(f'#!/bin/sh\nexec {binary} "$@" -device no-such-device\n',
+                       encoding="utf-8")
+    wrapper.chmod(0o755)
+    result = mschema("verify", str(VM / "q35-minimal.toml"), "--qemu", str(wrapper))
+    assert (result.returncode, codes(result.stderr)) == (1, {"E1703"}), result.stderr
+    assert "QEMU: " in result.stderr and "no-such-device" in result.stderr
+
+
+# --------------------------------------------------------------------------
+# Pieces, without QEMU
+
+
+def test_user_net_keeps_the_guest_side() -> None:
+    argv = ["qemu", "-netdev", '{"id":"n","type":"bridge","br":"br0"}',
+            "-netdev", '{"id":"m","type":"user"}']
+    out = verify.user_netdevs(argv)
+    assert json.loads(out[2]) == {"id": "n", "type": "user"} and out[4] == argv[4]
+
+
+def test_runnable_argv() -> None:
+    argv = ["qemu", "-blockdev",
+            '{"driver":"raw","node-name":"d","file":{"driver":"file","filename":"a.raw"}}',
+            "-netdev", '{"id":"n","type":"tap","ifname":"tap0","script":"no"}',
+            "-chardev", "socket,id=c,path=s,,x.sock,server=on,wait=off"]
+    out = verify.runnable_argv(argv, "/tmp/d")
+    assert json.loads(out[2])["file"]["filename"] == "/tmp/d/a.raw"
+    assert json.loads(out[4]) == {"id": "n", "type": "user"}
+    assert out[6] == "socket,id=c,path=/tmp/d/s,,x.sock,server=on,wait=off"
+
+
+def test_every_code_is_documented() -> None:
+    text = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    for code in [*verify.CODES.values(), "E1701", "E1702", "E1703"]:
+        assert f"`{code}`" in text, code
