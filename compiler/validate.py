@@ -393,3 +393,31 @@ def bus_numbers(ctx: Context, diags: Collector) -> None:
                                    _rule("bus-numbers")],
                             help="put endpoints behind bridges rather than ports, or "
                             "fewer devices in this domain")
+
+
+# What each backend kind needs to reach QEMU (CONTRACT backends; `spec` writes these).
+BACKEND_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "blockdev": {"": ("driver", "file")},
+    "netdev": {"": ("type",), "tap": ("ifname",), "bridge": ("br",)},
+    "chardev": {"": ("backend",), "file": ("path",), "socket": ("path",)},
+    "rng": {"": ("backend", "filename")},
+}
+
+
+@check("E1410", "backend-fields", "every backend has what its kind needs to reach QEMU")
+def backend_fields(ctx: Context, diags: Collector) -> None:
+    for ident, body in ctx.machine.backends:
+        fields = dict(body)
+        kind = str(fields.get("kind"))
+        needs = BACKEND_FIELDS.get(kind)
+        span = ctx.backend_spans.get(ident, ctx.fallback)
+        if needs is None:
+            diags.error("E1410", f"backend `{ident}` has an unknown kind `{kind}`", span,
+                        notes=[f"kinds are {quote_list(BACKEND_FIELDS)}",
+                               _rule("backend-fields")])
+            continue
+        variant = str(fields.get("type", fields.get("backend", "")))
+        missing = [f for f in needs[""] + needs.get(variant, ()) if f not in fields]
+        if missing:
+            diags.error("E1410", f"backend `{ident}` ({kind}) has no {quote_list(missing)}",
+                        span, notes=[_rule("backend-fields")])

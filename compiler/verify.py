@@ -27,7 +27,6 @@ from .source import SourceFile, Span
 
 # Where QEMU 7.2 builds a device tree for the guest and `-machine dumpdtb=FILE` writes it
 # (pseries); x86 machines accept `dumpdtb` and ignore it, so QEMU would never exit.
-DUMPDTB_ARCHES = frozenset({"ppc64"})
 
 CODES: dict[str, str] = {
     "missing": "E1704",
@@ -85,7 +84,7 @@ def verify(machine: tree.Machine, library: model.Library, input_span: Span, *,
     diffs = compare.compare_all(blob, root, result.hmp[1], result.qmp[n:], result.qmp[:n],
                                 result.hmp[0], info)
     fdt = ""
-    if machine.info.arch in DUMPDTB_ARCHES:
+    if _dumps_dtb(library, machine):
         try:
             dtb = qemu.dump_dtb(command, timeout=timeout)
             in_fdt, whole = fdt_check.fdt_differences(machine, blob, dtb, library, info)
@@ -240,3 +239,13 @@ def input_start(path: str) -> Span:
     except (OSError, UnicodeDecodeError):
         source = SourceFile.from_text(path, "")
     return source.span(0, 0)
+
+
+def _dumps_dtb(library: model.Library, machine: tree.Machine) -> bool:
+    """Does QEMU hand this machine's guest a device tree it can dump (`dumpdtb=FILE`)? The
+    schema says so with `quirk dumpdtb = true`; x86 QEMU accepts the option and ignores it."""
+    schema = next((s for s in library.machines.values()
+                   if s.family == machine.info.schema and s.qemu_machine == machine.info.qemu),
+                  None)
+    return schema is not None and any(q.name == "dumpdtb" and q.value is True
+                                      for q in schema.quirks)

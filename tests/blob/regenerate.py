@@ -100,6 +100,9 @@ def main() -> None:
             "multifunction")),
         "prop-not-scalar": (q, lambda x: find(x["devices"], "net0")["props"].update(
             mac=[1, 2])),
+        "blockdev-without-file": (q, lambda x: x["backends"]["disk0"].pop("file")),
+        "file-chardev-without-path": (p, lambda x: x["backends"]["serial0"].update(
+            backend="file")),
     }
     for name, (base, corrupt) in cases.items():
         blob = copy.deepcopy(base)
