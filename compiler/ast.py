@@ -173,6 +173,7 @@ class PropDecl:
     type: TypeExpr
     default: Value | None
     unique: Name | None  # the group; `Name("")` when `unique` has no group
+    derived: bool = attrs.field(default=False, kw_only=True)
     span: Span = _span
 
 

@@ -245,10 +245,10 @@ def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: s
 
 
 def _migrate_check(source: Path, destination: Path) -> int:
-    from . import driver, migrate
+    from . import driver, migrate, resolve
 
     src, dst = driver.compile_input(source), driver.compile_input(destination)
-    found = migrate.differences(src, dst)
+    found = migrate.differences(src, dst, resolve.load_library())
     for d in found:
         sys.stdout.write(f"{d.kind}: {d.text}\n")
     guest = sum(1 for d in found if d.kind == "guest-visible")

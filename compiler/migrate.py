@@ -9,7 +9,7 @@ from typing import Literal
 
 import attrs
 
-from . import tree
+from . import model, tree
 
 Kind = Literal["guest-visible", "backend"]
 
@@ -28,7 +28,26 @@ def _where(bus: tree.Bus, d: tree.Device) -> str:
     return f"on `{bus.name}`" + (f" at {d.addr}" if d.addr else "")
 
 
-def differences(src: tree.Machine, dst: tree.Machine) -> list[Difference]:
+def _same_effective(library: model.Library | None, dtype: str, prop: str,
+                    a: tree.PropValue | None, b: tree.PropValue | None) -> bool:
+    """A prop set on one side only is the same as leaving it unset when it equals the
+    stdlib's default, or when QEMU derives it (`derived`, or an `auto` default): an
+    extracted blob writes out what a compiled one leaves to QEMU."""
+    if a == b:
+        return True
+    if a is not None and b is not None:
+        return False
+    given = a if a is not None else b
+    t = library.devices.get(dtype) if library else None
+    spec = t.props.get(prop) if t else None
+    if spec is None:
+        return False
+    return spec.derived or spec.default == "auto" or spec.default == given
+
+
+def differences(src: tree.Machine, dst: tree.Machine,
+                library: model.Library | None = None) -> list[Difference]:
+    """`library` (the stdlib) lets a prop left at its default match one written out."""
     out: list[Difference] = []
 
     def guest(text: str) -> None:
@@ -42,7 +61,9 @@ def differences(src: tree.Machine, dst: tree.Machine) -> list[Difference]:
                         ("cpus", dict(src.cpus), dict(dst.cpus)),
                         ("memory", dict(src.memory), dict(dst.memory))):
         for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
+            # `auto` is QEMU's to resolve from the rest of the machine (compared anyway):
+            # q35's vmport=auto reads back from a running QEMU as `on`
+            if a.get(key) != b.get(key) and "auto" not in (a.get(key), b.get(key)):
                 guest(f"{label} `{key}`: {a.get(key)!r} → {b.get(key)!r}")
     left, right = _devices(src), _devices(dst)
     for ident in left:
@@ -60,7 +81,7 @@ def differences(src: tree.Machine, dst: tree.Machine) -> list[Difference]:
             guest(f"`{ident}` ({d.type}): {_where(sbus, s)} → {_where(bus, d)}")
         sp, dp = dict(s.props), dict(d.props)
         for key in sorted(set(sp) | set(dp)):
-            if sp.get(key) != dp.get(key):
+            if not _same_effective(library, d.type, key, sp.get(key), dp.get(key)):
                 guest(f"`{ident}` ({d.type}) prop `{key}`: {sp.get(key)!r} → {dp.get(key)!r}")
     out.extend(_backend_differences(src, dst, left, right))
     return out

@@ -64,6 +64,7 @@ class PropSpec:
     default: Scalar | None
     unique: str | None  # the group whose devices never share a value
     span: Span = _span
+    derived: bool = attrs.field(default=False, kw_only=True)  # QEMU computes it when unset
 
 
 @attrs.frozen

@@ -410,7 +410,8 @@ class _Resolver:
                                              "range", stmt.unique.span,
                                              help="e.g. `prop chassis: u8 unique`")
                             unique = None
-                    props[n.text] = model.PropSpec(n.text, t, default, unique, n.span)
+                    props[n.text] = model.PropSpec(n.text, t, default, unique, n.span,
+                                                   derived=stmt.derived)
                 else:
                     if stmt.backend.text not in model.BACKEND_KINDS:
                         self.unknown("E0201", "backend kind", stmt.backend,
