@@ -29,6 +29,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from corpus_support import (
+    USE_SERVER,
+    check_golden,
+    collected_keys,
+    headers,
+    rel,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 LANG = REPO / "tests" / "lang"
@@ -36,8 +43,6 @@ BAD = LANG / "bad"
 GOOD = LANG / "good"
 DOCS = REPO / "docs" / "diagnostics.md"
 SOURCE_SUFFIXES = (".mschema", ".machine")
-HEADER = re.compile(r"^(?P<path>\S+):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning)"
-                    r"\[(?P<code>E\d{4})\]: (?P<message>.*)$")
 # In a row of docs/diagnostics.md: the code comes from a command other than `lint` only.
 NOT_FROM_LINT = "not from `lint`"
 
@@ -46,9 +51,6 @@ def cases(directory: Path) -> list[Path]:
     """The case files of a directory (not the helpers in `<case>.d/`)."""
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in SOURCE_SUFFIXES)
 
-
-def rel(path: Path) -> str:
-    return path.relative_to(REPO).as_posix()
 
 
 BAD_CASES = cases(BAD)
@@ -62,7 +64,6 @@ LINT_ENV.pop("PYTHONWARNINGS", None)
 # `tests/lang/lint_server.py` runs the CLI in forked children of one warm process: real
 # processes with their own streams and exit codes, without Python's start-up for each case.
 # MSCHEMA_CORPUS_FORK=0 runs every case as a plain `python -m compiler` instead.
-USE_SERVER = hasattr(os, "fork") and os.environ.get("MSCHEMA_CORPUS_FORK", "1") != "0"
 
 
 class Result:
@@ -162,39 +163,11 @@ class Runner:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def collected_keys(items: list[pytest.Item]) -> tuple[list[Key], list[Key]]:
-    """The runs the collected tests will ask for: all of them, and those that must be plain."""
-    keys, plain = [], []
-    for item in items:
-        if item.path != Path(__file__):
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        case, fmt = params.get("case"), params.get("fmt", "text")
-        if isinstance(case, Path):
-            keys.append((case, fmt))
-            if USE_SERVER and getattr(item, "originalname", "") == "test_same_as_plain_cli":
-                plain.append((case, fmt))
-    return keys, plain
-
-
 @pytest.fixture(scope="session")
 def lint(request: pytest.FixtureRequest) -> Iterator[Runner]:
-    runner = Runner(*collected_keys(request.session.items))
+    runner = Runner(*collected_keys(request.session.items, __file__, "fmt", "text"))
     yield runner
     runner.close()
-
-
-def check_golden(golden: Path, actual: str, update: bool) -> None:
-    if update:
-        golden.write_text(actual, encoding="utf-8")
-        return
-    assert golden.exists(), f"{rel(golden)} is missing: run pytest with --update-goldens"
-    expected = golden.read_text(encoding="utf-8")
-    assert actual == expected, f"output differs from {rel(golden)}"
-
-
-def headers(text: str) -> list[re.Match[str]]:
-    return [m for line in text.splitlines() if (m := HEADER.match(line))]
 
 
 # ---- the cases ---------------------------------------------------------------------------

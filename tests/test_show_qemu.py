@@ -34,6 +34,7 @@ import vm_support
 from qemu_support import require_binary
 
 from compiler import compare, driver, fdt_check, qemu
+from compiler.compare import qtree_value
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
 from compiler.resolve import load_library
@@ -154,19 +155,6 @@ def schema_entries(shown: dict[str, object]) -> tuple[list[Entry], list[BusEntry
 
 # --------------------------------------------------------------------------
 # QEMU's side
-
-
-def qtree_value(raw: str) -> Scalar:
-    """A qtree property value: `87 (0x57)` → 87, `true` → True, `"usb-bus.0"` → "usb-bus.0"."""
-    if raw in ("true", "false"):
-        return raw == "true"
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        return raw[1:-1]
-    first = raw.split(" ", 1)[0]
-    try:
-        return int(first, 0)
-    except ValueError:
-        return raw
 
 
 def qtree_addr(kind: str, device: qemu.QtreeDevice) -> str | None:

@@ -30,6 +30,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from corpus_support import (
+    USE_SERVER,
+    check_golden,
+    collected_keys,
+    headers,
+    rel,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "tests" / "spec"
@@ -37,8 +44,6 @@ BAD = SPEC / "bad"
 GOOD = SPEC / "good"
 DOCS = REPO / "docs" / "diagnostics.md"
 SUFFIXES = (".toml", ".json")
-HEADER = re.compile(r"^(?P<path>\S+):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning)"
-                    r"\[(?P<code>E\d{4})\]: (?P<message>.*)$")
 # The codes of the spec and plan stages: every one the compiler can emit needs a bad case.
 SPEC_CODE = re.compile(r"[\"'](E1[01]\d\d)[\"']")
 # Codes no shipped machine can produce, and why.
@@ -56,9 +61,6 @@ def cases(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in SUFFIXES)
 
 
-def rel(path: Path) -> str:
-    return path.relative_to(REPO).as_posix()
-
 
 BAD_CASES = cases(BAD)
 GOOD_CASES = cases(GOOD)
@@ -73,7 +75,6 @@ def bad_params() -> list[object]:
 # ---- running the CLI -------------------------------------------------------------------
 ENV = {**os.environ, "PYTHONHASHSEED": "0"}
 ENV.pop("PYTHONWARNINGS", None)
-USE_SERVER = hasattr(os, "fork") and os.environ.get("MSCHEMA_CORPUS_FORK", "1") != "0"
 Key = tuple[Path, str]  # a case and a mode: "emit" (--emit json) or "out" (-o DIR)
 
 
@@ -174,38 +175,11 @@ class Runner:
         shutil.rmtree(self.out_root, ignore_errors=True)
 
 
-def collected_keys(items: list[pytest.Item]) -> tuple[list[Key], list[Key]]:
-    keys, plain = [], []
-    for item in items:
-        if item.path != Path(__file__):
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        case, mode = params.get("case"), params.get("mode", "emit")
-        if isinstance(case, Path):
-            keys.append((case, mode))
-            if USE_SERVER and getattr(item, "originalname", "") == "test_same_as_plain_cli":
-                plain.append((case, mode))
-    return keys, plain
-
-
 @pytest.fixture(scope="session")
 def compile_run(request: pytest.FixtureRequest) -> Iterator[Runner]:
-    runner = Runner(*collected_keys(request.session.items))
+    runner = Runner(*collected_keys(request.session.items, __file__, "mode", "emit"))
     yield runner
     runner.close()
-
-
-def check_golden(golden: Path, actual: str, update: bool) -> None:
-    if update:
-        golden.write_text(actual, encoding="utf-8")
-        return
-    assert golden.exists(), f"{rel(golden)} is missing: run pytest with --update-goldens"
-    expected = golden.read_text(encoding="utf-8")
-    assert actual == expected, f"output differs from {rel(golden)}"
-
-
-def headers(text: str) -> list[re.Match[str]]:
-    return [m for line in text.splitlines() if (m := HEADER.match(line))]
 
 
 def assert_refused(case: Path, result: Result) -> None:
