@@ -24,6 +24,7 @@ def lint(paths: Sequence[Path]) -> model.Library:
     (`cache.lint_is_clean`) with the exact text of every file read."""
     from . import cache
 
+    cache.spare_the_last_collection()
     diags = Collector()
     shipped = cache.answers(resolve.shipped_questions())
     shipped_files = resolve.shipped_files()

@@ -1109,6 +1109,7 @@ def _shipped_library() -> model.Library:
     when under it); the entry, the content of every file read."""
     from . import cache
 
+    cache.spare_the_last_collection()
     files = shipped_files()
     key = [f"{p}\0{_display(p)}" for p in files]
     library = cache.load_library(key, lambda path: _display(Path(path)))

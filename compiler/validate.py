@@ -37,6 +37,7 @@ class Context:
     backend_spans: dict[str, Span] = attrs.Factory(dict)
     _graph: nx.DiGraph[str] | None = None
     _successors: dict[str, list[str]] | None = None
+    _spaces: dict[int, tuple[tree.Bus, addresses.AddressSpace]] | None = None
 
     def span(self, d: tree.Device) -> Span:
         """Where to point for a device: the spec entry that asked for it, else the
@@ -234,6 +235,9 @@ def address(ctx: Context, diags: Collector) -> None:
 
 
 def _bus_spaces(ctx: Context) -> dict[int, tuple[tree.Bus, addresses.AddressSpace]]:
+    """Every bus, by `id`, with its address space (computed once per validation)."""
+    if ctx._spaces is not None:
+        return ctx._spaces
     result: dict[int, tuple[tree.Bus, addresses.AddressSpace]] = {}
     root = ctx.library.buses.get(ctx.machine.root.kind)
     result[id(ctx.machine.root)] = (ctx.machine.root, root.address if root else
@@ -246,6 +250,7 @@ def _bus_spaces(ctx: Context) -> dict[int, tuple[tree.Bus, addresses.AddressSpac
             space = (template.address if template else kind.address if kind
                      else addresses.AddressSpace(b.notation))
             result[id(b)] = (b, space)
+    ctx._spaces = result
     return result
 
 

@@ -4,6 +4,7 @@ exit codes. Run as users run it: `python -m compiler` in a subprocess."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ SPEC = ROOT / "tests/vm/q35-virtio-disk-user-nic.toml"
 def mschema(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                               "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]})
 
 
 def test_without_emit_every_output_goes_to_the_directory(tmp_path: Path) -> None:

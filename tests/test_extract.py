@@ -46,7 +46,8 @@ CASES = sorted(p.stem for p in VM.glob("*.toml") if p.with_suffix(".json").exist
 def mschema(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                               "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]})
 
 
 def guest_tree(devices: list[Json], bus: str = "main-system-bus") -> list[tuple[object, ...]]:

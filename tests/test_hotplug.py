@@ -5,6 +5,7 @@ the new blob; two blobs that differ only in backends may migrate, others may not
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def mschema(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                               "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]})
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
