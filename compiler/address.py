@@ -545,6 +545,8 @@ class Allocator:
             while (reg,) in used:
                 reg += 1
             floors[scan] = reg
+            if space.out_of_range((reg,)) is not None:
+                return None  # the bus's regs ran out (pseries: VIO interrupts would collide)
             return (reg,)
         if n == "scsi":
             for r in space.ranges("target"):
