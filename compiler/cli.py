@@ -186,14 +186,17 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
                                       notes=[f"its devices are {quote_list(ids, 40)}"])])
         sys.stdout.write(text.why(machine, why))
         return 0
-    from .emit import fdt
+    def device_tree(kind: str) -> str | bytes:
+        from .emit import fdt  # only when a tree is asked for: start-up cost
+
+        return fdt.dtb(machine) if kind == "dtb" else fdt.dts(machine)
 
     outputs: dict[str, Callable[[], str | bytes]] = {
         "json": lambda: blob.blob(machine),
         "argv": lambda: json.dumps(argv.argv(machine)) + "\n",
         "shell": lambda: argv.shell(argv.argv(machine)) + "\n",
-        "dtb": lambda: fdt.dtb(machine),
-        "dts": lambda: fdt.dts(machine),
+        "dtb": lambda: device_tree("dtb"),
+        "dts": lambda: device_tree("dts"),
     }
     if len(emits) == 1 and output is None:
         if emits[0] == "dtb":

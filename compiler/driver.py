@@ -66,14 +66,14 @@ def compile_input(path: Path) -> tree.Machine:
     """A loose spec, or a precise blob (a `.json` with a `format`), → the precise machine."""
     import json
 
-    from . import precise, validate
-
     if path.suffix == ".json":
         try:
             text = path.read_text(encoding="utf-8")
             data = json.loads(text)
         except (OSError, UnicodeDecodeError, ValueError):
             data = None  # the spec loader reports it with a position
+        from . import precise, validate  # blobs only: a spec needs neither
+
         if precise.is_blob(data):
             assert isinstance(data, dict)
             library = resolve.load_library()

@@ -31,7 +31,6 @@ from . import model, tree
 from .compare import BusInfo, Difference, Json, blob_walk
 
 _MAGIC = 0xD00DFEED
-_BEGIN, _END, _PROP, _NOP, _FINISH = 1, 2, 3, 4, 9
 
 
 @attrs.frozen
@@ -60,47 +59,23 @@ class DtNode:
 
 
 def read_dtb(data: bytes) -> DtNode:
-    """Parse a DTB; raises ValueError if it is not one."""
+    """Parse a DTB (with pylibfdt, like everything that reads or writes one here); raises
+    ValueError if it is not one."""
+    from .emit.fdt_out import Node
+    from .emit.fdt_out import read_dtb as read_nodes
+
     if len(data) < 40 or struct.unpack_from(">I", data, 0)[0] != _MAGIC:
         raise ValueError("not a flattened device tree (bad magic)")
-    off_struct, off_strings = struct.unpack_from(">II", data, 8)
-    pos = off_struct
 
-    def word() -> int:
-        nonlocal pos
-        (v,) = struct.unpack_from(">I", data, pos)
-        pos += 4
-        return int(v)
+    def convert(node: Node) -> DtNode:
+        props = tuple((p.name, b"".join(seg.encode() for seg in p.segments))
+                      for p in node.props)
+        return DtNode(node.name, props, tuple(convert(c) for c in node.children))
 
-    def string_at(offset: int) -> str:
-        end = data.index(b"\0", offset)
-        return data[offset:end].decode("utf-8", "replace")
-
-    def node() -> DtNode:
-        nonlocal pos
-        end = data.index(b"\0", pos)
-        name = data[pos:end].decode("utf-8", "replace")
-        pos = (end + 4) & ~3
-        props: list[tuple[str, bytes]] = []
-        children: list[DtNode] = []
-        while True:
-            token = word()
-            if token == _PROP:
-                length, nameoff = word(), word()
-                props.append((string_at(off_strings + nameoff), data[pos:pos + length]))
-                pos = (pos + length + 3) & ~3
-            elif token == _BEGIN:
-                children.append(node())
-            elif token == _END:
-                return DtNode(name, tuple(props), tuple(children))
-            elif token != _NOP:
-                raise ValueError(f"unexpected FDT token {token} at {pos - 4}")
-
-    while (token := word()) == _NOP:
-        pass
-    if token != _BEGIN:
-        raise ValueError("the FDT structure block does not start with a node")
-    return node()
+    try:
+        return convert(read_nodes(data))
+    except Exception as exc:  # libfdt.FdtException: a damaged tree
+        raise ValueError(f"not a valid flattened device tree: {exc}") from None
 
 
 def _cells(value: bytes | None, default: int) -> int:
@@ -174,7 +149,13 @@ def whole_tree_differences(ours: DtNode, theirs: DtNode) -> list[Difference]:
             found.append(Difference("fdt", f"`{path}`: a node of QEMU's device tree that the "
                                     "prediction lacks"))
             continue
-        (_, pa), (_, pb) = a[path], b[path]
+        (ka, pa), (kb, pb) = a[path], b[path]
+        if ka != kb and sorted(ka) == sorted(kb):
+            found.append(Difference("fdt", f"`{path}`: subnodes in another order than QEMU's"))
+        common = [n for n in pa if n in pb]
+        if common != [n for n in pb if n in pa]:
+            found.append(Difference("fdt", f"`{path}`: properties in another order than "
+                                    "QEMU's"))
         for name in sorted(set(pa) | set(pb)):
             if name not in pb:
                 found.append(Difference("fdt", f"`{path}`: property `{name}` QEMU does not "
