@@ -7,7 +7,7 @@ NIC in four is an spapr-vlan, and a PHB is added every 32 PCI devices), it measu
 
 - `mschema compile SPEC --emit argv` as a whole new process (the best of `--repeat`), with
   its peak RSS (`ru_maxrss` from `wait4`, in one more run forked by a small launcher);
-- QEMU 7.2 building the machine from that argv: `compiler.qemu.query` with no command,
+- QEMU 7.2 building the machine from that argv: `compiler.qemu.process.query` with no command,
   i.e. start with `-S`, QMP handshake, `quit`, process gone (backing files created, host
   paths and networks made runnable as the golden tests do);
 - the same compile in-process (`driver.compile_input` + the argv emitter, after a warm-up,
@@ -164,7 +164,7 @@ def qemu_case(spec: Path, argv_path: Path, blob: dict[str, Any], scratch: Path,
     """QEMU building the compiled machine: start paused, QMP ready, quit."""
     import importlib
 
-    from compiler import qemu
+    from compiler.qemu.process import process
 
     vm_support = importlib.import_module("vm_support")  # tests/vm_support.py
 
@@ -184,9 +184,9 @@ def qemu_case(spec: Path, argv_path: Path, blob: dict[str, Any], scratch: Path,
     argv = json.loads(argv_path.read_text(encoding="utf-8"))
     runnable = vm_support.runnable_argv([binary, *argv[1:]], str(scratch))
     try:
-        result = best_of(lambda: qemu.query([*runnable, "-accel", "tcg"], hmp=(), qmp=(),
+        result = best_of(lambda: process.query([*runnable, "-accel", "tcg"], hmp=(), qmp=(),
                                             timeout=300.0), repeat)
-    except qemu.QemuError as exc:
+    except process.QemuError as exc:
         print(f"bench: QEMU refused {spec.name}: {exc}", file=sys.stderr)
         return {"best_s": None, "error": str(exc)}
     result["devices"] = sum(1 for a in argv if a == "-device")

@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "lint" and _lint_unchanged(args.paths, args.format):
         return 0
-    from .diagnostics import CompileError, render_json, render_text
+    from compiler.base.diagnostics import CompileError, render_json, render_text
 
     fmt = getattr(args, "format", "text")
     try:
@@ -104,10 +104,10 @@ def _schema_diff(a: str, b: str, fmt: str) -> int:
     2 trouble (an unknown machine: its diagnostic on stderr)."""
     import json
 
-    from . import schema_diff
-    from .diagnostics import Collector, CompileError, render_json, render_text
-    from .driver import find_machine
-    from .resolve import load_library
+    from compiler.base.diagnostics import Collector, CompileError, render_json, render_text
+    from compiler.driver import find_machine
+    from compiler.lang.resolve import load_library
+    from compiler.ops import schema_diff
 
     try:
         library = load_library()
@@ -134,7 +134,7 @@ def _schema_diff(a: str, b: str, fmt: str) -> int:
 def _lint_unchanged(paths: list[Path], fmt: str) -> bool:
     """Is a clean run of this lint, on these very files, in the cache? Then say so as that
     run did, without importing the compiler proper (`cache` only needs the stdlib)."""
-    from . import cache
+    from compiler.lang import cache
 
     if not cache.lint_is_clean(paths):
         return False
@@ -144,7 +144,7 @@ def _lint_unchanged(paths: list[Path], fmt: str) -> bool:
 
 
 def _lint(paths: list[Path], fmt: str) -> int:
-    from . import driver
+    from compiler import driver
 
     driver.lint(paths)
     if fmt == "json":
@@ -153,14 +153,14 @@ def _lint(paths: list[Path], fmt: str) -> int:
 
 
 def _show(machine: str, options: list[str], fmt: str, why: bool) -> int:
-    from . import driver
-    from .emit import blob, text
+    from compiler import driver
+    from compiler.emit import blob, text
 
     result = driver.show(machine, options)
     if fmt == "json":
         sys.stdout.write(blob.show_json(result))
         return 0
-    from . import hotplug
+    from compiler.ops import hotplug
 
     sys.stdout.write(text.show_text(result, why=why))
     sys.stdout.write(hotplug.describe_capacity(hotplug.capacity(result)))
@@ -170,14 +170,14 @@ def _show(machine: str, options: list[str], fmt: str, why: bool) -> int:
 def _compile(path: Path, emits: list[str], output: Path | None, why: str | None) -> int:
     import json
 
-    from . import driver
-    from .emit import argv, blob, text
+    from compiler import driver
+    from compiler.emit import argv, blob, text
 
     machine = driver.compile_input(path)
     if why is not None:
-        from .diagnostics import CompileError, error, quote_list
-        from .source import SourceFile
-        from .tree import walk
+        from compiler.base.diagnostics import CompileError, error, quote_list
+        from compiler.base.source import SourceFile
+        from compiler.build.tree import walk
 
         ids = [d.id for _b, d, _n in walk(machine.root)]
         if why not in ids:
@@ -187,7 +187,7 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
         sys.stdout.write(text.why(machine, why))
         return 0
     def device_tree(kind: str) -> str | bytes:
-        from .emit import fdt  # only when a tree is asked for: start-up cost
+        from compiler.emit import fdt  # only when a tree is asked for: start-up cost
 
         return fdt.dtb(machine) if kind == "dtb" else fdt.dts(machine)
 
@@ -233,8 +233,8 @@ def _write_atomically(files: dict[Path, str | bytes]) -> None:
 
 def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: str,
              output: Path | None) -> int:
-    from . import hotplug
-    from .emit import blob, qmp
+    from compiler.emit import blob, qmp
+    from compiler.ops import hotplug
 
     change = (hotplug.add(blob_path, fragment) if fragment is not None
               else hotplug.remove(blob_path, str(remove)))
@@ -248,7 +248,9 @@ def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: s
 
 
 def _migrate_check(source: Path, destination: Path) -> int:
-    from . import driver, migrate, resolve
+    from compiler import driver
+    from compiler.lang import resolve
+    from compiler.ops import migrate
 
     src, dst = driver.compile_input(source), driver.compile_input(destination)
     found = migrate.differences(src, dst, resolve.load_library())
@@ -261,7 +263,8 @@ def _migrate_check(source: Path, destination: Path) -> int:
 
 
 def _capacity(path: Path) -> int:
-    from . import driver, hotplug
+    from compiler import driver
+    from compiler.ops import hotplug
 
     sys.stdout.write(hotplug.describe_capacity(hotplug.capacity(driver.compile_input(path))))
     return 0
@@ -294,8 +297,8 @@ def _add_verify_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _verify(path: Path, binary: str | None, timeout: float, user_net: bool) -> int:
-    from . import driver
-    from .diagnostics import CompileError
+    from compiler import driver
+    from compiler.base.diagnostics import CompileError
 
     outcome = driver.verify(path, binary, timeout, user_net)
     if outcome.diagnostics:
@@ -308,9 +311,9 @@ def _verify(path: Path, binary: str | None, timeout: float, user_net: bool) -> i
 
 
 def _extract(socket: str, output: Path | None, timeout: float, fmt: str) -> int:
-    from . import driver
-    from .diagnostics import render_json, render_text
-    from .emit import blob
+    from compiler import driver
+    from compiler.base.diagnostics import render_json, render_text
+    from compiler.emit import blob
 
     result = driver.extract(socket, timeout)
     if result.warnings:

@@ -8,21 +8,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import expand, expr, model, resolve, schema_checks, tree
-from .diagnostics import Collector, quote_list
-from .source import SourceFile, Span
-from .units import parse_size
+from compiler.base.diagnostics import Collector, quote_list
+from compiler.base.source import SourceFile, Span
+from compiler.base.units import parse_size
+from compiler.build import expand, tree
+from compiler.lang import expr, model, resolve, schema_checks
 
 if TYPE_CHECKING:
-    from . import extract as extract_
-    from . import verify as verify_
+    from compiler.qemu import verify as verify_
+    from compiler.qemu.extract import build as extract_
 
 
 def lint(paths: Sequence[Path]) -> model.Library:
     """Parse, resolve and check `paths` together with every shipped file (for `use` and
     `extends`); raise with every problem found. A clean result is remembered
     (`cache.lint_is_clean`) with the exact text of every file read."""
-    from . import cache
+    from compiler.lang import cache
 
     cache.spare_the_last_collection()
     diags = Collector()
@@ -72,7 +73,8 @@ def compile_input(path: Path) -> tree.Machine:
             data = json.loads(text)
         except (OSError, UnicodeDecodeError, ValueError):
             data = None  # the spec loader reports it with a position
-        from . import precise, validate  # blobs only: a spec needs neither
+        from compiler.build import validate  # blobs only: a spec needs neither
+        from compiler.spec import precise
 
         if precise.is_blob(data):
             assert isinstance(data, dict)
@@ -89,12 +91,13 @@ def compile_input(path: Path) -> tree.Machine:
 
 def compile_spec(path: Path) -> tree.Machine:
     """Loose spec → precise machine: load, resolve the schema, plan, address."""
-    from . import address, plan, spec, validate
+    from compiler.build import allocate, plan, validate
+    from compiler.spec import loose
 
     diags = Collector()
-    loose = spec.load(path)
+    spec = loose.load(path)
     library = resolve.load_library()
-    mval = loose.top["machine"]
+    mval = spec.top["machine"]
     schema = library.machine(str(mval.value))
     if schema is None:
         names = library.names()
@@ -102,36 +105,36 @@ def compile_spec(path: Path) -> tree.Machine:
                     notes=[f"expected one of {quote_list(names)}"])
         diags.check()
         raise AssertionError("unreachable")
-    given = {k: (_option_text(v.value), v.span) for k, v in loose.options.items()}
+    given = {k: (_option_text(v.value), v.span) for k, v in spec.options.items()}
     options = expand.option_values(schema, given, diags,
-                                   {k: v.key_span for k, v in loose.options.items()})
-    cpus, memory = _cpus_memory(loose, schema.default_memory, diags)
+                                   {k: v.key_span for k, v in spec.options.items()})
+    cpus, memory = _cpus_memory(spec, schema.default_memory, diags)
     facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
     for key in ("sockets", "cores", "threads"):
         facts[f"cpus.{key}"] = int(cpus.get(key, 1))
     counts: dict[str, int] = {}
-    for item in loose.items:
+    for item in spec.items:
         counts[item.kind] = counts.get(item.kind, 0) + 1
     env = expr.Env(options, facts, counts)
     for c in schema.checks:
         if not expr.holds(c.condition, env):
-            diags.error("E1301", c.message, plan.check_span(c.condition, loose),
+            diags.error("E1301", c.message, plan.check_span(c.condition, spec),
                         notes=[f"rule `{c.name}` of `{schema.name}` ({c.span})"])
-    planned = plan.plan(schema, library, loose, diags)
+    planned = plan.plan(schema, library, spec, diags)
     diags.check()
-    spares_value = loose.top.get("hotplug-slots")
+    spares_value = spec.top.get("hotplug-slots")
     spares = schema.placement.spare_ports if spares_value is None else int(spares_value.value)
-    root = address.assign(schema, library, expand.machine_devices(schema, env), planned,
-                          spares, spares_value.span if spares_value else loose.span, diags,
+    root = allocate.assign(schema, library, expand.machine_devices(schema, env), planned,
+                          spares, spares_value.span if spares_value else spec.span, diags,
                           spares_required=spares_value is not None)
     diags.check()
     root = expand.apply_compat(schema, root)
-    name_value = loose.top.get("name")
+    name_value = spec.top.get("name")
     machine = tree.Machine(expand.machine_info(schema, options), root,
                            tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
                            tuple(sorted(planned.backends)),
                            str(name_value.value) if name_value else "")
-    validate.validate(machine, library, loose.span, diags)
+    validate.validate(machine, library, spec.span, diags)
     diags.check()
     return machine
 
@@ -142,19 +145,19 @@ def _option_text(value: object) -> str:
     return str(value)
 
 
-def _cpus_memory(loose: object, schema_memory: int, diags: Collector
+def _cpus_memory(spec: object, schema_memory: int, diags: Collector
                  ) -> tuple[dict[str, tree.PropValue], dict[str, tree.PropValue]]:
-    from .spec import LooseSpec
+    from compiler.spec.loose import LooseSpec
 
-    assert isinstance(loose, LooseSpec)
+    assert isinstance(spec, LooseSpec)
     cpus: dict[str, tree.PropValue] = {"count": 1}
-    cv = loose.top.get("cpus")
+    cv = spec.top.get("cpus")
     if cv is not None:
         if isinstance(cv.value, int) and not isinstance(cv.value, bool) and cv.value > 0:
             cpus["count"] = cv.value
         else:
             diags.error("E1003", "`cpus` must be a positive integer or a table", cv.span)
-    for k, v in loose.cpus.items():
+    for k, v in spec.cpus.items():
         if k == "model":
             cpus[k] = str(v.value)
         elif isinstance(v.value, int) and not isinstance(v.value, bool) and v.value > 0:
@@ -162,10 +165,10 @@ def _cpus_memory(loose: object, schema_memory: int, diags: Collector
         else:
             diags.error("E1003", f"`cpus.{k}` must be a positive integer", v.span)
     where = cv.span if cv is not None else next(
-        (v.span for v in loose.cpus.values()), loose.span)
-    _topology(cpus, cv is not None or "count" in loose.cpus, where, diags)
+        (v.span for v in spec.cpus.values()), spec.span)
+    _topology(cpus, cv is not None or "count" in spec.cpus, where, diags)
     memory: dict[str, tree.PropValue] = {"size": schema_memory}
-    mv = loose.top.get("memory")
+    mv = spec.top.get("memory")
     if mv is not None:
         size = parse_size(mv.value)
         if size is None:
@@ -205,7 +208,7 @@ def verify(path: Path, binary: str | None = None, timeout: float = 30.0,
            user_net: bool = False) -> verify_.Outcome:
     """Compile `path`, start QEMU with its argv (paused) and compare what QEMU builds with
     the precise machine; the outcome's diagnostics are the differences (none: they agree)."""
-    from . import verify as verifier
+    from compiler.qemu import verify as verifier
 
     machine = compile_input(path)
     library = resolve.load_library()
@@ -218,15 +221,15 @@ def verify(path: Path, binary: str | None = None, timeout: float = 30.0,
 def extract(socket: str, timeout: float = 30.0) -> extract_.Result:
     """The precise machine of a running QEMU, read over its QMP socket, and warnings about
     what QEMU does not reveal or the blob cannot say."""
-    from . import extract as extractor
-    from . import extract_qmp
-    from .diagnostics import CompileError, error
-    from .source import whole_file
+    from compiler.base.diagnostics import CompileError, error
+    from compiler.base.source import whole_file
+    from compiler.qemu.extract import build as extractor
+    from compiler.qemu.extract import snapshot
 
     library = resolve.load_library()
     try:
-        snap = extract_qmp.snapshot(socket, library, timeout)
-    except extract_qmp.ConnectFailed as exc:
+        snap = snapshot.snapshot(socket, library, timeout)
+    except snapshot.ConnectFailed as exc:
         raise CompileError([error(
             "E1712", str(exc), whole_file(socket),
             notes=["QEMU serves one QMP client per socket at a time"],

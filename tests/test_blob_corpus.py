@@ -70,7 +70,7 @@ def test_blob_gives_the_same_argv_as_its_spec(spec: Path, tmp_path: Path) -> Non
 
 def test_every_golden_blob_matches_the_shipped_json_schema() -> None:
     import jsonschema
-    schema = json.loads((ROOT / "compiler/blob.schema.json").read_text())
+    schema = json.loads((ROOT / "compiler/spec/blob.schema.json").read_text())
     blobs = GOOD + VM_BLOBS
     assert len(blobs) > 20
     for path in blobs:

@@ -1,4 +1,4 @@
-"""The on-disk cache (`compiler/cache.py`): never stale, safe with concurrent runs, and the
+"""The on-disk cache (`compiler/lang/cache.py`): never stale, safe with concurrent runs, and the
 pickled shipped library is the library, spans included. Each test has its own
 `$XDG_CACHE_HOME`."""
 
@@ -16,9 +16,10 @@ from unittest import mock
 import attrs
 import pytest
 
-from compiler import cache, cli, driver, model, resolve
-from compiler.diagnostics import Collector
-from compiler.source import SourceFile, Span
+from compiler import cli, driver
+from compiler.base.diagnostics import Collector
+from compiler.base.source import SourceFile, Span
+from compiler.lang import cache, model, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 

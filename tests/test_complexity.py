@@ -17,9 +17,11 @@ from unittest import mock
 
 import pytest
 
-from compiler import address, driver, resolve, tree, validate
+from compiler import driver
+from compiler.base.source import SourceFile
+from compiler.build import allocate, tree, validate
 from compiler.emit import blob
-from compiler.source import SourceFile
+from compiler.lang import resolve
 
 PAIRS = [(64, 256), (256, 1024)]
 MACHINES = {"q35": "pc-q35", "pseries": "pseries"}
@@ -74,16 +76,16 @@ def statements_in(files: set[str]) -> Iterator[list[int]]:
 
 
 def statements(path: Path) -> int:
-    with statements_in({address.__file__, validate.__file__}) as count:
+    with statements_in({allocate.__file__, validate.__file__}) as count:
         driver.compile_input(path)
     return count[0]
 
 
 def probes(path: Path) -> tuple[int, int]:
-    with mock.patch.object(address.Allocator, "_next_free", autospec=True,
-                           side_effect=address.Allocator._next_free) as buses, \
-            mock.patch.object(address._Used, "slot_taken", autospec=True,
-                              side_effect=address._Used.slot_taken) as slots:
+    with mock.patch.object(allocate.Allocator, "_next_free", autospec=True,
+                           side_effect=allocate.Allocator._next_free) as buses, \
+            mock.patch.object(allocate._Used, "slot_taken", autospec=True,
+                              side_effect=allocate._Used.slot_taken) as slots:
         driver.compile_input(path)
     return buses.call_count, slots.call_count
 
@@ -133,7 +135,7 @@ def test_validation_graph_grows_linearly(tmp_path: Path, machine: str, n: int, n
 
 def without_indexes() -> Any:
     """The allocator with its indexes off: every scan looks at all buses and devices."""
-    return mock.patch.object(address.Allocator, "_indexes_hold", lambda self: False)
+    return mock.patch.object(allocate.Allocator, "_indexes_hold", lambda self: False)
 
 
 @pytest.mark.parametrize("machine", MACHINES)

@@ -28,11 +28,15 @@ import pytest
 from qemu_support import require_binary
 from vm_support import qmp, running
 
-from compiler import driver, extract, extract_backends, resolve, verify
-from compiler.compare import address_text, qtree_lines
-from compiler.diagnostics import render_text
+from compiler import driver
+from compiler.base.diagnostics import render_text
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
+from compiler.lang import resolve
+from compiler.qemu import verify
+from compiler.qemu.compare import address_text, qtree_lines
+from compiler.qemu.extract import backends
+from compiler.qemu.extract import build as extract
 
 ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"
@@ -477,14 +481,14 @@ def test_info_network() -> None:
             " \\ net0: index=0,type=user,net=10.0.2.0,restrict=off\n"
             "t0: index=0,type=tap,ifname=tap0,script=no,downscript=no\n"
             "b0: index=0,type=tap,helper=/usr/lib/qemu/qemu-bridge-helper,br=br0\n")
-    nets = extract_backends.networks(text)
+    nets = backends.networks(text)
     assert nets["net0"][0] == "user"  # the netdev, not the NIC of the same name
     assert nets["t0"] == ("tap", {"ifname": "tap0", "script": "no", "downscript": "no"})
     assert nets["b0"][1]["br"] == "br0"
 
 
 def test_reading_a_dtb(tmp_path: Path) -> None:
-    from compiler import fdt_check
+    from compiler.qemu import fdt_check
 
     dtc = require_binary("dtc")
     source = tmp_path / "t.dts"

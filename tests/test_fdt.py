@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from qemu_support import require_binary
 
-from compiler import driver, resolve
-from compiler.diagnostics import CompileError
+from compiler import driver
+from compiler.base.diagnostics import CompileError
 from compiler.emit import fdt, fdt_out
 from compiler.emit.fdt_out import read_dtb
+from compiler.lang import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = sorted((ROOT / "tests" / "fdt").glob("*.toml")) + sorted(
@@ -153,7 +154,7 @@ def _machine_with(tmp_path: Path, body: str) -> tuple[object, Path]:
     path = tmp_path / "t.machine"
     path.write_text(MACHINE.format(body=body), encoding="utf-8")
     library = resolve.load_library([path])
-    from compiler import tree
+    from compiler.build import tree
 
     info = tree.MachineInfo("t", "t-7.2", "x86_64", "qemu-system-x86_64", ())
     host = tree.Device("host", "t-host", "machine",

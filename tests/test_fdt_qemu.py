@@ -22,10 +22,11 @@ import pytest
 import vm_support
 from qemu_support import require_binary
 
-from compiler import driver, fdt_check, qemu
+from compiler import driver
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
 from compiler.emit import fdt
+from compiler.qemu.process import fdt_check, process
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "tests" / "fdt").glob("pseries-*.toml")) + sorted(
@@ -38,7 +39,7 @@ def rel(path: Path) -> str:
 
 
 def differences(ours: bytes, theirs: bytes) -> list[str]:
-    """Every difference between two DTBs, one line each (`compiler.fdt_check`: nodes and
+    """Every difference between two DTBs, one line each (`compiler.qemu.fdt_check`: nodes and
     properties as bytes, in order; rng-seed and the DRC arrays normalised)."""
     return [d.message for d in fdt_check.whole_tree_differences(fdt_check.read_dtb(ours),
                                                              fdt_check.read_dtb(theirs))]
@@ -66,7 +67,7 @@ def both_trees(spec: Path, scratch: Path) -> tuple[bytes, bytes]:
     args = argv_emit.argv(machine)
     binary = require_binary(args[0])
     _backing_files(json.loads(blob_emit.blob(machine)), scratch)
-    theirs = qemu.dump_dtb(vm_support.runnable_argv([binary, *args[1:]], str(scratch)),
+    theirs = process.dump_dtb(vm_support.runnable_argv([binary, *args[1:]], str(scratch)),
                            timeout=60.0)
     return ours, theirs
 

@@ -15,7 +15,7 @@ import pytest
 from qemu_support import require_binary
 from vm_support import backing_files, compare, runnable_argv
 
-from compiler import qemu
+from compiler.qemu import process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,13 +56,13 @@ CASES = {
 
 
 def start_and_apply(blob: dict[str, Any], argv: list[str], commands: list[dict[str, Any]],
-                    directory: Path) -> qemu.QueryResult:
+                    directory: Path) -> process.QueryResult:
     require_binary(argv[0])
     make_files(blob, directory)
     qmp = [absolute(c, directory) for c in commands]
     qmp += [("human-monitor-command", {"command-line": "info qtree"}),
             ("human-monitor-command", {"command-line": "info usb"})]
-    return qemu.query([*runnable_argv(argv, str(directory)), "-accel", "tcg"], hmp=[],
+    return process.query([*runnable_argv(argv, str(directory)), "-accel", "tcg"], hmp=[],
                       qmp=qmp)
 
 
@@ -83,7 +83,7 @@ def test_hot_added_devices_are_where_the_new_blob_says(case: str, tmp_path: Path
                                                   if c["execute"] == "device_add"}
     result = start_and_apply(new, argv, commands, tmp_path)
     qtree, usb = str(result.qmp[-2]), str(result.qmp[-1])
-    assert compare(new, qemu.parse_qtree(qtree.replace("\r\n", "\n")), usb) == []
+    assert compare(new, process.parse_qtree(qtree.replace("\r\n", "\n")), usb) == []
     # nothing that was there moved
     old = json.loads((tmp_path / "vm.json").read_text())
     before = {d["id"]: d.get("addr") for d in _walk(old["devices"])}
@@ -118,7 +118,7 @@ def test_plug_then_unplug_on_pseries_is_back_to_the_start(tmp_path: Path) -> Non
     assert [c["execute"] for c in commands] == ["netdev_add", "device_add", "device_del",
                                                 "netdev_del"]
     result = start_and_apply(back, argv, commands, tmp_path)
-    assert compare(back, qemu.parse_qtree(str(result.qmp[-2]).replace("\r\n", "\n")),
+    assert compare(back, process.parse_qtree(str(result.qmp[-2]).replace("\r\n", "\n")),
                    str(result.qmp[-1])) == []
 
 

@@ -271,7 +271,7 @@ def test_documented_examples_exist_and_fit() -> None:
 
 # The modules on `lint`'s path; every code they can emit must be documented (and so, by the
 # test above, have a bad case).
-LINT_MODULES = ("parse.py", "resolve.py", "schema_checks.py", "diagnostics.py")
+LINT_MODULES = ("lang/parse.py", "lang/resolve.py", "lang/schema_checks.py", "base/diagnostics.py")
 
 
 def test_every_lint_code_is_documented() -> None:

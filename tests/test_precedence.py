@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from compiler import driver
-from compiler.diagnostics import CompileError
+from compiler.base.diagnostics import CompileError
 from compiler.emit import blob
 
 

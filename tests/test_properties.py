@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qemu_support import require_binary
 
-from compiler import driver, qemu
-from compiler.compare import compare
+from compiler import driver
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
-from compiler.verify import backing_files, runnable_argv
+from compiler.qemu import process
+from compiler.qemu.compare import compare
+from compiler.qemu.verify import backing_files, runnable_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,7 +120,7 @@ def test_random_specs_compile_to_valid_fixed_points(spec: dict[str, Any],
                                                     tmp_path: Path) -> None:
     import jsonschema
     blob, argv = compiled(write(spec, tmp_path))
-    schema = json.loads((ROOT / "compiler/blob.schema.json").read_text())
+    schema = json.loads((ROOT / "compiler/spec/blob.schema.json").read_text())
     jsonschema.validate(json.loads(blob), schema)
     blob_path = tmp_path / "precise.json"
     blob_path.write_text(blob)
@@ -178,7 +179,7 @@ def test_qemu_builds_what_random_specs_predict(spec: dict[str, Any], tmp_path: P
             target.write_bytes(b"")
             with target.open("r+b") as f:
                 f.truncate(16 << 20)
-    result = qemu.query([*runnable_argv(argv, str(tmp_path)), "-accel", "tcg"],
+    result = process.query([*runnable_argv(argv, str(tmp_path)), "-accel", "tcg"],
                         hmp=["info qtree", "info usb"])
-    root = qemu.parse_qtree(result.hmp[0])
+    root = process.parse_qtree(result.hmp[0])
     assert compare(blob, root, result.hmp[1]) == []

@@ -1,12 +1,12 @@
-"""Tests of compiler.qemu against the real QEMU binaries (no mocks)."""
+"""Tests of compiler.qemu.process against the real QEMU binaries (no mocks)."""
 
 from __future__ import annotations
 
 import pytest
 from qemu_support import require_binary
 
-from compiler import qemu
-from compiler.qemu import QemuError, QtreeBus, QtreeDevice
+from compiler.qemu.process import process
+from compiler.qemu.process.process import QemuError, QtreeBus, QtreeDevice
 
 Q35 = ["-machine", "pc-q35-7.2", "-nodefaults", "-accel", "tcg"]
 PSERIES = ["-machine", "pseries-7.2", "-nodefaults", "-accel", "tcg", "-m", "1G"]
@@ -14,17 +14,17 @@ PSERIES = ["-machine", "pseries-7.2", "-nodefaults", "-accel", "tcg", "-m", "1G"
 
 @pytest.fixture(scope="module")
 def q35_tree() -> QtreeBus:
-    return qemu.qtree_devices([require_binary("qemu-system-x86_64"), *Q35], timeout=20.0)
+    return process.qtree_devices([require_binary("qemu-system-x86_64"), *Q35], timeout=20.0)
 
 
 def test_q35_device_count(q35_tree: QtreeBus) -> None:
     assert q35_tree.name == "main-system-bus"
     assert q35_tree.type == "System"
-    assert len(list(qemu.walk(q35_tree))) == 30
+    assert len(list(process.walk(q35_tree))) == 30
 
 
 def test_q35_mch(q35_tree: QtreeBus) -> None:
-    [(bus, mch)] = [(b, d) for b, d in qemu.walk(q35_tree) if d.type == "mch"]
+    [(bus, mch)] = [(b, d) for b, d in process.walk(q35_tree) if d.type == "mch"]
     assert (bus.name, bus.type) == ("pcie.0", "PCIE")
     assert mch.addr == "00.0"
     assert mch.id == ""
@@ -32,7 +32,7 @@ def test_q35_mch(q35_tree: QtreeBus) -> None:
 
 
 def test_q35_smbus_eeproms(q35_tree: QtreeBus) -> None:
-    eeproms = [(b, d) for b, d in qemu.walk(q35_tree) if d.type == "smbus-eeprom"]
+    eeproms = [(b, d) for b, d in process.walk(q35_tree) if d.type == "smbus-eeprom"]
     assert len(eeproms) == 8
     assert {b.name for b, _ in eeproms} == {"i2c"}
     # Newest first, as QEMU lists them.
@@ -40,27 +40,27 @@ def test_q35_smbus_eeproms(q35_tree: QtreeBus) -> None:
 
 
 def test_q35_ahci_buses(q35_tree: QtreeBus) -> None:
-    [ahci] = [d for _, d in qemu.walk(q35_tree) if d.type == "ich9-ahci"]
+    [ahci] = [d for _, d in process.walk(q35_tree) if d.type == "ich9-ahci"]
     assert ahci.addr == "1f.2"
     assert sorted(b.name for b in ahci.buses) == [f"ide.{i}" for i in range(6)]
     assert {b.type for b in ahci.buses} == {"IDE"}
 
 
 def test_pseries_nvram() -> None:
-    tree = qemu.qtree_devices([require_binary("qemu-system-ppc64"), *PSERIES], timeout=20.0)
-    [(bus, nvram)] = [(b, d) for b, d in qemu.walk(tree) if d.type == "spapr-nvram"]
+    tree = process.qtree_devices([require_binary("qemu-system-ppc64"), *PSERIES], timeout=20.0)
+    [(bus, nvram)] = [(b, d) for b, d in process.walk(tree) if d.type == "spapr-nvram"]
     assert nvram.id == "nvram@71000000"
     assert (bus.name, bus.type) == ("spapr-vio", "spapr-vio-bus")
     assert nvram.addr is None
 
 
 def test_pseries_dump_dtb() -> None:
-    dtb = qemu.dump_dtb([require_binary("qemu-system-ppc64"), *PSERIES], timeout=20.0)
+    dtb = process.dump_dtb([require_binary("qemu-system-ppc64"), *PSERIES], timeout=20.0)
     assert dtb[:4] == bytes.fromhex("d00dfeed")
 
 
 def test_query_hmp_and_qmp() -> None:
-    result = qemu.query(
+    result = process.query(
         [require_binary("qemu-system-x86_64"), *Q35],
         hmp=["info status"],
         qmp=[("query-status", {})],
@@ -74,19 +74,19 @@ def test_query_hmp_and_qmp() -> None:
 def test_bad_device_raises_with_qemu_message() -> None:
     argv = [require_binary("qemu-system-x86_64"), *Q35, "-device", "nonexistent-device"]
     with pytest.raises(QemuError, match="is not a valid device model name") as info:
-        qemu.query(argv, timeout=20.0)
+        process.query(argv, timeout=20.0)
     assert "nonexistent-device" in info.value.stderr
 
 
 def test_failing_qmp_command_raises() -> None:
     argv = [require_binary("qemu-system-x86_64"), *Q35]
     with pytest.raises(QemuError, match="no-such-command"):
-        qemu.query(argv, hmp=[], qmp=[("no-such-command", {})], timeout=20.0)
+        process.query(argv, hmp=[], qmp=[("no-such-command", {})], timeout=20.0)
 
 
 def test_missing_binary_raises() -> None:
     with pytest.raises(QemuError, match="cannot start"):
-        qemu.query(["/nonexistent/qemu-system-x86_64"], timeout=5.0)
+        process.query(["/nonexistent/qemu-system-x86_64"], timeout=5.0)
 
 
 def test_parse_qtree_literal() -> None:
@@ -124,8 +124,8 @@ bus: main-system-bus
     host = QtreeDevice("q35-pcihost", "host", None, (("bypass-iommu", "false"),), (pcie,))
     hpet = QtreeDevice("hpet", "", None, (("timers", "3 (0x3)"),), ())
     vapic = QtreeDevice("kvmvapic", "", None, (), ())
-    assert qemu.parse_qtree(text) == QtreeBus("main-system-bus", "System", (hpet, host, vapic))
-    assert [(b.name, d.type) for b, d in qemu.walk(qemu.parse_qtree(text))] == [
+    assert process.parse_qtree(text) == QtreeBus("main-system-bus", "System", (hpet, host, vapic))
+    assert [(b.name, d.type) for b, d in process.walk(process.parse_qtree(text))] == [
         ("main-system-bus", "hpet"),
         ("main-system-bus", "q35-pcihost"),
         ("pcie.0", "ICH9-SMB"),
@@ -137,4 +137,4 @@ bus: main-system-bus
 
 def test_parse_qtree_rejects_bad_indentation() -> None:
     with pytest.raises(ValueError, match="line 3"):
-        qemu.parse_qtree('bus: main-system-bus\n  type System\n      dev: x, id ""\n')
+        process.parse_qtree('bus: main-system-bus\n  type System\n      dev: x, id ""\n')

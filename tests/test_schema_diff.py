@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler import schema_diff
-from compiler.resolve import load_library
+from compiler.lang.resolve import load_library
+from compiler.ops import schema_diff
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "schema-diff"

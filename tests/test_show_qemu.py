@@ -9,7 +9,7 @@ extra, moved, retyped or differently configured device fails with a list of the 
 Machine versions (pc-q35-7.0/7.1, pseries-7.0/7.1) run the same comparison under QEMU's
 machine type of that version, and further:
 - pseries: the machine compiled from a spec with only those options has QEMU's `dumpdtb`
-  device tree, property by property (the FDT emitter through `compiler.fdt_check`);
+  device tree, property by property (the FDT emitter through `compiler.qemu.fdt_check`);
 - each `compat` line is what QEMU's machine type does by itself (devices started without
   props), and the golden blobs of `tests/vm/*-7.?-virtio` hold QEMU's value for every prop
   of every device, those inside virtio functions included;
@@ -33,11 +33,12 @@ import pytest
 import vm_support
 from qemu_support import require_binary
 
-from compiler import compare, driver, fdt_check, qemu
-from compiler.compare import qtree_value
+from compiler import driver
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
-from compiler.resolve import load_library
+from compiler.lang.resolve import load_library
+from compiler.qemu.process import compare, fdt_check, process
+from compiler.qemu.process.compare import qtree_value
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,7 +158,7 @@ def schema_entries(shown: dict[str, object]) -> tuple[list[Entry], list[BusEntry
 # QEMU's side
 
 
-def qtree_addr(kind: str, device: qemu.QtreeDevice) -> str | None:
+def qtree_addr(kind: str, device: process.QtreeDevice) -> str | None:
     """The device's address on its bus, in the CONTRACT's notation for that bus kind."""
     if kind in ("pci", "pcie"):
         return device.addr
@@ -177,12 +178,12 @@ def qtree_addr(kind: str, device: qemu.QtreeDevice) -> str | None:
 
 
 def qemu_entries(
-    root: qemu.QtreeBus, prop_names: dict[str, set[str]]
+    root: process.QtreeBus, prop_names: dict[str, set[str]]
 ) -> tuple[list[Entry], list[BusEntry]]:
     """QEMU's devices, with the props that the schema sets on devices of the same type."""
     devices: list[Entry] = []
     buses: list[BusEntry] = []
-    for bus, device in qemu.walk(root):
+    for bus, device in process.walk(root):
         kind = BUS_KINDS.get(bus.type, f"<qtree type {bus.type}>")
         props = []
         for name in sorted(prop_names.get(device.type, ())):
@@ -236,7 +237,7 @@ def test_show_matches_qemu(machine: str, options: tuple[str, ...]) -> None:
         prop_names.setdefault(type_, set()).update(name for name, _ in props)
 
     machine_arg = ",".join([qemu_machine, *options])
-    root = qemu.qtree_devices(
+    root = process.qtree_devices(
         [binary, "-machine", machine_arg, "-nodefaults", "-accel", "tcg", *extra], timeout=30.0
     )
     assert (root.name, root.type) == ("main-system-bus", "System")
@@ -283,7 +284,7 @@ def test_pseries_show_matches_dumpdtb(machine: str, options: tuple[str, ...],
     """The machine `show` describes, compiled from a spec with nothing but those options
     (so only the machine's own devices), has QEMU's device tree: the FDT emitter's tree
     against `dumpdtb` of the emitted command line, node by node and property by property
-    (`compiler.fdt_check`)."""
+    (`compiler.qemu.fdt_check`)."""
     binary = require_binary(MACHINES[machine][0])
     values = {k: v for k, _, v in (o.partition("=") for o in options)}
     lines = [f'machine = "{machine}"', 'memory = "1G"', "[options]"]
@@ -296,7 +297,7 @@ def test_pseries_show_matches_dumpdtb(machine: str, options: tuple[str, ...],
     compiled, _ = schema_entries(json.loads(blob_emit.show_json(built)))
     assert compiled == shown, differences(shown, compiled)
     args = argv_emit.argv(built)
-    dtb = qemu.dump_dtb([binary, *args[1:], "-accel", "tcg"])
+    dtb = process.dump_dtb([binary, *args[1:], "-accel", "tcg"])
     blob = json.loads(blob_emit.blob(built))
     problems, whole = fdt_check.fdt_differences(built, blob, dtb, load_library(),
                                                 compare.bus_info())
@@ -351,10 +352,10 @@ def test_compat_props_match_qemu(family: str) -> None:
     args = [a for i, h in enumerate(hosts) for a in _device_args(h, f"compat{i}")]
     seen: dict[str, dict[tuple[str, str], object]] = {}
     for version in versions:
-        root = qemu.qtree_devices([binary, "-machine", version, "-nodefaults", "-accel", "tcg",
+        root = process.qtree_devices([binary, "-machine", version, "-nodefaults", "-accel", "tcg",
                                    *extra, *args], timeout=30.0)
         values: dict[tuple[str, str], object] = {}
-        for _bus, device in qemu.walk(root):
+        for _bus, device in process.walk(root):
             for key in keys:
                 if device.type == key[0]:
                     raw = device.prop(key[1])
@@ -397,8 +398,8 @@ def test_blob_props_match_qemu_with_compat(case: str, tmp_path: Path) -> None:
         else:
             path.write_bytes(b"\0" * (1 << 20))
     runnable = vm_support.runnable_argv([binary, *argv[1:]], str(tmp_path))
-    root = qemu.qtree_devices([*runnable, "-accel", "tcg"], timeout=30.0)
-    by_id = {d.id: d for _b, d in qemu.walk(root) if d.id}
+    root = process.qtree_devices([*runnable, "-accel", "tcg"], timeout=30.0)
+    by_id = {d.id: d for _b, d in process.walk(root) if d.id}
     compared: list[tuple[str, str]] = []
     problems = []
     for _bus, _kind, device in vm_support.blob_walk(blob["devices"]):

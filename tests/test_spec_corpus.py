@@ -358,7 +358,7 @@ def test_positions_cover_every_value(name: str, suffix: str, text: str) -> None:
     the header, or the key and its value)."""
     import tomllib
 
-    from compiler import jsonpos, tomlpos
+    from compiler.spec import jsonpos, tomlpos
 
     if suffix == ".json":
         data, (where, dups) = json.loads(text), jsonpos.locate(text)

@@ -1,6 +1,6 @@
 """Every device type of the stdlib against the real QEMU 7.2 (no mocks).
 
-- Props: for each device type (`compiler.resolve.load_library()`), `-device TYPE,help` of
+- Props: for each device type (`compiler.lang.resolve.load_library()`), `-device TYPE,help` of
   qemu-system-x86_64 (or of qemu-system-ppc64 when x86_64 does not know the type) must list
   every declared prop and link, with a QEMU type that holds the declared one and, where a
   default is declared, that default.
@@ -26,8 +26,10 @@ import attrs
 import pytest
 from qemu_support import require_binary
 
-from compiler import addresses, model, qemu
-from compiler.resolve import load_library
+from compiler.base import notations
+from compiler.lang import model
+from compiler.lang.resolve import load_library
+from compiler.qemu.process import process
 
 LIBRARY = load_library()
 DEVICE_TYPES = sorted(LIBRARY.devices)
@@ -353,7 +355,7 @@ def declared_buses(dtype: model.DeviceType, qemu_id: str) -> tuple[BusShape, ...
                     child.type,
                     None
                     if child.address is None
-                    else addresses.format(template.address.notation, child.address),
+                    else notations.format(template.address.notation, child.address),
                     declared_buses(LIBRARY.devices[child.type], qemu_id)
                     if child.type in LIBRARY.devices
                     else (),
@@ -366,7 +368,7 @@ def declared_buses(dtype: model.DeviceType, qemu_id: str) -> tuple[BusShape, ...
     return tuple(sorted(result))
 
 
-def qtree_address(notation: str, device: qemu.QtreeDevice) -> str | None:
+def qtree_address(notation: str, device: process.QtreeDevice) -> str | None:
     """The device's address in `notation`, read from its qtree props."""
 
     def number(prop: str) -> int:
@@ -388,7 +390,8 @@ def qtree_address(notation: str, device: qemu.QtreeDevice) -> str | None:
     return None
 
 
-def built_buses(device: qemu.QtreeDevice, declared: tuple[BusShape, ...]) -> tuple[BusShape, ...]:
+def built_buses(device: process.QtreeDevice, declared: tuple[BusShape, ...]
+                ) -> tuple[BusShape, ...]:
     """The same shape as `declared_buses`, from QEMU's qtree. Addresses are read only where
     the declaration gives one (for a child of that type on a bus of that name)."""
     declared_by_name = {name: (kind, children) for name, kind, children in declared}
@@ -412,17 +415,17 @@ def built_buses(device: qemu.QtreeDevice, declared: tuple[BusShape, ...]) -> tup
     return tuple(sorted(result))
 
 
-def subtree(device: qemu.QtreeDevice) -> Iterator[tuple[qemu.QtreeBus, qemu.QtreeDevice]]:
+def subtree(device: process.QtreeDevice) -> Iterator[tuple[process.QtreeBus, process.QtreeDevice]]:
     for bus in device.buses:
-        yield from qemu.walk(bus)
+        yield from process.walk(bus)
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c.type for c in CASES])
 def test_qtree_below_device_matches_declaration(c: Case) -> None:
     """(b) QEMU builds exactly the declared buses and children below the device."""
     binary = require_binary(c.binary)
-    root = qemu.qtree_devices([binary, *MACHINE_ARGS[c.binary], *c.args], timeout=30.0)
-    found = [(bus, d) for bus, d in qemu.walk(root) if d.id == "dev0"]
+    root = process.qtree_devices([binary, *MACHINE_ARGS[c.binary], *c.args], timeout=30.0)
+    found = [(bus, d) for bus, d in process.walk(root) if d.id == "dev0"]
     assert len(found) == 1, f"no single device with id dev0 in {root}"
     bus, device = found[0]
     dtype = LIBRARY.devices[c.type]
@@ -466,7 +469,7 @@ class Probe:
 
     @property
     def id(self) -> str:
-        text = addresses.format(self.notation, self.address)
+        text = notations.format(self.notation, self.address)
         return f"{self.case.type}-{self.bus}-{text}-{'ok' if self.accepted else 'refused'}"
 
 
@@ -486,7 +489,7 @@ def probes() -> Iterator[Probe]:
             if notation not in PROBES:
                 continue
             bus = template.names("dev0")[0]
-            fields = addresses.NOTATIONS[notation]
+            fields = notations.NOTATIONS[notation]
             tops = tuple(max(r.hi for r in template.address.ranges(f)) for f in fields)
             if tops not in {child.address for child in template.children}:
                 yield Probe(c, bus, notation, tops, True)
@@ -500,7 +503,7 @@ PROBE_LIST = list(probes())
 
 PROBE_PARAMS = [
     pytest.param(p, id=p.id, marks=[pytest.mark.xfail(strict=True, reason=RANGE_XFAIL[key])])
-    if (key := (p.case.type, addresses.format(p.notation, p.address))) in RANGE_XFAIL
+    if (key := (p.case.type, notations.format(p.notation, p.address))) in RANGE_XFAIL
     else pytest.param(p, id=p.id)
     for p in PROBE_LIST
 ]
@@ -520,10 +523,10 @@ def test_declared_address_range_matches_qemu(probe: Probe) -> None:
     argv = [binary, *MACHINE_ARGS[probe.case.binary], *probe.case.args]
     argv += ["-device", f"{device},bus={probe.bus},{values}"]
     if probe.accepted:
-        qemu.query(argv, hmp=(), timeout=30.0)
+        process.query(argv, hmp=(), timeout=30.0)
     else:
-        with pytest.raises(qemu.QemuError) as info:
-            qemu.query(argv, hmp=(), timeout=30.0)
+        with pytest.raises(process.QemuError) as info:
+            process.query(argv, hmp=(), timeout=30.0)
         assert re.search(refusal, info.value.stderr), info.value.stderr
 
 
@@ -545,7 +548,7 @@ def test_fdt_node_matches_declaration(type_name: str) -> None:
     fdt = dict(LIBRARY.devices[type_name].fdt)
     # A type without a case (spapr-nvram) is one the machine creates by itself.
     args = next((c.args for c in CASES if c.type == type_name), ())
-    dtb = qemu.dump_dtb([require_binary(PPC), *MACHINE_ARGS[PPC], *args], timeout=30.0)
+    dtb = process.dump_dtb([require_binary(PPC), *MACHINE_ARGS[PPC], *args], timeout=30.0)
     dts = subprocess.run(
         [require_binary("dtc"), "-I", "dtb", "-O", "dts", "-q"],
         input=dtb,

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from compiler import resolve, tree, validate
-from compiler.diagnostics import Collector
-from compiler.source import SourceFile
+from compiler.base.diagnostics import Collector
+from compiler.base.source import SourceFile
+from compiler.build import tree, validate
+from compiler.lang import resolve
 
 SPAN = SourceFile.from_text("<test>", "x").span(0, 1)
 LIB = resolve.load_library()

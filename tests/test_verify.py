@@ -8,7 +8,7 @@ machine with a device the machine creates taken out or moved (what a wrong schem
 predict) goes through `verify.verify`; on the command line, `--qemu` names a wrapper that
 starts the real QEMU with one device more (what a QEMU build unlike the schema would do).
 A blob edited by hand so that it omits a machine device is refused before QEMU starts
-(E1605, `compiler/precise.py`).
+(E1605, `compiler/spec/precise.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ import attrs
 import pytest
 from qemu_support import require_binary
 
-from compiler import driver, resolve, tree, verify
+from compiler import driver
+from compiler.build import tree
+from compiler.lang import resolve
+from compiler.qemu.process import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"
@@ -187,14 +190,14 @@ def test_differences_point_at_the_input(tmp_path: Path,
 def test_device_tree_nodes_without_the_emitter(tmp_path: Path) -> None:
     """The fallback when no FDT emitter can predict the tree: QEMU's VIO and PCI nodes,
     cpus and memory against the blob; a VIO device or a PCI function too many is seen."""
-    from compiler import compare, fdt_check, qemu
+    from compiler.qemu.process import compare, fdt_check, process
 
     case = "pseries-full"
     binary = require_binary("qemu-system-ppc64")
     backing_files(case, tmp_path)
     blob = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
     argv = json.loads((VM / f"{case}.argv").read_text(encoding="utf-8"))
-    dtb = qemu.dump_dtb(verify.runnable_argv([binary, *argv[1:]], str(tmp_path)))
+    dtb = process.dump_dtb(verify.runnable_argv([binary, *argv[1:]], str(tmp_path)))
     root = fdt_check.read_dtb(dtb)
     library, info = resolve.load_library(), compare.bus_info()
     assert fdt_check.node_differences(blob, root, library, info) == []

@@ -5,7 +5,7 @@ compiler's output: read the diff before committing it.
 
 Each case's golden argv also runs in the real QEMU (paused, one start per case, in a
 scratch directory holding the backing files the spec names), and its golden blob is compared
-with `info qtree` device by device (`compiler/compare.py`, as `mschema verify` does): same
+with `info qtree` device by device (`compiler/qemu/compare.py`, as `mschema verify` does): same
 devices, buses, types, addresses and ids, and the props QEMU shows. So no golden is blessed
 that QEMU contradicts, and with `test_golden` the compiler's output agrees with QEMU.
 tap/bridge networks are replaced by `user` ones for that run only; the goldens keep them.
@@ -30,7 +30,7 @@ from typing import NamedTuple
 import pytest
 from qemu_support import require_binary
 
-from compiler import compare, qemu, verify
+from compiler.qemu.process import compare, process, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"
@@ -191,9 +191,9 @@ def test_qemu_builds_the_blob(case: str, tmp_path: Path) -> None:
     _make_backing_files(blob, tmp_path)
     runnable = verify.runnable_argv([binary, *argv[1:]], str(tmp_path))
     qom = compare.qom_requests(blob)
-    result = qemu.query([*runnable, "-accel", "tcg"], hmp=("info qtree", "info usb"),
+    result = process.query([*runnable, "-accel", "tcg"], hmp=("info qtree", "info usb"),
                         qmp=[*compare.MACHINE_REQUESTS, *qom], timeout=30.0)
-    root = qemu.parse_qtree(result.hmp[0])
+    root = process.parse_qtree(result.hmp[0])
     assert (root.name, root.type) == ("main-system-bus", "System")
     n = len(compare.MACHINE_REQUESTS)
     problems = compare.compare(blob, root, result.hmp[1], result.qmp[n:], result.qmp[:n])

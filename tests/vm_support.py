@@ -1,8 +1,8 @@
 """Test helpers around a real QEMU.
 
-The comparison of a blob with what QEMU built lives in the package (`compiler/compare.py`,
+The comparison of a blob with what QEMU built lives in the package (`compiler/qemu/compare.py`,
 used by `mschema verify` and `mschema extract`), the host-side helpers in
-`compiler/verify.py`; both are re-exported here for the tests that import them from this
+`compiler/qemu/verify.py`; both are re-exported here for the tests that import them from this
 module. Also here: a QEMU left running with a QMP socket (`running`), for `extract`.
 """
 
@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
-from compiler.compare import (  # noqa: F401  (re-exported)
+from compiler.qemu.process.compare import (  # noqa: F401  (re-exported)
     MACHINE_REQUESTS,
     BusEntry,
     Entry,
@@ -36,7 +36,7 @@ from compiler.compare import (  # noqa: F401  (re-exported)
     qtree_value,
     usb_ports,
 )
-from compiler.verify import backing_files, runnable_argv  # noqa: F401  (re-exported)
+from compiler.qemu.process.verify import backing_files, runnable_argv  # noqa: F401  (re-exported)
 
 
 @contextlib.contextmanager

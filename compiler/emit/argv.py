@@ -11,7 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from .. import tree
+from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from .. import tree
+from compiler.build import tree
 
 FORMAT = "mschema-precise/1"
 JsonObject = dict[str, object]

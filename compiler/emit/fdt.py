@@ -21,10 +21,11 @@ from typing import Union
 
 import attrs
 
-from .. import ast, model, tree
-from ..diagnostics import CompileError, error
-from ..source import Span
-from .fdt_out import Node, Prop, Segment
+from compiler.base.diagnostics import CompileError, error
+from compiler.base.source import Span
+from compiler.build import tree
+from compiler.emit.fdt_out import Node, Prop, Segment
+from compiler.lang import ast, model
 
 Val = Union[int, bool, str, bytes, tuple[object, ...]]
 Scope = MutableMapping[str, object]
@@ -560,7 +561,7 @@ def find_schema(library: model.Library, info: tree.MachineInfo) -> model.Machine
 def build(m: tree.Machine, library: model.Library | None = None) -> Node:
     """The device tree of `m`; raises `CompileError` (E1901) where a declaration cannot be
     evaluated for it."""
-    from .. import resolve
+    from compiler.lang import resolve
 
     library = library or resolve.load_library()
     schema = find_schema(library, m.info)
@@ -572,13 +573,13 @@ def build(m: tree.Machine, library: model.Library | None = None) -> Node:
 
 
 def dtb(m: tree.Machine) -> bytes:
-    from . import fdt_out
+    from compiler.emit import fdt_out
 
     return fdt_out.dtb(build(m))
 
 
 def dts(m: tree.Machine) -> str:
-    from . import fdt_out
+    from compiler.emit import fdt_out
 
     header = (f"{m.name or 'machine'}: {m.info.qemu}, as mschema describes it"
               + ("" if m.info.arch == "ppc64" else

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from .. import tree
-from .argv import blockdev_options, device_options, netdev_options, rng_options
+from compiler.build import tree
+from compiler.emit.argv import blockdev_options, device_options, netdev_options, rng_options
 
 Command = dict[str, object]
 

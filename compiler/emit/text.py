@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import tree
+from compiler.build import tree
 
 
 def _value(v: tree.PropValue) -> str:

@@ -69,10 +69,10 @@ def main() -> None:
 
     import compiler.cli
     import compiler.driver
-    import compiler.parse
-    import compiler.schema_checks
+    import compiler.lang.parse
+    import compiler.lang.schema_checks
 
-    compiler.parse._parser()
+    compiler.lang.parse._parser()
     gc.freeze()  # keep the warm objects out of the children's collections (and their pages)
     requests = [json.loads(line) for line in sys.stdin if line.strip()]
     jobs = max(1, os.cpu_count() or 1)

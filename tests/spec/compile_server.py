@@ -19,15 +19,8 @@ def main() -> None:
     sys.path[0] = os.getcwd()  # the script's directory → the current one, as with `-m`
     import tomllib  # noqa: F401
 
-    import compiler.address
-    import compiler.driver
-    import compiler.emit.argv
-    import compiler.emit.blob
-    import compiler.jsonpos
-    import compiler.plan
-    import compiler.spec  # noqa: F401
 
-    for optional in ("compiler.validate", "compiler.precise", "compiler.units"):
+    for optional in ("compiler.build.validate", "compiler.spec.precise", "compiler.base.units"):
         try:
             importlib.import_module(optional)
         except ImportError:

@@ -11,7 +11,7 @@ from typing import Literal, Union
 
 import attrs
 
-from .source import Span
+from compiler.base.source import Span
 
 _span = attrs.field(eq=False, repr=False)
 

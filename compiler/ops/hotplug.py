@@ -14,9 +14,11 @@ from pathlib import Path
 
 import attrs
 
-from . import address, expand, expr, plan, precise, resolve, spec, tree, validate
-from .diagnostics import Collector, CompileError, Label, error, quote_list
-from .source import SourceFile
+from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
+from compiler.base.source import SourceFile
+from compiler.build import allocate, expand, plan, tree, validate
+from compiler.lang import expr, resolve
+from compiler.spec import loose, precise
 
 
 @attrs.frozen
@@ -46,15 +48,15 @@ def add(blob: Path, fragment: Path) -> Change:
     loaded, source = _load(blob)
     library = resolve.load_library()
     diags = Collector()
-    loose = spec.load(fragment, fragment=True)
-    planned = plan.plan(loaded.schema, library, loose, diags)
+    fragment_spec = loose.load(fragment, fragment=True)
+    planned = plan.plan(loaded.schema, library, fragment_spec, diags)
     diags.check()
     old = loaded.machine
     taken = {d.id for _b, d, _n in tree.walk(old.root)} | {b for b, _ in old.backends}
     macs = {str(v) for _b, d, _n in tree.walk(old.root) for k, v in d.props if k == "mac"}
-    fresh = _renumber(planned, loose, taken, macs)
+    fresh = _renumber(planned, fragment_spec, taken, macs)
     env = expr.Env(loaded.options)
-    alloc = address.rebuild(loaded.schema, library,
+    alloc = allocate.rebuild(loaded.schema, library,
                             expand.machine_devices(loaded.schema, env), loaded.plan, diags)
     diags.check()
     for p in fresh.devices:
@@ -69,12 +71,12 @@ def add(blob: Path, fragment: Path) -> Change:
     return Change(old, new)
 
 
-def _renumber(planned: plan.Plan, loose: spec.LooseSpec, taken: set[str],
+def _renumber(planned: plan.Plan, fragment_spec: loose.LooseSpec, taken: set[str],
               macs: set[str]) -> plan.Plan:
     """Generated ids and MACs continue after the blob's (`disk0` exists: the new disk is
     `disk1`); ids and MACs the fragment gives are kept and checked by `validate`."""
-    given_ids = {str(it.get("id")) for it in loose.items if it.get("id")}
-    given_macs = {str(it.get("mac")).lower() for it in loose.items if it.get("mac")}
+    given_ids = {str(it.get("id")) for it in fragment_spec.items if it.get("id")}
+    given_macs = {str(it.get("mac")).lower() for it in fragment_spec.items if it.get("mac")}
     rename: dict[str, str] = {}
     used = set(taken)
     devices = []
@@ -103,8 +105,8 @@ def _renumber(planned: plan.Plan, loose: spec.LooseSpec, taken: set[str],
     return plan.Plan(tuple(devices), backends)
 
 
-def _hotplug_bus(alloc: address.Allocator, p: plan.Planned,
-                 diags: Collector) -> address.Bus | None:
+def _hotplug_bus(alloc: allocate.Allocator, p: plan.Planned,
+                 diags: Collector) -> allocate.Bus | None:
     library, schema = alloc.library, alloc.schema
     t = library.devices[p.type]
     if not t.hotplug:
@@ -166,13 +168,13 @@ def capacity(machine: tree.Machine) -> list[tuple[str, str, int]]:
     """(bus, kind, free places) where devices can still be hot-plugged into `machine`."""
     import json
 
-    from .emit import blob
+    from compiler.emit import blob
 
     text = blob.blob(machine)
     source = SourceFile.from_text("<precise>", text)
     loaded = precise.read(source, json.loads(text), resolve.load_library())
     diags = Collector()
-    alloc = address.rebuild(loaded.schema, resolve.load_library(),
+    alloc = allocate.rebuild(loaded.schema, resolve.load_library(),
                             expand.machine_devices(loaded.schema, expr.Env(loaded.options)),
                             loaded.plan, diags)
     diags.check()

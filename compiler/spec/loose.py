@@ -19,10 +19,10 @@ from typing import Any
 
 import attrs
 
-from . import jsonpos, tomlpos
-from .diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
-from .jsonpos import PathKey
-from .source import SourceFile, Span, whole_file
+from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
+from compiler.base.source import SourceFile, Span, whole_file
+from compiler.spec import jsonpos, tomlpos
+from compiler.spec.jsonpos import PathKey
 
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
 SINGLE_TABLES = ("options", "graphics", "cpus")

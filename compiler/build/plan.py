@@ -13,9 +13,11 @@ from collections.abc import Iterator, Mapping
 
 import attrs
 
-from . import expr, model, spec, tree
-from .diagnostics import Collector, Label, quote_list
-from .source import Span
+from compiler.base.diagnostics import Collector, Label, quote_list
+from compiler.base.source import Span
+from compiler.build import tree
+from compiler.lang import expr, model
+from compiler.spec.loose import Item, LooseSpec, Value, describe, suggest
 
 _QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
@@ -41,15 +43,15 @@ class Plan:
     backends: tuple[tuple[str, Backend], ...]
 
 
-def plan(schema: model.MachineSchema, library: model.Library, loose: spec.LooseSpec,
+def plan(schema: model.MachineSchema, library: model.Library, spec: LooseSpec,
          diags: Collector) -> Plan:
     devices: list[Planned] = []
     backends: list[tuple[str, Backend]] = []
-    ids = _ids(schema, loose, diags)
-    macs = _macs(loose)
-    _unique_values(loose, diags)
-    _unique_props(library, loose, diags)
-    for item in loose.items:
+    ids = _ids(schema, spec, diags)
+    macs = _macs(spec)
+    _unique_values(spec, diags)
+    _unique_props(library, spec, diags)
+    for item in spec.items:
         planned = _item(schema, library, item, ids[(item.kind, item.index)], diags, backends,
                         macs)
         if planned is not None:
@@ -57,16 +59,16 @@ def plan(schema: model.MachineSchema, library: model.Library, loose: spec.LooseS
     return Plan(tuple(devices), tuple(backends))
 
 
-def check_span(condition: expr.Expr, loose: spec.LooseSpec) -> Span:
+def check_span(condition: expr.Expr, spec: LooseSpec) -> Span:
     """Where the spec sets what a failed `check` reads: the first spec fact, option or item
     kind of `condition` that the spec writes; else its `machine` value."""
     def where(e: expr.Expr) -> Span | None:
         if isinstance(e, expr.Fact):
-            return loose.fact_span(e.name)
+            return spec.fact_span(e.name)
         if isinstance(e, expr.Option):
-            return loose.option_span(e.name)
+            return spec.option_span(e.name)
         if isinstance(e, expr.Count):
-            kind = [it for it in loose.items if it.kind == e.kind]
+            kind = [it for it in spec.items if it.kind == e.kind]
             return kind[-1].span if kind else None
         parts: tuple[expr.Expr, ...] = ()
         if isinstance(e, expr.Not):
@@ -77,7 +79,7 @@ def check_span(condition: expr.Expr, loose: spec.LooseSpec) -> Span:
             parts = (e.left, e.right)
         return next((s for s in map(where, parts) if s is not None), None)
 
-    return where(condition) or loose.top["machine"].span
+    return where(condition) or spec.top["machine"].span
 
 
 def _machine_ids(instances: tuple[model.Instance, ...], prefix: str = ""
@@ -93,13 +95,13 @@ def _machine_ids(instances: tuple[model.Instance, ...], prefix: str = ""
     return found
 
 
-def _ids(schema: model.MachineSchema, loose: spec.LooseSpec, diags: Collector
+def _ids(schema: model.MachineSchema, spec: LooseSpec, diags: Collector
          ) -> dict[tuple[str, int], str]:
     """The id of every item: as given (checked: a QEMU identifier, unique, not one the
     machine uses), else its kind's prefix and index, skipping ids taken otherwise."""
     machine = _machine_ids(schema.devices)
-    given: dict[str, spec.Value] = {}
-    for item in loose.items:
+    given: dict[str, Value] = {}
+    for item in spec.items:
         v = item.fields.get("id")
         if v is None:
             continue
@@ -121,7 +123,7 @@ def _ids(schema: model.MachineSchema, loose: spec.LooseSpec, diags: Collector
     result: dict[tuple[str, int], str] = {}
     taken = set(given) | set(machine)
     counters: dict[str, int] = {}
-    for item in loose.items:
+    for item in spec.items:
         n = counters.get(item.kind, 0)
         counters[item.kind] = n + 1
         v = item.fields.get("id")
@@ -135,19 +137,19 @@ def _ids(schema: model.MachineSchema, loose: spec.LooseSpec, diags: Collector
     return result
 
 
-def _macs(loose: spec.LooseSpec) -> Iterator[str]:
+def _macs(spec: LooseSpec) -> Iterator[str]:
     """Generated MACs: QEMU's default one (`52:54:00:12:34:56`) and up, skipping those the
     spec gives."""
-    given = {str(v).lower() for v, _ in _values(loose, "mac")}
+    given = {str(v).lower() for v, _ in _values(spec, "mac")}
     for n in range(0x123456, 1 << 24):
         mac = "52:54:00:" + ":".join(f"{n:06x}"[i:i + 2] for i in (0, 2, 4))
         if mac not in given:
             yield mac
 
 
-def _values(loose: spec.LooseSpec, key: str) -> Iterator[tuple[tree.PropValue, Span]]:
+def _values(spec: LooseSpec, key: str) -> Iterator[tuple[tree.PropValue, Span]]:
     """Every value the spec gives `key`: on an item, or in a `[[device]]`'s props."""
-    for item in loose.items:
+    for item in spec.items:
         v = item.fields.get(key)
         if v is None and item.kind == "device" and "props" in item.fields:
             v = item.fields["props"].parts.get(key)
@@ -155,13 +157,13 @@ def _values(loose: spec.LooseSpec, key: str) -> Iterator[tuple[tree.PropValue, S
             yield v.value, v.span
 
 
-def _unique_values(loose: spec.LooseSpec, diags: Collector) -> None:
+def _unique_values(spec: LooseSpec, diags: Collector) -> None:
     """No MAC address and no bootindex is given twice."""
     for key, code, why in (("mac", "E1107", "two NICs with one MAC address confuse every "
                             "switch and guest on the network"),
                            ("bootindex", "E1108", "QEMU refuses a bootindex used twice")):
         seen: dict[object, Span] = {}
-        for value, span in _values(loose, key):
+        for value, span in _values(spec, key):
             norm = value.lower() if isinstance(value, str) else value
             if norm in seen:
                 diags.error(code, f"{key} `{value}` is given twice", span,
@@ -178,11 +180,11 @@ PREFIX = {"disk": "disk", "cdrom": "cdrom", "nic": "net", "serial": "serial", "u
           "rng": "rng", "graphics": "video", "device": "dev"}
 
 
-def _unique_props(library: model.Library, loose: spec.LooseSpec, diags: Collector) -> None:
+def _unique_props(library: model.Library, spec: LooseSpec, diags: Collector) -> None:
     """Props declared `unique` (a port's chassis) differ between the `[[device]]`s that set
     them; clashes with devices the machine or the compiler adds are `address`'s."""
     seen: dict[tuple[str, object], Span] = {}
-    for item in loose.items:
+    for item in spec.items:
         dtype = library.devices.get(item.get("type")) if item.kind == "device" else None
         props = item.fields.get("props")
         if dtype is None or props is None:
@@ -202,7 +204,7 @@ def _unique_props(library: model.Library, loose: spec.LooseSpec, diags: Collecto
                 seen[key] = v.span
 
 
-def _item(schema: model.MachineSchema, library: model.Library, item: spec.Item, ident: str,
+def _item(schema: model.MachineSchema, library: model.Library, item: Item, ident: str,
           diags: Collector, backends: list[tuple[str, Backend]],
           macs: Iterator[str]) -> Planned | None:
     if item.kind == "device":
@@ -215,7 +217,7 @@ def _item(schema: model.MachineSchema, library: model.Library, item: spec.Item, 
                          and any(p.bus != "system" for p in t.plugs)]
             diags.error("E0202", f"unknown device type `{dtype_name}`", tv.span,
                         notes=[f"expected one of {quote_list(creatable, 20)}"],
-                        help=spec.suggest(dtype_name, creatable))
+                        help=suggest(dtype_name, creatable))
             return None
         if dtype_.internal:
             parents = sorted(t.name for t in library.devices.values() for b in t.buses
@@ -270,14 +272,14 @@ def _item(schema: model.MachineSchema, library: model.Library, item: spec.Item, 
                    item.span)
 
 
-def _prop(dtype: model.DeviceType, name: str, v: spec.Value, diags: Collector) -> bool:
+def _prop(dtype: model.DeviceType, name: str, v: Value, diags: Collector) -> bool:
     """Is `v` a value of `dtype`'s property `name`? Say why not."""
     p = dtype.props.get(name)
     if p is None:
         diags.error("E1110", f"`{dtype.name}` has no property `{name}`", v.key_span,
                     notes=[f"`{dtype.name}` declares {quote_list(dtype.props, 40)}"
                            if dtype.props else f"`{dtype.name}` declares no properties"],
-                    help=spec.suggest(name, list(dtype.props)))
+                    help=suggest(name, list(dtype.props)))
         return False
     t, x = p.type, v.value
     is_int = isinstance(x, int) and not isinstance(x, bool)
@@ -289,7 +291,7 @@ def _prop(dtype: model.DeviceType, name: str, v: spec.Value, diags: Collector) -
           or (t.kind == "enum" and x in t.members))
     if not ok:
         diags.error("E1111", f"property `{name}` of `{dtype.name}` must be {t.describe()}, "
-                    f"not {spec.describe(x)}", v.span)
+                    f"not {describe(x)}", v.span)
     elif t.kind == "mac" and int(str(x)[:2], 16) & 1:
         diags.error("E1111", f"property `{name}` of `{dtype.name}` must be a unicast MAC "
                     f"address, not the multicast `{x}`", v.span,
@@ -298,7 +300,7 @@ def _prop(dtype: model.DeviceType, name: str, v: spec.Value, diags: Collector) -
     return ok
 
 
-def _file_fits(item: spec.Item, dtype: model.DeviceType, diags: Collector) -> bool:
+def _file_fits(item: Item, dtype: model.DeviceType, diags: Collector) -> bool:
     """A `file` where the device reads one (a blockdev link), and only there."""
     if item.kind not in ("disk", "cdrom", "usb"):
         return True
@@ -320,7 +322,7 @@ def _file_fits(item: spec.Item, dtype: model.DeviceType, diags: Collector) -> bo
     return True
 
 
-def _backend(item: spec.Item, ident: str, dtype: model.DeviceType
+def _backend(item: Item, ident: str, dtype: model.DeviceType
              ) -> tuple[str, Backend] | None:
     """The host side of an item and the link that points at it, or None."""
     links = {spec_.backend: spec_ for spec_ in dtype.links.values()}

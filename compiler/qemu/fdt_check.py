@@ -27,8 +27,9 @@ from typing import Any
 
 import attrs
 
-from . import model, tree
-from .compare import BusInfo, Difference, Json, blob_walk
+from compiler.build import tree
+from compiler.lang import model
+from compiler.qemu.compare import BusInfo, Difference, Json, blob_walk
 
 _MAGIC = 0xD00DFEED
 
@@ -61,8 +62,8 @@ class DtNode:
 def read_dtb(data: bytes) -> DtNode:
     """Parse a DTB (with pylibfdt, like everything that reads or writes one here); raises
     ValueError if it is not one."""
-    from .emit.fdt_out import Node
-    from .emit.fdt_out import read_dtb as read_nodes
+    from compiler.emit.fdt_out import Node
+    from compiler.emit.fdt_out import read_dtb as read_nodes
 
     if len(data) < 40 or struct.unpack_from(">I", data, 0)[0] != _MAGIC:
         raise ValueError("not a flattened device tree (bad magic)")
@@ -87,7 +88,7 @@ def expected_tree(machine: tree.Machine, library: model.Library) -> DtNode | Non
     evaluate its declarations for this machine)."""
     import importlib
 
-    from .diagnostics import CompileError
+    from compiler.base.diagnostics import CompileError
 
     try:
         emitter: Any = importlib.import_module("compiler.emit.fdt")

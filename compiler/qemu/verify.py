@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from . import model, qemu, tree
-from .compare import Difference, Json
-from .diagnostics import Diagnostic, Label, error
-from .source import SourceFile, Span
+from compiler.base.diagnostics import Diagnostic, Label, error
+from compiler.base.source import SourceFile, Span
+from compiler.build import tree
+from compiler.lang import model
+from compiler.qemu import process
+from compiler.qemu.compare import Difference, Json
 
 # Where QEMU 7.2 builds a device tree for the guest and `-machine dumpdtb=FILE` writes it
 # (pseries); x86 machines accept `dumpdtb` and ignore it, so QEMU would never exit.
@@ -56,9 +58,9 @@ def verify(machine: tree.Machine, library: model.Library, input_span: Span, *,
            timeout: float = 30.0, user_net: bool = False) -> Outcome:
     """Run `machine`'s argv in QEMU and compare; `input_span`: the start of the input
     file, where problems without a better place are reported."""
-    from . import compare, fdt_check
-    from .emit import argv as argv_emit
-    from .emit import blob as blob_emit
+    from compiler.emit import argv as argv_emit
+    from compiler.emit import blob as blob_emit
+    from compiler.qemu import compare, fdt_check
 
     blob = json.loads(blob_emit.blob(machine))
     args = argv_emit.argv(machine)
@@ -74,11 +76,11 @@ def verify(machine: tree.Machine, library: model.Library, input_span: Span, *,
         command = user_netdevs(command)
     qom = compare.qom_requests(blob)
     try:
-        result = qemu.query(command, hmp=("info qtree", "info usb"),
+        result = process.query(command, hmp=("info qtree", "info usb"),
                             qmp=[*compare.MACHINE_REQUESTS, *qom], timeout=timeout)
-    except qemu.QemuError as exc:
+    except process.QemuError as exc:
         return Outcome((qemu_failed(exc, input_span, command),), 0, 0, tuple(command), "")
-    root = qemu.parse_qtree(result.hmp[0])
+    root = process.parse_qtree(result.hmp[0])
     info = compare.bus_info()
     n = len(compare.MACHINE_REQUESTS)
     diffs = compare.compare_all(blob, root, result.hmp[1], result.qmp[n:], result.qmp[:n],
@@ -86,10 +88,10 @@ def verify(machine: tree.Machine, library: model.Library, input_span: Span, *,
     fdt = ""
     if _dumps_dtb(library, machine):
         try:
-            dtb = qemu.dump_dtb(command, timeout=timeout)
+            dtb = process.dump_dtb(command, timeout=timeout)
             in_fdt, whole = fdt_check.fdt_differences(machine, blob, dtb, library, info)
-        except (qemu.QemuError, ValueError) as exc:
-            failure = exc if isinstance(exc, qemu.QemuError) else qemu.QemuError(str(exc))
+        except (process.QemuError, ValueError) as exc:
+            failure = exc if isinstance(exc, process.QemuError) else process.QemuError(str(exc))
             return Outcome((qemu_failed(failure, input_span, command, "dumping its device "
                                         "tree"),), 0, 0, tuple(command), "")
         diffs += in_fdt
@@ -108,7 +110,7 @@ def find_binary(name: str, span: Span, machine: str, *, given: bool) -> str | Di
             return name
         return error("E1701", f"QEMU binary `{name}` does not exist or is not executable",
                      span, help="give the path of a `qemu-system-*` binary")
-    path = qemu.find_binary(name)
+    path = process.find_binary(name)
     if path is None and given:
         return error("E1701", f"`{name}` is not on PATH", span,
                      help="give the path of a `qemu-system-*` binary")
@@ -138,7 +140,7 @@ def difference_diagnostic(d: Difference, spans: Mapping[str, tuple[Span | None, 
                  notes=[f"difference: {d.kind}"])
 
 
-def qemu_failed(exc: qemu.QemuError, span: Span, command: Sequence[str],
+def qemu_failed(exc: process.QemuError, span: Span, command: Sequence[str],
                 doing: str = "building the machine") -> Diagnostic:
     lines = [ln for ln in exc.stderr.splitlines() if ln.strip()][-8:]
     return error("E1703", f"QEMU failed while {doing}: {exc.message}", span,

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 
 import attrs
 
-from . import addresses, expr, model, tree
-from .diagnostics import Collector, quote_list
-from .source import SourceFile, Span
+from compiler.base import notations
+from compiler.base.diagnostics import Collector, quote_list
+from compiler.base.source import SourceFile, Span
+from compiler.build import tree
+from compiler.lang import expr, model
 
 OPTION_WORDS = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
 
@@ -98,7 +100,7 @@ def _device(inst: model.Instance, env: expr.Env, prefix: str, notation: str,
             _instances(b.children, env, device_id, b.address.notation, reason)
             + _instances(b.devices, env, "", b.address.notation, reason)))
         for b in inst.buses)
-    addr = None if inst.address is None else addresses.format(notation, inst.address)
+    addr = None if inst.address is None else notations.format(notation, inst.address)
     return tree.Device(device_id, inst.type, "machine", addr, tuple(sorted(inst.props)), (),
                        buses, tree.Provenance(reason, inst.span))
 

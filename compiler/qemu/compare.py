@@ -32,7 +32,7 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from . import qemu
+from compiler.qemu import process
 
 Json = Any  # the blob's and QMP's decoded JSON
 Scalar = bool | int | str
@@ -64,7 +64,7 @@ class BusInfo:
 
 def bus_info() -> BusInfo:
     """From the shipped stdlib (cached: it is resolved once a process)."""
-    from . import resolve
+    from compiler.lang import resolve
 
     library = resolve.load_library()
     return BusInfo({b.qtree: b.name for b in library.buses.values()},
@@ -197,7 +197,7 @@ def qtree_lines(text: str) -> list[tuple[int, int, str | None]]:
     return result
 
 
-def qtree_addr(notation: str, device: qemu.QtreeDevice, port: str | None = None) -> str | None:
+def qtree_addr(notation: str, device: process.QtreeDevice, port: str | None = None) -> str | None:
     """The device's address on its bus, in the CONTRACT's notation. `port`: the USB port
     QEMU gave it (from `info usb` or the qtree), which the `port` prop holds only when set."""
     if notation == "pci":
@@ -219,29 +219,29 @@ def qtree_addr(notation: str, device: qemu.QtreeDevice, port: str | None = None)
 def address_text(notation: str, values: Sequence[Scalar]) -> str | None:
     """QEMU's values of `QEMU_ADDRESS_PROPS[notation]` → the CONTRACT notation (None when
     QEMU has not assigned one: `reg`/`unit`/`scsi-id` still at their `-1` "auto")."""
-    from . import addresses
+    from compiler.base import notations
 
     if notation == "pci":
         v = values[0]
         if isinstance(v, str):
             return v or None
-        return None if v < 0 else addresses.format("pci", (v >> 3, v & 7))
+        return None if v < 0 else notations.format("pci", (v >> 3, v & 7))
     if notation == "usb":
         return str(values[0]) or None
     ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
     if len(ints) != len(values) or any(v < 0 or v >= 0xFFFFFFFF for v in ints):
         return None
-    return addresses.format(notation, tuple(ints))
+    return notations.format(notation, tuple(ints))
 
 
-def qtree_entries(root: qemu.QtreeBus, ids: set[str], ports: Mapping[str, str] | None = None,
+def qtree_entries(root: process.QtreeBus, ids: set[str], ports: Mapping[str, str] | None = None,
                   info: BusInfo | None = None,
                   walk_ports: Sequence[str | None] = ()) -> list[Entry]:
     """QEMU's devices; a device's id counts only if the blob emitted it (`ids`). `ports`:
     USB ports by device id (`usb_ports`); `walk_ports`: by walk index (`qtree_lines`)."""
     info = info or bus_info()
     entries = []
-    for i, (bus, device) in enumerate(qemu.walk(root)):
+    for i, (bus, device) in enumerate(process.walk(root)):
         kind = info.kind(bus.type)
         port = (ports or {}).get(device.id) or (walk_ports[i] if i < len(walk_ports) else None)
         ident = device.id if device.id in ids else None
@@ -250,11 +250,11 @@ def qtree_entries(root: qemu.QtreeBus, ids: set[str], ports: Mapping[str, str] |
     return sorted(entries, key=_key)
 
 
-def qtree_buses(root: qemu.QtreeBus, ids: set[str], info: BusInfo | None = None
+def qtree_buses(root: process.QtreeBus, ids: set[str], info: BusInfo | None = None
                 ) -> list[BusEntry]:
     info = info or bus_info()
     buses = []
-    for _, device in qemu.walk(root):
+    for _, device in process.walk(root):
         ident = device.id if device.id in ids else None
         for bus in device.buses:
             buses.append(BusEntry(bus.name, info.kind(bus.type), device.type, ident))
@@ -339,9 +339,9 @@ def same_value(value: Json, shown: Json) -> bool:
     return bool(shown == value and isinstance(shown, bool) == isinstance(value, bool))
 
 
-def prop_differences(blob: Mapping[str, Json], root: qemu.QtreeBus) -> list[Difference]:
+def prop_differences(blob: Mapping[str, Json], root: process.QtreeBus) -> list[Difference]:
     """Props of emitted devices that `info qtree` shows with another value (by id)."""
-    by_id = {d.id: d for _, d in qemu.walk(root) if d.id}
+    by_id = {d.id: d for _, d in process.walk(root) if d.id}
     found = []
     for _, _, device in blob_walk(blob["devices"]):
         if device["origin"] == "machine":
@@ -375,11 +375,11 @@ def qom_requests(blob: Mapping[str, Json]) -> list[tuple[str, Mapping[str, objec
 
 
 def qom_differences(blob: Mapping[str, Json], answers: Sequence[object],
-                    root: qemu.QtreeBus | None = None) -> list[Difference]:
+                    root: process.QtreeBus | None = None) -> list[Difference]:
     """Props and backend links that QEMU's QOM holds with another value. A link that reads
     back empty counts if QEMU handed the backend to a device below (usb-storage's drive
     goes to its internal scsi-hd, which `info qtree` shows in `root`)."""
-    by_id = {d.id: d for _, d in qemu.walk(root)} if root is not None else {}
+    by_id = {d.id: d for _, d in process.walk(root)} if root is not None else {}
     pending = list(answers)
     found = []
     for _, _, device in blob_walk(blob["devices"]):
@@ -398,7 +398,7 @@ def qom_differences(blob: Mapping[str, Json], answers: Sequence[object],
                 continue
             below = by_id.get(ident)
             handed = shown == "" and below is not None and any(
-                d.prop(name) == f'"{target}"' for b in below.buses for _, d in qemu.walk(b))
+                d.prop(name) == f'"{target}"' for b in below.buses for _, d in process.walk(b))
             if not handed:
                 found.append(Difference("props", f"{name_of}: backend link `{name}` is "
                                         f"{shown!r} in QOM, {target!r} in the blob", ident))
@@ -449,7 +449,7 @@ def bus_owners(blob: Mapping[str, Json]) -> dict[str, str]:
     return owners
 
 
-def compare_all(blob: Mapping[str, Json], root: qemu.QtreeBus, info_usb: str = "",
+def compare_all(blob: Mapping[str, Json], root: process.QtreeBus, info_usb: str = "",
                 qom: Sequence[object] | None = None, machine: Sequence[Json] | None = None,
                 qtree_text: str | None = None, info: BusInfo | None = None,
                 walk_ports: Sequence[str | None] = ()) -> list[Difference]:
@@ -475,7 +475,7 @@ def compare_all(blob: Mapping[str, Json], root: qemu.QtreeBus, info_usb: str = "
     return found
 
 
-def compare(blob: Mapping[str, Json], root: qemu.QtreeBus, info_usb: str = "",
+def compare(blob: Mapping[str, Json], root: process.QtreeBus, info_usb: str = "",
             qom: Sequence[object] | None = None,
             machine: Sequence[Json] | None = None) -> list[str]:
     """`compare_all`, one line per difference."""

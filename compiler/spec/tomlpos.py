@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .jsonpos import Offsets, PathKey
+from compiler.spec.jsonpos import Offsets, PathKey
 
 
 class Unclosed(Exception):

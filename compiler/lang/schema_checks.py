@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from . import expr, model
-from .diagnostics import Collector, Label, quote_list
-from .resolve import ROOT_BUS_KIND, provided_bus_kinds
+from compiler.base.diagnostics import Collector, Label, quote_list
+from compiler.lang import expr, model
+from compiler.lang.resolve import ROOT_BUS_KIND, provided_bus_kinds
 
 CheckFn = Callable[[model.Library, Collector], None]
 
@@ -214,7 +214,7 @@ def requirement_provided(library: model.Library, diags: Collector) -> None:
 def requires_acyclic(library: model.Library, diags: Collector) -> None:
     import networkx as nx
 
-    from .resolve import _report_cycles
+    from compiler.lang.resolve import _report_cycles
 
     g: nx.DiGraph[str] = nx.DiGraph()
     spans = {}

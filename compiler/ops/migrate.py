@@ -9,7 +9,8 @@ from typing import Literal
 
 import attrs
 
-from . import model, tree
+from compiler.build import tree
+from compiler.lang import model
 
 Kind = Literal["guest-visible", "backend"]
 

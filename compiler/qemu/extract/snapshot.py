@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from . import model
-from .compare import QEMU_ADDRESS_PROPS
+from compiler.lang import model
+from compiler.qemu.compare import QEMU_ADDRESS_PROPS
 
 if TYPE_CHECKING:
     from qemu.qmp import QMPClient

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from . import ast, model
+    from compiler.lang import ast, model
 
 FORMAT = 1  # bump when the layout of an entry changes
 MAX_ENTRIES = 64  # older entries are removed when a new one is written
@@ -67,13 +67,13 @@ def fingerprint() -> str:
     """mschema itself: a change to any of it makes every entry a miss."""
     import importlib.util
 
-    from . import __version__
+    from compiler import __version__
 
     h = hashlib.sha256(f"mschema {__version__}\0cache {FORMAT}\0python "
                        f"{sys.version_info[0]}.{sys.version_info[1]}\0".encode())
-    package = Path(__file__).parent
-    for path in sorted([*package.glob("*.py"), *package.glob("*.json"),
-                        *package.glob("*/*.py"), *package.glob("grammar/*")]):
+    package = Path(__file__).parents[1]  # every module, wherever it sits in the package
+    for path in sorted(p for pattern in ("*.py", "*.json", "*.lark")
+                       for p in package.rglob(pattern)):
         h.update(f"{path.relative_to(package).as_posix()}\0".encode())
         h.update(_sha(path.read_bytes()).encode())
     for dependency in ("lark", "attr", "attrs"):
@@ -237,7 +237,7 @@ def load_library(key_parts: Sequence[str], display: Callable[[str], str]
     import gc
     import pickle
 
-    from . import model
+    from compiler.lang import model
 
     collecting = gc.isenabled()
     gc.disable()  # thousands of small objects: collecting while loading only costs time

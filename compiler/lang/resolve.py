@@ -13,13 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from . import addresses, ast, expr, model
-from .diagnostics import Collector, CompileError, Label, quote_list
-from .parse import parse_module
-from .source import SourceFile, Span, whole_file
-from .units import parse_size
+from compiler.base import notations
+from compiler.base.diagnostics import Collector, CompileError, Label, quote_list
+from compiler.base.source import SourceFile, Span, whole_file
+from compiler.base.units import parse_size
+from compiler.lang import ast, expr, model
+from compiler.lang.parse import parse_module
 
-DATA_ROOT_CANDIDATES = (Path(__file__).parent, Path(__file__).parent.parent)
+DATA_ROOT_CANDIDATES = (Path(__file__).parents[1], Path(__file__).parents[2])
 
 NAMED_TYPES: dict[str, model.ValueType] = {
     "bool": model.ValueType("bool"),
@@ -326,15 +327,15 @@ class _Resolver:
             self.diags.error("E0901", f"bus kind `{d.name.text}` has no `qtree` name",
                              d.name.span, help='add `qtree "TYPE"`: the bus type '
                              "that QEMU's `info qtree` prints")
-        space = addresses.AddressSpace("none")
+        space = notations.AddressSpace("none")
         if isinstance(decl, ast.AddressDecl):
             notation = decl.notation.text
-            if notation not in addresses.NOTATIONS:
-                self.unknown("E0208", "address notation", decl.notation, addresses.NOTATIONS)
+            if notation not in notations.NOTATIONS:
+                self.unknown("E0208", "address notation", decl.notation, notations.NOTATIONS)
             else:
-                space = addresses.AddressSpace(notation, tuple(
+                space = notations.AddressSpace(notation, tuple(
                     (f, self.field_ranges(notation, decl.fields, f)) for f in
-                    addresses.NOTATIONS[notation]))
+                    notations.NOTATIONS[notation]))
                 self.check_fields(notation, decl.fields, d.name.text)
         hotplug = self.single(d.body, ast.Hotplug, "hotplug")
         return model.BusKind(d.name.text, qtree.name if isinstance(qtree, ast.Qtree) else "",
@@ -344,12 +345,12 @@ class _Resolver:
     def check_fields(self, notation: str, fields: Iterable[ast.FieldRange],
                      bus_kind: str) -> None:
         for f in fields:
-            if not addresses.NOTATIONS[notation]:
+            if not notations.NOTATIONS[notation]:
                 self.diags.error("E0209", f"unknown field `{f.field.text}`: devices on "
                                  f"`{bus_kind}` buses have no address", f.field.span,
                                  help="remove the address range")
-            elif f.field.text not in addresses.NOTATIONS[notation]:
-                self.unknown("E0209", "field", f.field, addresses.NOTATIONS[notation],
+            elif f.field.text not in notations.NOTATIONS[notation]:
+                self.unknown("E0209", "field", f.field, notations.NOTATIONS[notation],
                              of=f"of `{notation}` addresses")
             if f.range.lo > f.range.hi:
                 self.diags.error("E0303", "empty range: the low end is above the high end",
@@ -357,17 +358,17 @@ class _Resolver:
 
     @staticmethod
     def field_ranges(notation: str, fields: Iterable[ast.FieldRange],
-                     name: str) -> tuple[addresses.FieldRange, ...]:
-        return tuple(addresses.FieldRange(f.range.lo, f.range.hi,
+                     name: str) -> tuple[notations.FieldRange, ...]:
+        return tuple(notations.FieldRange(f.range.lo, f.range.hi,
                                           f.tag.text if f.tag else None)
                      for f in fields if f.field.text == name)
 
-    def narrowed(self, space: addresses.AddressSpace, items: Iterable[object],
-                 bus_kind: str) -> addresses.AddressSpace:
+    def narrowed(self, space: notations.AddressSpace, items: Iterable[object],
+                 bus_kind: str) -> notations.AddressSpace:
         fields = [i for i in items if isinstance(i, ast.FieldRange)]
         if not fields:
             return space
-        if space.notation in addresses.NOTATIONS:
+        if space.notation in notations.NOTATIONS:
             self.check_fields(space.notation, fields, bus_kind)
         overrides = {name: self.field_ranges(space.notation, fields, name)
                      for name in {f.field.text for f in fields}}
@@ -593,7 +594,7 @@ class _Resolver:
                                  b.span)
 
     # -- instances (machine devices, and children in device types)
-    def instance(self, i: ast.Instance, bus_kind: str, space: addresses.AddressSpace,
+    def instance(self, i: ast.Instance, bus_kind: str, space: notations.AddressSpace,
                  options: Mapping[str, model.OptionSpec],
                  ids: set[str]) -> model.Instance | None:
         dtype = self.devices.get(i.type.text) if self.devices else None
@@ -607,8 +608,8 @@ class _Resolver:
                                  i.address.span, help="remove `at …`")
             else:
                 try:
-                    address = addresses.parse(space.notation, i.address.text)
-                except addresses.AddressSyntaxError as exc:
+                    address = notations.parse(space.notation, i.address.text)
+                except notations.AddressSyntaxError as exc:
                     self.diags.error("E0503", f"`{i.address.text}` is not a "
                                      f"{space.notation} address", i.address.span,
                                      help=str(exc))
@@ -927,9 +928,9 @@ class _Resolver:
             quirks[name] = model.Quirk(name, value, stmt.span)
         return tuple(quirks.values())
 
-    def root_space(self) -> addresses.AddressSpace:
+    def root_space(self) -> notations.AddressSpace:
         root = self.buses.get(ROOT_BUS_KIND)
-        return root.address if root else addresses.AddressSpace("none")
+        return root.address if root else notations.AddressSpace("none")
 
     def implementation(self, s: ast.Implement) -> model.Implementation | None:
         if s.kind.text not in expr.SPEC_KINDS:
@@ -1107,7 +1108,7 @@ def _shipped_library() -> model.Library:
     and keep the result in the on-disk cache (`cache.py`) for the next process. The key
     holds each shipped file's path as shown in spans (relative to the working directory
     when under it); the entry, the content of every file read."""
-    from . import cache
+    from compiler.lang import cache
 
     cache.spare_the_last_collection()
     files = shipped_files()

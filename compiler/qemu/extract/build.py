@@ -32,11 +32,14 @@ from collections.abc import Callable, Iterator, Mapping
 
 import attrs
 
-from . import address, compare, expand, expr, extract_backends, model, qemu, tree
-from .diagnostics import Collector, CompileError, Diagnostic, error, quote_list
-from .extract_qmp import Snapshot, UserDevice, Value
-from .plan import Backend, Plan, Planned
-from .source import SourceFile, Span
+from compiler.base.diagnostics import Collector, CompileError, Diagnostic, error, quote_list
+from compiler.base.source import SourceFile, Span
+from compiler.build import allocate, expand, tree
+from compiler.build.plan import Backend, Plan, Planned
+from compiler.lang import expr, model
+from compiler.qemu import compare, process
+from compiler.qemu.extract import backends
+from compiler.qemu.extract.snapshot import Snapshot, UserDevice, Value
 
 BusKey = tuple[int | None, str]  # (walk index of the owning device, bus name)
 
@@ -52,8 +55,8 @@ class _Rec:
     """A device of `info qtree`, with where it is."""
 
     index: int  # in `qemu.walk` order
-    bus: qemu.QtreeBus
-    device: qemu.QtreeDevice
+    bus: process.QtreeBus
+    device: process.QtreeDevice
     owner: int | None  # the device owning `bus`; None on the root bus
     span: Span  # its `dev:` line
     port: str | None  # the USB port QEMU gave it
@@ -75,7 +78,7 @@ class _Builder:
         self.top = self.source.span(0, 0)
         self.warnings = Collector()
         self.info = compare.bus_info()
-        self.root = qemu.parse_qtree(snap.qtree)
+        self.root = process.parse_qtree(snap.qtree)
         self.recs = self._records()
         self.by_owner: dict[int | None, list[_Rec]] = {}
         for r in self.recs:
@@ -90,7 +93,7 @@ class _Builder:
         lines = compare.qtree_lines(self.snap.qtree)
         recs: list[_Rec] = []
 
-        def visit(bus: qemu.QtreeBus, owner: int | None) -> None:
+        def visit(bus: process.QtreeBus, owner: int | None) -> None:
             for d in bus.devices:
                 i = len(recs)
                 start, end, port = lines[i] if i < len(lines) else (0, 0, None)
@@ -297,7 +300,7 @@ class _Builder:
             else:
                 planned.append(p)
         diags = Collector()
-        root = address.assign(self.schema, self.library, self.machine_devices,
+        root = allocate.assign(self.schema, self.library, self.machine_devices,
                               Plan(tuple(planned), tuple(sorted(self.backends.items()))), 0,
                               self.top, diags)
         return expand.apply_compat(self.schema, root), diags.items
@@ -419,7 +422,7 @@ class _Builder:
         def warn(message: str, notes: list[str]) -> None:
             self.warn("E1716", message, r.span, notes=notes)
 
-        made = extract_backends.backend(self.snap, kind, target, warn)
+        made = backends.backend(self.snap, kind, target, warn)
         if made is None:
             return None
         ident, body = made
@@ -487,8 +490,8 @@ class _Builder:
         the devices already reported as left out."""
         import json
 
-        from . import validate
-        from .emit import blob as blob_emit
+        from compiler.build import validate
+        from compiler.emit import blob as blob_emit
 
         diags = Collector()
         validate.validate(machine, self.library, self.top, diags)
@@ -511,12 +514,12 @@ class _Builder:
             self.warn("E1715", f"the blob differs from what QEMU built: {diff.message}",
                       at or spans.get(diff.device or ""), notes=[f"difference: {diff.kind}"])
 
-    def _renamed(self) -> qemu.QtreeBus:
+    def _renamed(self) -> process.QtreeBus:
         """QEMU's tree with the blob's ids and bus names, to compare like with like, and
         without the devices left out of the blob (reported already)."""
         counter = iter(range(len(self.recs)))
 
-        def bus(b: qemu.QtreeBus, owner: int | None) -> qemu.QtreeBus:
+        def bus(b: process.QtreeBus, owner: int | None) -> process.QtreeBus:
             devices = []
             for d in b.devices:
                 i = next(counter)
@@ -561,6 +564,6 @@ def _natural(name: str) -> list[tuple[int, int | str]]:
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name) if p]
 
 
-def _qtree_prop(device: qemu.QtreeDevice, name: str) -> Value | None:
+def _qtree_prop(device: process.QtreeDevice, name: str) -> Value | None:
     raw = device.prop(name)
     return None if raw is None else compare.qtree_value(raw)

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from . import addresses, model, tree
-from .diagnostics import Collector, Label, quote_list
-from .source import Span
+from compiler.base import notations
+from compiler.base.diagnostics import Collector, Label, quote_list
+from compiler.base.source import Span
+from compiler.build import tree
+from compiler.lang import model
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -37,7 +39,7 @@ class Context:
     backend_spans: dict[str, Span] = attrs.Factory(dict)
     _graph: nx.DiGraph[str] | None = None
     _successors: dict[str, list[str]] | None = None
-    _spaces: dict[int, tuple[tree.Bus, addresses.AddressSpace]] | None = None
+    _spaces: dict[int, tuple[tree.Bus, notations.AddressSpace]] | None = None
 
     def span(self, d: tree.Device) -> Span:
         """Where to point for a device: the spec entry that asked for it, else the
@@ -213,8 +215,8 @@ def address(ctx: Context, diags: Collector) -> None:
                             f"has `{d.addr}`", ctx.span(d), notes=[_rule("address")])
                 continue
             try:
-                addr = addresses.parse(space.notation, d.addr)
-            except addresses.AddressSyntaxError as exc:
+                addr = notations.parse(space.notation, d.addr)
+            except notations.AddressSyntaxError as exc:
                 diags.error("E1404", f"`{d.addr}` is not a {space.notation} address",
                             ctx.span(d), help=str(exc), notes=[_rule("address")])
                 continue
@@ -234,21 +236,21 @@ def address(ctx: Context, diags: Collector) -> None:
         del bus_id
 
 
-def _bus_spaces(ctx: Context) -> dict[int, tuple[tree.Bus, addresses.AddressSpace]]:
+def _bus_spaces(ctx: Context) -> dict[int, tuple[tree.Bus, notations.AddressSpace]]:
     """Every bus, by `id`, with its address space (computed once per validation)."""
     if ctx._spaces is not None:
         return ctx._spaces
-    result: dict[int, tuple[tree.Bus, addresses.AddressSpace]] = {}
+    result: dict[int, tuple[tree.Bus, notations.AddressSpace]] = {}
     root = ctx.library.buses.get(ctx.machine.root.kind)
     result[id(ctx.machine.root)] = (ctx.machine.root, root.address if root else
-                                    addresses.AddressSpace("none"))
+                                    notations.AddressSpace("none"))
     for p in ctx.placed:
         t = ctx.type(p.device)
         for b in p.device.buses:
             template = next((tb for tb in (t.buses if t else ()) if tb.kind == b.kind), None)
             kind = ctx.library.buses.get(b.kind)
             space = (template.address if template else kind.address if kind
-                     else addresses.AddressSpace(b.notation))
+                     else notations.AddressSpace(b.notation))
             result[id(b)] = (b, space)
     ctx._spaces = result
     return result
@@ -264,8 +266,8 @@ def multifunction(ctx: Context, diags: Collector) -> None:
             if d.addr is None:
                 continue
             try:
-                slot, fn = addresses.parse("pci", d.addr)
-            except addresses.AddressSyntaxError:
+                slot, fn = notations.parse("pci", d.addr)
+            except notations.AddressSyntaxError:
                 continue
             slots.setdefault(slot, {})[fn] = d
         for functions in slots.values():

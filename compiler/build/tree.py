@@ -10,7 +10,7 @@ from typing import Literal, Union
 
 import attrs
 
-from .source import Span
+from compiler.base.source import Span
 
 Origin = Literal["machine", "default", "spec", "hotplug"]
 PropValue = Union[bool, int, str]

@@ -22,10 +22,12 @@ from typing import Any
 
 import attrs
 
-from . import addresses, model, tree
-from .diagnostics import Collector, Label, quote_list
-from .plan import Plan, Planned
-from .source import Span
+from compiler.base import notations
+from compiler.base.diagnostics import Collector, Label, quote_list
+from compiler.base.source import Span
+from compiler.build import tree
+from compiler.build.plan import Plan, Planned
+from compiler.lang import model
 
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z_-]*?)\d+$")  # `phb0` → `phb`
 
@@ -108,7 +110,7 @@ def _as_used(value: dict[tuple[int, ...], str]) -> _Used:
 class _Bus:
     name: str
     kind: str
-    space: addresses.AddressSpace
+    space: notations.AddressSpace
     owner: str | None
     used: _Used = attrs.field(factory=_Used, converter=_as_used)
     hotplug: bool = True  # the bus template's word, else its bus kind's
@@ -137,7 +139,7 @@ class Allocator:
         self.failed_buses: set[str] = set()  # buses of devices that could not be placed
         self.reservations: dict[str, Planned] = {}  # fixed addresses, held before placing
         self.root = "main-system-bus"
-        self.buses[self.root] = _Bus(self.root, "system", addresses.AddressSpace("none"), None)
+        self.buses[self.root] = _Bus(self.root, "system", notations.AddressSpace("none"), None)
         self.by_name[self.root] = self.root
         self.ports: list[str] = []
         self.containers: dict[str, list[str]] = {}  # overflow type → those added, in order
@@ -160,7 +162,7 @@ class Allocator:
     def add_machine(self, devices: tuple[tree.Device, ...], bus: str) -> None:
         for d in devices:
             self._attach(d, bus, None if d.addr is None else
-                         addresses.parse(self.buses[bus].space.notation, d.addr))
+                         notations.parse(self.buses[bus].space.notation, d.addr))
             for b in d.buses:
                 space = self._space_of(d.type, b.kind, b.notation)
                 key = self._add_bus(_Bus(b.name, b.kind, space, d.id,
@@ -187,13 +189,13 @@ class Allocator:
         bk = self.library.buses.get(kind)
         return bk.hotplug if bk else False
 
-    def _space_of(self, dtype: str, kind: str, notation: str) -> addresses.AddressSpace:
+    def _space_of(self, dtype: str, kind: str, notation: str) -> notations.AddressSpace:
         t = self.library.devices.get(dtype)
         for template in t.buses if t else ():
             if template.kind == kind:
                 return template.address
         bk = self.library.buses.get(kind)
-        return bk.address if bk else addresses.AddressSpace(notation)
+        return bk.address if bk else notations.AddressSpace(notation)
 
     def _attach(self, d: tree.Device, bus: str, addr: tuple[int, ...] | None) -> None:
         if d.id in self.nodes:
@@ -246,8 +248,8 @@ class Allocator:
             candidates = [self.buses[k] for pl in t.plugs for k in self._keys_of(pl.bus)]
         for bus in candidates:
             try:
-                addr = addresses.parse(bus.space.notation, p.addr)
-            except addresses.AddressSyntaxError:
+                addr = notations.parse(bus.space.notation, p.addr)
+            except notations.AddressSyntaxError:
                 continue
             plug = t.plugs_into(bus.kind)
             if bus.space.out_of_range(addr, plug.tag if plug else None) is None and \
@@ -387,7 +389,7 @@ class Allocator:
         """Containers are packed as the functions of one slot, then the next free slot."""
         if previous:
             last = self.nodes[previous[-1]]
-            slot, fn = addresses.parse("pci", last.device.addr or "0.0")
+            slot, fn = notations.parse("pci", last.device.addr or "0.0")
             if last.bus == self._key(bus) and fn < 7 and (slot, fn + 1) not in bus.used:
                 return (slot, fn + 1)
         scan, floors = ("slot", slots[0], slots[1]), bus.used.floors  # as in `_next_free`
@@ -576,8 +578,8 @@ class Allocator:
         plug = t.plugs_into(bus.kind)
         if addr is None and p.addr is not None:
             try:
-                addr = addresses.parse(bus.space.notation, p.addr)
-            except addresses.AddressSyntaxError as exc:
+                addr = notations.parse(bus.space.notation, p.addr)
+            except notations.AddressSyntaxError as exc:
                 self.diags.error("E0503", f"`{p.addr}` is not a {bus.space.notation} address",
                                  p.span, help=str(exc))
                 return
@@ -619,7 +621,7 @@ class Allocator:
         if props is None:
             return
         notation = bus.space.notation
-        text = None if notation == "none" else addresses.format(notation, addr)
+        text = None if notation == "none" else notations.format(notation, addr)
         device = tree.Device(p.id, p.type, p.origin, text, props, p.backend, (), p.why)
         self._attach(device, self._key(bus), addr if notation != "none" else None)
         self._add_buses(device, t)
@@ -636,7 +638,7 @@ class Allocator:
                     cid = f"{device.id}.{child.id}"
                     notation = template.address.notation
                     addr = (None if child.address is None or notation == "none"
-                            else addresses.format(notation, child.address))
+                            else notations.format(notation, child.address))
                     # QEMU creates these with their parent: listed, never emitted
                     cd = tree.Device(cid, child.type, "machine", addr, tuple(child.props),
                                      (), (), tree.Provenance(f"created by `{t.name}`",
@@ -688,7 +690,7 @@ class Allocator:
                 free = sum(1 for r in bus.space.ranges("slot") for slot in range(r.lo, r.hi + 1)
                            if not any(a[0] == slot for a in bus.used))
             else:
-                field = addresses.NOTATIONS[bus.space.notation][-2 if bus.space.notation ==
+                field = notations.NOTATIONS[bus.space.notation][-2 if bus.space.notation ==
                                                                  "scsi" else 0]
                 free = sum(1 for r in bus.space.ranges(field) for v in range(r.lo, r.hi + 1)
                            if not any(a[-2 if bus.space.notation == "scsi" else 0] == v

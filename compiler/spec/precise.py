@@ -13,12 +13,13 @@ from collections.abc import Iterator
 
 import attrs
 
-from . import address, expand, expr, model, tree
-from .diagnostics import Collector, CompileError, Label, error, quote_list
-from .emit.blob import FORMAT
-from .jsonpos import PathKey, locate
-from .plan import Plan, Planned
-from .source import SourceFile, Span
+from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
+from compiler.base.source import SourceFile, Span
+from compiler.build import allocate, expand, tree
+from compiler.build.plan import Plan, Planned
+from compiler.emit.blob import FORMAT
+from compiler.lang import expr, model
+from compiler.spec.jsonpos import PathKey, locate
 
 Json = object
 
@@ -230,7 +231,7 @@ def _devices(r: _Reader, value: Json, path: PathKey, bus: str) -> Iterator[Plann
 
 def _unique_ids(r: _Reader, value: Json, path: PathKey, seen: dict[str, Span],
                 diags: Collector) -> None:
-    from .diagnostics import Label
+    from compiler.base.diagnostics import Label
 
     for i, d in enumerate(value if isinstance(value, list) else []):
         if not isinstance(d, dict):
@@ -296,7 +297,7 @@ def _rebuild(schema: model.MachineSchema, library: model.Library,
                     notes=[f"expected one of {quote_list(library.devices)}"])
     diags.check()
     env = expr.Env(options)
-    return expand.apply_compat(schema, address.assign(
+    return expand.apply_compat(schema, allocate.assign(
         schema, library, expand.machine_devices(schema, env), Plan(tuple(devices), backends),
         0, source.span(0, 0), diags))
 

@@ -10,10 +10,10 @@ from typing import Literal, Union
 
 import attrs
 
-from .addresses import AddressSpace
-from .ast import FdtItem
-from .expr import Expr, Scalar
-from .source import Span
+from compiler.base.notations import AddressSpace
+from compiler.base.source import Span
+from compiler.lang.ast import FdtItem
+from compiler.lang.expr import Expr, Scalar
 
 _span = attrs.field(eq=False, repr=False)
 

@@ -10,9 +10,9 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import ast
-from .diagnostics import CompileError, error
-from .source import SourceFile, Span
+from compiler.base.diagnostics import CompileError, error
+from compiler.base.source import SourceFile, Span
+from compiler.lang import ast
 
 if TYPE_CHECKING:
     from lark import Lark, Token

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from . import tree
-from .extract_qmp import Snapshot
+from compiler.build import tree
+from compiler.qemu.extract.snapshot import Snapshot
 
 Body = dict[str, tree.PropValue]
 Warn = Callable[[str, list[str]], None]  # message, notes

@@ -19,8 +19,9 @@ from typing import TypeVar
 
 import attrs
 
-from . import addresses, expr, model
-from .source import Span
+from compiler.base import notations
+from compiler.base.source import Span
+from compiler.lang import expr, model
 
 # The order of categories in the output.
 CATEGORIES = ("machine", "quirk", "option", "device", "compat", "implement", "provide",
@@ -246,7 +247,7 @@ def _device_entries(m: model.MachineSchema) -> dict[str, list[_DeviceEntry]]:
         for inst in instances:
             here = expr.conjoin(cond, inst.condition)
             addr = (NONE if inst.address is None or notation == "none"
-                    else addresses.format(notation, inst.address))
+                    else notations.format(notation, inst.address))
             props = "{" + ", ".join(f"{k} = {_literal(v)}" for k, v in sorted(inst.props)) + "}"
             buses = "[" + ", ".join(f"{b.kind} {_literal(b.name)}" for b in inst.buses) + "]"
             fields = (inst.type, bus, addr, "always" if here is None else _expr_text(here),

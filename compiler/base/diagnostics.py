@@ -12,7 +12,7 @@ from typing import Literal
 
 import attrs
 
-from .source import Span
+from compiler.base.source import Span
 
 Severity = Literal["error", "warning"]
 

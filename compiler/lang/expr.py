@@ -11,7 +11,7 @@ from typing import Union
 
 import attrs
 
-from .source import Span
+from compiler.base.source import Span
 
 Scalar = Union[bool, int, str]
 # Facts about the loose spec that conditions may read; `count(KIND)` counts its items.
