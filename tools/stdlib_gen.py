@@ -62,6 +62,14 @@ BACKENDS = {
               "probe-fs"),
 }
 TYPES_BY_NAME = {"mac": "macaddr"}
+HEADER = """# Stdlib coverage
+
+Written by `tools/stdlib_gen.py` from QEMU itself (`python3 tools/stdlib_gen.py --report
+docs/stdlib-coverage.md --drafts build/stdlib-drafts`): the user-creatable device types of each
+binary that a shipped machine family runs on, which of them a scratch VM of that family can
+create without host resources, and how many of those the stdlib describes. Drafts for the rest
+go to `build/stdlib-drafts/` for review.
+"""
 # Categories of `-device help` that are never guest devices we describe
 SKIP_CATEGORIES = ("CPU devices",)
 HOST_RESOURCE = re.compile(r"vfio|vhost|host|passthrough|ivshmem|xen|kvm|sev|tpm|nvdimm|"
@@ -392,8 +400,7 @@ def main(args: Sequence[str] | None = None) -> int:
                     "moves into stdlib/\n\n"
                     + "\n\n".join(draft(p, library, generic) for p in missing) + "\n",
                     encoding="utf-8")
-    text = "# Stdlib coverage\n\nWritten by `tools/stdlib_gen.py` from QEMU itself.\n\n" + \
-        "\n".join(sections)
+    text = "\n".join([HEADER, *sections])
     if opts.report:
         opts.report.write_text(text, encoding="utf-8")
     else:
