@@ -1,6 +1,7 @@
-"""Checks on the precise tree before anything is emitted: a registry of named rules with
-stable codes (E14xx), over a networkx graph of devices, buses and backends. Checks only read;
-every error names its rule and points at the statement or spec line that brought the device.
+"""Checks on the precise tree before anything is emitted: a table of named rules
+(`compiler.base.checks`), one stable code each (E14xx), each run only when the rules it needs
+found nothing, over a networkx graph of devices, buses and backends. Checks only read; every
+error names its rule and points at the statement or spec line that brought the device.
 
 Runs after `address` on compiled specs, and on precise blobs given as input, where a hand
 edit can break any of these.

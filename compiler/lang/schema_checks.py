@@ -1,5 +1,6 @@
-"""Whole-model rules over a resolved `Library`, as a registry of named checks with stable
-codes. Checks only read the model and report; they never change it. `lint` runs them all.
+"""Whole-model rules over a resolved `Library`, as a table of named checks
+(`compiler.base.checks`) with stable codes and the checks each needs. Checks only read the
+model and report; they never change it. `lint` runs them all once resolving found nothing.
 """
 
 from __future__ import annotations
