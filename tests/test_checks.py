@@ -3,6 +3,8 @@ prerequisite keeping its dependants quiet, and tables refused when they are buil
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from compiler.base import checks
@@ -99,3 +101,16 @@ def test_the_shipped_tables_are_sealed_and_list_every_check(
     assert rows and all(r.name and r.codes and r.summary for r in rows)
     with pytest.raises(checks.TableError, match="sealed"):
         registry.check("late", "E9999", "")(lambda subject, diags: None)
+
+
+def test_every_check_of_the_tree_table_is_documented_with_its_rule() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "diagnostics.md").read_text(
+        encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in docs.splitlines()
+            if line.startswith("| `E")}
+    for check in validate.TABLE.rows():
+        for code in check.codes:
+            assert code in rows, f"{code} ({check.name}) has no row in docs/diagnostics.md"
+            assert f"rule `{check.name}`" in rows[code], f"{code}'s row does not name its rule"
+    for check in schema_checks.TABLE.rows():
+        assert all(code in rows for code in check.codes), check
