@@ -1,6 +1,7 @@
-"""Checks on the precise tree before anything is emitted: a registry of named rules with
-stable codes (E14xx), over a networkx graph of devices, buses and backends. Checks only read;
-every error names its rule and points at the statement or spec line that brought the device.
+"""Checks on the precise tree before anything is emitted: a table of named rules
+(`compiler.base.checks`), one stable code each (E14xx), each run only when the rules it needs
+found nothing, over a networkx graph of devices, buses and backends. Checks only read; every
+error names its rule and points at the statement or spec line that brought the device.
 
 Runs after `address` on compiled specs, and on precise blobs given as input, where a hand
 edit can break any of these.
@@ -8,12 +9,12 @@ edit can break any of these.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import attrs
 
-from compiler.base import notations
+from compiler.base import checks, notations
 from compiler.base.diagnostics import Collector, Label, quote_list
 from compiler.base.source import Span
 from compiler.build import tree
@@ -71,25 +72,8 @@ class Context:
         return self._successors
 
 
-Rule = Callable[[Context, Collector], None]
-
-
-@attrs.frozen
-class Check:
-    code: str
-    name: str
-    summary: str
-    run: Rule
-
-
-REGISTRY: list[Check] = []
-
-
-def check(code: str, name: str, summary: str) -> Callable[[Rule], Rule]:
-    def register(fn: Rule) -> Rule:
-        REGISTRY.append(Check(code, name, summary, fn))
-        return fn
-    return register
+TABLE: checks.Registry[Context] = checks.Registry("precise-tree checks")
+check = TABLE.check
 
 
 def _placed(bus: tree.Bus, parent: tree.Device | None) -> Iterator[Placed]:
@@ -104,8 +88,7 @@ def validate(machine: tree.Machine, library: model.Library, fallback: Span,
     """`backend_spans`: where each backend is written, for errors about it."""
     ctx = Context(machine, library, fallback, list(_placed(machine.root, None)),
                   dict(backend_spans or {}))
-    for c in REGISTRY:
-        c.run(ctx, diags)
+    TABLE.run(ctx, diags)
 
 
 def _rule(name: str) -> str:
@@ -169,7 +152,7 @@ def _cyclic(successors: dict[str, list[str]]) -> bool:
     return False
 
 
-@check("E1401", "known-type", "every device type exists in the stdlib")
+@check("known-type", "E1401", "every device type exists in the stdlib")
 def known_type(ctx: Context, diags: Collector) -> None:
     for p in ctx.placed:
         if ctx.type(p.device) is None:
@@ -177,7 +160,7 @@ def known_type(ctx: Context, diags: Collector) -> None:
                         notes=[f"expected one of {quote_list(ctx.library.devices)}"])
 
 
-@check("E1402", "unique-ids", "device ids are unique")
+@check("unique-ids", "E1402", "device ids are unique")
 def unique_ids(ctx: Context, diags: Collector) -> None:
     seen: dict[str, tree.Device] = {}
     for p in ctx.placed:
@@ -188,7 +171,8 @@ def unique_ids(ctx: Context, diags: Collector) -> None:
                         notes=[_rule("unique-ids")])
 
 
-@check("E1403", "bus-kind", "each device sits on a bus kind it plugs into")
+@check("bus-kind", "E1403", "each device sits on a bus kind it plugs into",
+       needs=["known-type"])
 def bus_kind(ctx: Context, diags: Collector) -> None:
     for p in ctx.placed:
         t = ctx.type(p.device)
@@ -199,7 +183,8 @@ def bus_kind(ctx: Context, diags: Collector) -> None:
                                _rule("bus-kind")])
 
 
-@check("E1404", "address", "addresses are well formed, in range and distinct")
+@check("address", "E1404", "addresses are well formed, in range and distinct",
+       needs=["known-type"])
 def address(ctx: Context, diags: Collector) -> None:
     spaces = _bus_spaces(ctx)
     for bus_id, (bus, space) in spaces.items():
@@ -256,7 +241,8 @@ def _bus_spaces(ctx: Context) -> dict[int, tuple[tree.Bus, notations.AddressSpac
     return result
 
 
-@check("E1405", "multifunction", "other functions of a PCI slot need function 0 to say so")
+@check("multifunction", "E1405", "other functions of a PCI slot need function 0 to say so",
+       needs=["address"])
 def multifunction(ctx: Context, diags: Collector) -> None:
     for bus, _space in _bus_spaces(ctx).values():
         if bus.notation != "pci":
@@ -289,57 +275,123 @@ def _machine_multifunction(ctx: Context, d: tree.Device) -> bool:
     return bool(t and t.multifunction)
 
 
-@check("E1406", "links", "backend links resolve, required links are set, every backend is used")
-def links(ctx: Context, diags: Collector) -> None:
-    backends = dict(ctx.machine.backends)
-    used: set[str] = set()
+# A device's backend links, one rule each (they were one code, E1406, before).
+@attrs.frozen
+class Link:
+    placed: Placed
+    type: model.DeviceType
+    name: str
+    target: str
+
+
+def _links(ctx: Context) -> Iterator[Link]:
+    """Every backend link of a device of a known type, in tree order."""
     for p in ctx.placed:
         t = ctx.type(p.device)
-        if t is None:
+        if t is not None:
+            for name, target in dict(p.device.backend).items():
+                yield Link(p, t, name, target)
+
+
+def _sound_links(ctx: Context) -> Iterator[tuple[Link, model.LinkSpec]]:
+    """The links that name a link of their type and a backend of the kind it needs: the
+    ones that use a backend."""
+    backends = dict(ctx.machine.backends)
+    for link in _links(ctx):
+        spec = link.type.links.get(link.name)
+        if (spec is not None and link.target in backends
+                and dict(backends[link.target]).get("kind") == spec.backend):
+            yield link, spec
+
+
+@check("link-name", "E1411", "a device's backend links are links its type has",
+       needs=["known-type"])
+def link_name(ctx: Context, diags: Collector) -> None:
+    for link in _links(ctx):
+        if link.name not in link.type.links:
+            diags.error("E1411", f"`{link.type.name}` has no backend link `{link.name}`",
+                        ctx.span(link.placed.device),
+                        notes=[f"its links are {quote_list(link.type.links)}",
+                               _rule("link-name")])
+
+
+@check("link-target", "E1412", "a backend link names a backend of the machine",
+       needs=["known-type"])
+def link_target(ctx: Context, diags: Collector) -> None:
+    backends = dict(ctx.machine.backends)
+    for link in _links(ctx):
+        if link.name in link.type.links and link.target not in backends:
+            diags.error("E1412", f"`{link.placed.device.id}` links `{link.name}` to "
+                        f"`{link.target}`, which is not a backend", ctx.span(link.placed.device),
+                        notes=[f"the backends are {quote_list(backends)}", _rule("link-target")])
+
+
+@check("link-kind", "E1413", "a backend link names a backend of the kind it needs",
+       needs=["known-type"])
+def link_kind(ctx: Context, diags: Collector) -> None:
+    backends = dict(ctx.machine.backends)
+    for link in _links(ctx):
+        spec = link.type.links.get(link.name)
+        if spec is None or link.target not in backends:
+            continue
+        kind = dict(backends[link.target]).get("kind")
+        if kind != spec.backend:
+            diags.error("E1413", f"`{link.placed.device.id}`'s `{link.name}` needs a "
+                        f"{spec.backend}, but `{link.target}` is a {kind}",
+                        ctx.span(link.placed.device), notes=[_rule("link-kind")])
+
+
+@check("link-writable", "E1414", "a link that writes names a backend that is not read-only",
+       needs=["known-type"])
+def link_writable(ctx: Context, diags: Collector) -> None:
+    backends = dict(ctx.machine.backends)
+    for link, spec in _sound_links(ctx):
+        if spec.writable and dict(backends[link.target]).get("read-only"):
+            diags.error("E1414", f"`{link.placed.device.id}` ({link.type.name}) needs a "
+                        f"writable {spec.backend}, but `{link.target}` is read-only",
+                        ctx.span(link.placed.device), notes=[_rule("link-writable"),
+                        "QEMU: `Block node is read-only`"],
+                        help="drop `readonly`, or use an interface whose device "
+                        "takes read-only drives (virtio, scsi)")
+
+
+@check("backend-once", "E1415", "no two links use the same backend", needs=["known-type"])
+def backend_once(ctx: Context, diags: Collector) -> None:
+    used: set[str] = set()
+    for link, _spec in _sound_links(ctx):
+        if link.target in used:
+            diags.error("E1415", f"backend `{link.target}` is used twice",
+                        ctx.span(link.placed.device), notes=[_rule("backend-once")],
+                        help="give each device its own backend")
+        used.add(link.target)
+
+
+@check("link-required", "E1416", "a device sets every link its type requires",
+       needs=["known-type"])
+def link_required(ctx: Context, diags: Collector) -> None:
+    for p in ctx.placed:
+        t = ctx.type(p.device)
+        if t is None or p.device.origin == "machine":
             continue
         given = dict(p.device.backend)
-        for name, target in given.items():
-            spec = t.links.get(name)
-            if spec is None:
-                diags.error("E1406", f"`{t.name}` has no backend link `{name}`",
-                            ctx.span(p.device), notes=[f"its links are {quote_list(t.links)}",
-                                                       _rule("links")])
-            elif target not in backends:
-                diags.error("E1406", f"`{p.device.id}` links `{name}` to `{target}`, which is "
-                            "not a backend", ctx.span(p.device),
-                            notes=[f"the backends are {quote_list(backends)}", _rule("links")])
-            else:
-                kind = dict(backends[target]).get("kind")
-                if kind != spec.backend:
-                    diags.error("E1406", f"`{p.device.id}`'s `{name}` needs a {spec.backend}, "
-                                f"but `{target}` is a {kind}", ctx.span(p.device),
-                                notes=[_rule("links")])
-                    continue
-                if spec.writable and dict(backends[target]).get("read-only"):
-                    diags.error("E1406", f"`{p.device.id}` ({t.name}) needs a writable "
-                                f"{spec.backend}, but `{target}` is read-only",
-                                ctx.span(p.device), notes=[_rule("links"),
-                                "QEMU: `Block node is read-only`"],
-                                help="drop `readonly`, or use an interface whose device "
-                                "takes read-only drives (virtio, scsi)")
-                if target in used:
-                    diags.error("E1406", f"backend `{target}` is used twice",
-                                ctx.span(p.device), notes=[_rule("links")],
-                                help="give each device its own backend")
-                used.add(target)
-        if p.device.origin != "machine":
-            for spec in t.links.values():
-                if not spec.optional and spec.name not in given:
-                    diags.error("E1406", f"`{p.device.id}` ({t.name}) needs its `{spec.name}` "
-                                f"link to a {spec.backend}", ctx.span(p.device),
-                                notes=[_rule("links")])
-    for ident in backends:
+        for spec in t.links.values():
+            if not spec.optional and spec.name not in given:
+                diags.error("E1416", f"`{p.device.id}` ({t.name}) needs its `{spec.name}` "
+                            f"link to a {spec.backend}", ctx.span(p.device),
+                            notes=[_rule("link-required")])
+
+
+@check("backend-used", "E1417", "every backend is used by some device", needs=["known-type"])
+def backend_used(ctx: Context, diags: Collector) -> None:
+    used = {link.target for link, _spec in _sound_links(ctx)}
+    for ident in dict(ctx.machine.backends):
         if ident not in used:
-            diags.error("E1406", f"backend `{ident}` is not used by any device",
-                        ctx.backend_spans.get(ident, ctx.fallback), notes=[_rule("links")])
+            diags.error("E1417", f"backend `{ident}` is not used by any device",
+                        ctx.backend_spans.get(ident, ctx.fallback), notes=[_rule("backend-used")])
 
 
-@check("E1407", "requirements", "what a device requires, some device provides")
+@check("requirements", "E1407", "what a device requires, some device provides",
+       needs=["known-type"])
 def requirements(ctx: Context, diags: Collector) -> None:
     provided = {cap for p in ctx.placed if (t := ctx.type(p.device)) for cap in t.provides}
     for p in ctx.placed:
@@ -351,7 +403,8 @@ def requirements(ctx: Context, diags: Collector) -> None:
                             ctx.span(p.device), notes=[_rule("requirements")])
 
 
-@check("E1408", "acyclic", "no device depends on itself")
+@check("acyclic", "E1408", "no device depends on itself",
+       needs=["known-type", "unique-ids"])
 def acyclic(ctx: Context, diags: Collector) -> None:
     if not _cyclic(ctx.successors):
         return
@@ -372,7 +425,7 @@ def acyclic(ctx: Context, diags: Collector) -> None:
 PCI_KINDS = ("pci", "pcie")
 
 
-@check("E1409", "bus-numbers", "a PCI domain has at most 256 bus numbers")
+@check("bus-numbers", "E1409", "a PCI domain has at most 256 bus numbers")
 def bus_numbers(ctx: Context, diags: Collector) -> None:
     """Every bridge and port takes one bus number of its PCI domain; firmware and guests
     cannot number more than 256 (bus 0 is the root). Points at the first device past it."""
@@ -411,7 +464,7 @@ BACKEND_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-@check("E1410", "backend-fields", "every backend has what its kind needs to reach QEMU")
+@check("backend-fields", "E1410", "every backend has what its kind needs to reach QEMU")
 def backend_fields(ctx: Context, diags: Collector) -> None:
     for ident, body in ctx.machine.backends:
         fields = dict(body)
@@ -428,3 +481,6 @@ def backend_fields(ctx: Context, diags: Collector) -> None:
         if missing:
             diags.error("E1410", f"backend `{ident}` ({kind}) has no {quote_list(missing)}",
                         span, notes=[_rule("backend-fields")])
+
+
+TABLE.seal()

@@ -1,41 +1,25 @@
-"""Whole-model rules over a resolved `Library`, as a registry of named checks with stable
-codes. Checks only read the model and report; they never change it. `lint` runs them all.
+"""Whole-model rules over a resolved `Library`, as a table of named checks
+(`compiler.base.checks`) with stable codes and the checks each needs. Checks only read the
+model and report; they never change it. `lint` runs them all once resolving found nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import attrs
 
+from compiler.base import checks
 from compiler.base.diagnostics import Collector, Label, quote_list
 from compiler.lang import expr, model
 from compiler.lang.resolve import ROOT_BUS_KIND, provided_bus_kinds
 
-CheckFn = Callable[[model.Library, Collector], None]
-
-
-@attrs.frozen
-class SchemaCheck:
-    code: str
-    name: str
-    summary: str
-    run: CheckFn
-
-
-REGISTRY: list[SchemaCheck] = []
-
-
-def check(code: str, name: str, summary: str) -> Callable[[CheckFn], CheckFn]:
-    def register(fn: CheckFn) -> CheckFn:
-        REGISTRY.append(SchemaCheck(code, name, summary, fn))
-        return fn
-    return register
+TABLE: checks.Registry[model.Library] = checks.Registry("schema checks")
+check = TABLE.check
 
 
 def run_all(library: model.Library, diags: Collector) -> None:
-    for c in REGISTRY:
-        c.run(library, diags)
+    TABLE.run(library, diags)
 
 
 @attrs.frozen
@@ -82,7 +66,7 @@ def _domains(m: model.MachineSchema | None) -> dict[str, tuple[expr.Scalar, ...]
     return {n: d for n, o in m.options.items() if (d := o.type.domain()) is not None}
 
 
-@check("E0504", "plugs-into-bus", "a device sits on a bus kind it cannot plug into")
+@check("plugs-into-bus", "E0504", "a device sits on a bus kind it cannot plug into")
 def plugs_into_bus(library: model.Library, diags: Collector) -> None:
     for p in placed(library):
         t = library.devices.get(p.instance.type)
@@ -93,7 +77,8 @@ def plugs_into_bus(library: model.Library, diags: Collector) -> None:
                         labels=[Label(t.span, f"`{t.name}` is declared here")])
 
 
-@check("E0501", "address-in-range", "an address is outside what its bus offers")
+@check("address-in-range", "E0501", "an address is outside what its bus offers",
+       needs=["plugs-into-bus"])
 def address_in_range(library: model.Library, diags: Collector) -> None:
     for p in placed(library):
         if p.instance.address is None or p.bus is None:
@@ -106,7 +91,8 @@ def address_in_range(library: model.Library, diags: Collector) -> None:
                         p.instance.span)
 
 
-@check("E0502", "address-collision", "two devices that can exist together share an address")
+@check("address-collision", "E0502", "two devices that can exist together share an address",
+       needs=["plugs-into-bus"])
 def address_collision(library: model.Library, diags: Collector) -> None:
     by_bus: dict[tuple[int, str | None, int | str, tuple[int, ...]], list[Placed]] = {}
     for p in placed(library):
@@ -127,7 +113,7 @@ def address_collision(library: model.Library, diags: Collector) -> None:
         by_bus.setdefault(key, []).append(p)
 
 
-@check("E0401", "unique-ids", "device ids are unique within a machine")
+@check("unique-ids", "E0401", "device ids are unique within a machine")
 def unique_ids(library: model.Library, diags: Collector) -> None:
     for m in library.machines.values():
         seen: dict[str, model.Instance] = {}
@@ -145,7 +131,7 @@ def unique_ids(library: model.Library, diags: Collector) -> None:
             seen[p.instance.id] = p.instance
 
 
-@check("E0701", "rule-can-fire", "a `when` condition or `check` can never fire")
+@check("rule-can-fire", "E0701", "a `when` condition or `check` can never fire")
 def rule_can_fire(library: model.Library, diags: Collector) -> None:
     for p in placed(library):
         if p.condition is not None and p.instance.condition is not None and not expr.can_hold(
@@ -184,7 +170,7 @@ def attachable_kinds(library: model.Library, m: model.MachineSchema) -> set[str]
     return kinds
 
 
-@check("E0801", "implementation-attaches", "a default implementation has no bus to go on")
+@check("implementation-attaches", "E0801", "a default implementation has no bus to go on")
 def implementation_attaches(library: model.Library, diags: Collector) -> None:
     for m in library.machines.values():
         kinds = attachable_kinds(library, m)
@@ -200,7 +186,7 @@ def implementation_attaches(library: model.Library, diags: Collector) -> None:
                             help="add a `provide KIND by DEVICE` rule, or pick another device")
 
 
-@check("E0206", "requirement-provided", "every `requires` names something a device provides")
+@check("requirement-provided", "E0206", "every `requires` names something a device provides")
 def requirement_provided(library: model.Library, diags: Collector) -> None:
     provided = {c for t in library.devices.values() for c in t.provides}
     for t in library.devices.values():
@@ -210,7 +196,7 @@ def requirement_provided(library: model.Library, diags: Collector) -> None:
                             t.span, notes=[f"devices provide {quote_list(provided)}"])
 
 
-@check("E0603", "requires-acyclic", "`requires` between device types has no cycle")
+@check("requires-acyclic", "E0603", "`requires` between device types has no cycle")
 def requires_acyclic(library: model.Library, diags: Collector) -> None:
     import networkx as nx
 
@@ -226,3 +212,6 @@ def requires_acyclic(library: model.Library, diags: Collector) -> None:
                     g.add_edge(t.name, other.name)
                     spans[(t.name, other.name)] = t.span
     _report_cycles(g, spans, diags, "E0603", "requires")
+
+
+TABLE.seal()
