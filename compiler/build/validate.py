@@ -381,7 +381,10 @@ def link_required(ctx: Context, diags: Collector) -> None:
                             notes=[_rule("link-required")])
 
 
-@check("backend-used", "E1417", "every backend is used by some device", needs=["known-type"])
+# A link that is misnamed, dangling, of the wrong kind or missing leaves its backend unused:
+# that is the same mistake, so it is not reported twice.
+@check("backend-used", "E1417", "every backend is used by some device",
+       needs=["known-type", "link-name", "link-target", "link-kind", "link-required"])
 def backend_used(ctx: Context, diags: Collector) -> None:
     used = {link.target for link, _spec in _sound_links(ctx)}
     for ident in dict(ctx.machine.backends):
