@@ -58,28 +58,40 @@ def show(machine: str, option_pairs: Sequence[str]) -> tree.Machine:
 
 def compile_input(path: Path) -> tree.Machine:
     """A loose spec, or a precise blob (a `.json` with a `format`), → the precise machine."""
+    blob = _read_blob(path) if path.suffix == ".json" else None
+    return compile_spec(path) if blob is None else compile_blob(*blob)
+
+
+def _read_blob(path: Path) -> tuple[SourceFile, dict[str, object]] | None:
+    """The file and its JSON if it is a precise blob; None for a loose spec (whose loader
+    reports unreadable JSON with a position)."""
     import json
 
-    if path.suffix == ".json":
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = json.loads(text)
-        except (OSError, UnicodeDecodeError, ValueError):
-            data = None  # the spec loader reports it with a position
-        from compiler.build import validate  # blobs only: a spec needs neither
-        from compiler.spec import precise
+    from compiler.spec import precise
 
-        if precise.is_blob(data):
-            assert isinstance(data, dict)
-            library = resolve.load_library()
-            source = SourceFile.from_text(str(path), text)
-            machine = precise.load(source, data, library)
-            diags = Collector()
-            validate.validate(machine, library, source.span(0, 0), diags,
-                              precise.backend_spans(source, data))
-            diags.check()
-            return machine
-    return compile_spec(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not precise.is_blob(data):
+        return None
+    assert isinstance(data, dict)
+    return SourceFile.from_text(str(path), text), data
+
+
+def compile_blob(source: SourceFile, data: dict[str, object]) -> tree.Machine:
+    """Precise blob → precise machine: load (it must rebuild to itself), validate."""
+    from compiler.build import validate
+    from compiler.spec import precise
+
+    library = resolve.load_library()
+    machine = precise.load(source, data, library)
+    diags = Collector()
+    validate.validate(machine, library, source.span(0, 0), diags,
+                      precise.backend_spans(source, data))
+    diags.check()
+    return machine
 
 
 def compile_spec(path: Path) -> tree.Machine:
