@@ -17,7 +17,7 @@ from compiler.qemu import compare
 from compiler.qemu.extract import backends
 from compiler.qemu.extract.qtree import BusKey, Record, prop_value
 from compiler.qemu.extract.scene import Scene
-from compiler.qemu.extract.snapshot import Value
+from compiler.qemu.extract.snapshot import UserDevice, Value
 
 
 class DevicePlanner:
@@ -46,14 +46,28 @@ class DevicePlanner:
                 help="declare it in `stdlib/` (CONTRIBUTING.md: adding a device type)"
                 if t is None else None)
             return None
-        origin: tree.Origin
+        origin = self._origin(t, user, ident)
+        props = self._props(t, user, r, ident)
+        links = self._links(t, user, r)
+        bus = self.bus_names.get(r.bus_key, r.bus.name)
+        why = (f"extracted from QEMU: `{user.path}`" if user else
+               "extracted from QEMU: created by QEMU itself, not predicted by the schema")
+        return Planned(ident, t.name, origin, tuple(sorted(props.items())),
+                       tuple(sorted(links.items())), bus, scene.qtree.addr(r),
+                       tree.Provenance(why, r.span), r.span)
+
+    def _origin(self, t: model.DeviceType, user: UserDevice | None, ident: str) -> tree.Origin:
         if user is not None and user.hotplugged:
-            origin = "hotplug"
-        elif user is None or self._added(t.name, ident):
-            origin = "default"
-        else:
-            origin = "spec"
-        skip = set(compare.QEMU_ADDRESS_PROPS.get(scene.qtree.notation(r), ()))
+            return "hotplug"
+        if user is None or self._added(t.name, ident):
+            return "default"
+        return "spec"
+
+    def _props(self, t: model.DeviceType, user: UserDevice | None, r: Record, ident: str
+               ) -> dict[str, tree.PropValue]:
+        """The props the stdlib declares, but the address: from QOM for a user device,
+        else from `info qtree`."""
+        skip = set(compare.QEMU_ADDRESS_PROPS.get(self.scene.qtree.notation(r), ()))
         props: dict[str, tree.PropValue] = {}
         for name, spec in t.props.items():
             if name in skip:
@@ -62,11 +76,17 @@ class DevicePlanner:
             value = self._typed(spec, raw, r, ident)
             if value is not None:
                 props[name] = value
+        return props
+
+    def _links(self, t: model.DeviceType, user: UserDevice | None, r: Record
+               ) -> dict[str, str]:
+        """Link → backend id; a link the device leaves to a child it created (one the blob
+        does not list) is read from that child."""
         links = {}
         for name, link in t.links.items():
             target = user.value(name) if user else prop_value(r.device, name)
             if target in ("", None):
-                target = next((v for c in scene.qtree.below(r) if c.index not in self.ids
+                target = next((v for c in self.scene.qtree.below(r) if c.index not in self.ids
                                and (v := prop_value(c.device, name)) not in ("", None)), None)
             if link.backend == "rng" and isinstance(target, str) and \
                     not target.startswith("/objects/"):
@@ -75,12 +95,7 @@ class DevicePlanner:
                 made = self._backend(link.backend, target, r)
                 if made is not None:
                     links[name] = made
-        bus = self.bus_names.get(r.bus_key, r.bus.name)
-        why = (f"extracted from QEMU: `{user.path}`" if user else
-               "extracted from QEMU: created by QEMU itself, not predicted by the schema")
-        return Planned(ident, t.name, origin, tuple(sorted(props.items())),
-                       tuple(sorted(links.items())), bus, scene.qtree.addr(r),
-                       tree.Provenance(why, r.span), r.span)
+        return links
 
     def _added(self, dtype: str, ident: str) -> bool:
         """Whether the compiler would have added this device by itself: one of the types
