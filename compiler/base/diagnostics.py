@@ -69,8 +69,10 @@ class Collector:
         if diagnostic not in self.items:
             self.items.append(diagnostic)
 
-    def error(self, code: str, message: str, span: Span, **kw: object) -> None:
-        self.add(error(code, message, span, **kw))  # type: ignore[arg-type]
+    def error(self, code: str, message: str, span: Span, *, labels: Iterable[Label] = (),
+              notes: Iterable[str] = (), help: str | None = None) -> None:
+        """Add an error diagnostic (`error`): the keywords are checked, not passed on blind."""
+        self.add(error(code, message, span, labels=labels, notes=notes, help=help))
 
     def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
         for d in diagnostics:

@@ -10,6 +10,7 @@ from typing import Literal, Union
 
 import attrs
 
+from compiler.base.diagnostics import Collector, quote_list
 from compiler.base.notations import AddressSpace
 from compiler.base.source import Span
 from compiler.lang.ast import FdtItem
@@ -275,6 +276,17 @@ class Library:
         names = {*self.machines, *(m.family for m in self.machines.values())}
         names.update(a for m in self.machines.values() for a in m.aliases)
         return sorted(names)
+
+    def machine_or_error(self, name: str, span: Span, diags: Collector) -> MachineSchema:
+        """`machine(name)`; an unknown name (written at `span`) is E0204, raised with all
+        that `diags` holds."""
+        found = self.machine(name)
+        if found is None:
+            diags.error("E0204", f"unknown machine `{name}`", span,
+                        notes=[f"expected one of {quote_list(self.names())}"])
+            diags.check()
+            raise AssertionError("unreachable: diags holds an error")
+        return found
 
 
 def _version(name: str) -> tuple[int, ...]:

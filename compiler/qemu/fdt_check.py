@@ -5,7 +5,7 @@ With the FDT emitter (`compiler/emit/fdt.py`), the whole tree: every node and ev
 property as bytes, after normalising only what QEMU randomises (`/chosen/rng-seed`) or
 orders by hash (the four `ibm,drc-*` arrays, sorted together by index).
 
-Without it (or where it cannot evaluate its declarations), what generic device-tree
+Where the emitter cannot evaluate its declarations for a machine, what generic device-tree
 conventions and the stdlib's `fdt` names allow, no machine-specific paths:
 
 - VIO devices: every device on a bus of notation `vio` whose type declares an FDT `name` is
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 import attrs
 
@@ -84,20 +83,19 @@ def _cells(value: bytes | None, default: int) -> int:
 
 
 def expected_tree(machine: tree.Machine, library: model.Library) -> DtNode | None:
-    """The device tree the FDT emitter predicts, or None without one (or where it cannot
-    evaluate its declarations for this machine)."""
-    import importlib
-
+    """The device tree the FDT emitter predicts, or None where it cannot evaluate its
+    declarations for this machine (E1901: then the nodes above are compared instead)."""
     from compiler.base.diagnostics import CompileError
+    from compiler.emit import fdt
+    from compiler.emit.fdt_out import Node
 
     try:
-        emitter: Any = importlib.import_module("compiler.emit.fdt")
-        built = emitter.build(machine, library)
-    except (ImportError, AttributeError, CompileError):
+        built = fdt.build(machine, library)
+    except CompileError:
         return None
 
-    def convert(node: Any) -> DtNode:
-        return DtNode(str(node.name), tuple((str(p.name), bytes(p.value)) for p in node.props),
+    def convert(node: Node) -> DtNode:
+        return DtNode(node.name, tuple((p.name, p.value) for p in node.props),
                       tuple(convert(c) for c in node.children))
 
     return convert(built)

@@ -43,8 +43,8 @@ class _Reader:
         ks, ke, vs, ve = self.where.get(path, (0, 0, 0, 0))
         return self.source.span(ks, ke) if key else self.source.span(vs, ve)
 
-    def fail(self, path: PathKey, message: str, **kw: object) -> None:
-        self.diags.error("E1602", message, self.span(path), **kw)
+    def fail(self, path: PathKey, message: str) -> None:
+        self.diags.error("E1602", message, self.span(path))
 
     def obj(self, value: Json, path: PathKey, keys: tuple[str, ...], required: tuple[str, ...]
             ) -> dict[str, Json] | None:

@@ -77,6 +77,21 @@ class Snapshot:
     objects: Mapping[str, Mapping[str, Value]]  # rng backends: QOM path → type, filename
 
 
+def read(socket: str, library: model.Library, timeout: float) -> Snapshot:
+    """`snapshot`, with no session an error (E1712) at the socket's path."""
+    from compiler.base.diagnostics import CompileError, error
+    from compiler.base.source import whole_file
+
+    try:
+        return snapshot(socket, library, timeout)
+    except ConnectFailed as exc:
+        raise CompileError([error(
+            "E1712", str(exc), whole_file(socket),
+            notes=["QEMU serves one QMP client per socket at a time"],
+            help="start QEMU with `-qmp unix:PATH,server=on,wait=off` and give that PATH")
+        ]) from None
+
+
 def snapshot(socket: str, library: model.Library, timeout: float) -> Snapshot:
     """Everything `extract` reads, in one QMP session; raises `ConnectFailed`."""
     if not os.path.exists(socket):

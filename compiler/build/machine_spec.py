@@ -1,0 +1,125 @@
+"""What a loose spec asks of its machine as a whole, against the machine's schema: the
+options, cpus and memory (filled in as QEMU 7.2's `-smp` does), the spare hot-plug ports,
+the name; the environment the schema's conditions read; and the schema's own `check`
+rules (E1301). Values of the wrong kind are E1003, a topology that does not multiply out
+E1010. The devices are `plan`'s and `allocate`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from compiler.base.diagnostics import Collector
+from compiler.base.source import Span
+from compiler.base.units import parse_size
+from compiler.build import expand, plan, tree
+from compiler.lang import expr, model
+from compiler.spec.loose import LooseSpec
+
+Pairs = tuple[tuple[str, tree.PropValue], ...]
+
+
+@attrs.frozen
+class MachineSpec:
+    options: Mapping[str, expr.Scalar]  # every option of the schema, typed
+    cpus: Pairs  # count, sockets, cores, threads, and `model` if given
+    memory: Pairs  # size
+    env: expr.Env  # what the schema's conditions read: options, spec facts, item counts
+    spares: int  # hot-plug ports to keep free
+    spares_span: Span  # where the spec says so (else the whole spec)
+    spares_required: bool  # the spec asks for them: too few is an error
+    name: str
+
+
+def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> MachineSpec:
+    given = {k: (_option_text(v.value), v.span) for k, v in spec.options.items()}
+    options = expand.option_values(schema, given, diags,
+                                   {k: v.key_span for k, v in spec.options.items()})
+    cpus, memory = _cpus_memory(spec, schema.default_memory, diags)
+    facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
+    for key in ("sockets", "cores", "threads"):
+        facts[f"cpus.{key}"] = int(cpus.get(key, 1))
+    counts: dict[str, int] = {}
+    for item in spec.items:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+    spares_value = spec.top.get("hotplug-slots")
+    name_value = spec.top.get("name")
+    return MachineSpec(
+        options, tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
+        expr.Env(options, facts, counts),
+        schema.placement.spare_ports if spares_value is None else int(spares_value.value),
+        spares_value.span if spares_value else spec.span, spares_value is not None,
+        str(name_value.value) if name_value else "")
+
+
+def check_rules(schema: model.MachineSchema, spec: LooseSpec, env: expr.Env,
+                diags: Collector) -> None:
+    """The schema's `check` rules (cpu limits, TCG refusals): E1301 for each that does not
+    hold, where the spec sets what it reads."""
+    for c in schema.checks:
+        if not expr.holds(c.condition, env):
+            diags.error("E1301", c.message, plan.check_span(c.condition, spec),
+                        notes=[f"rule `{c.name}` of `{schema.name}` ({c.span})"])
+
+
+def _option_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
+                 ) -> tuple[dict[str, tree.PropValue], dict[str, tree.PropValue]]:
+    cpus: dict[str, tree.PropValue] = {"count": 1}
+    cv = spec.top.get("cpus")
+    if cv is not None:
+        if isinstance(cv.value, int) and not isinstance(cv.value, bool) and cv.value > 0:
+            cpus["count"] = cv.value
+        else:
+            diags.error("E1003", "`cpus` must be a positive integer or a table", cv.span)
+    for k, v in spec.cpus.items():
+        if k == "model":
+            cpus[k] = str(v.value)
+        elif isinstance(v.value, int) and not isinstance(v.value, bool) and v.value > 0:
+            cpus[k] = v.value
+        else:
+            diags.error("E1003", f"`cpus.{k}` must be a positive integer", v.span)
+    where = cv.span if cv is not None else next(
+        (v.span for v in spec.cpus.values()), spec.span)
+    _topology(cpus, cv is not None or "count" in spec.cpus, where, diags)
+    memory: dict[str, tree.PropValue] = {"size": schema_memory}
+    mv = spec.top.get("memory")
+    if mv is not None:
+        size = parse_size(mv.value)
+        if size is None:
+            diags.error("E1003", f"`memory` must be a size, not `{mv.value}`", mv.span,
+                        help='write bytes, or a number with K, M, G or T: `memory = "4G"`')
+        else:
+            memory["size"] = size
+    return cpus, memory
+
+
+def _topology(cpus: dict[str, tree.PropValue], count_given: bool, span: Span,
+              diags: Collector) -> None:
+    """Fill sockets/cores/threads as QEMU 7.2's -smp does for 7.x machines, which prefer
+    cores (hw/core/machine-smp.c): missing sockets and threads are 1, cores take the rest,
+    and a missing count is the product."""
+    def number(key: str, default: int) -> int:
+        v = cpus.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) else default
+
+    sockets, threads = number("sockets", 1), number("threads", 1)
+    count = number("count", 1)
+    if "cores" in cpus:
+        cores = number("cores", 1)
+        if not count_given:
+            count = sockets * cores * threads
+    else:
+        cores = max(1, count // (sockets * threads))
+    cpus.update(count=count, sockets=sockets, cores=cores, threads=threads)
+    if sockets * cores * threads != count:
+        diags.error("E1010", f"invalid CPU topology: {sockets} socket(s) × {cores} core(s) × "
+                    f"{threads} thread(s) is not {count} cpus", span,
+                    help="give a count that is their product, or leave one of them out")
