@@ -31,7 +31,6 @@ from pathlib import Path
 
 import pytest
 import vm_support
-from compiler.qemu.process.compare import qtree_value
 from qemu_support import require_binary
 
 from compiler import driver
@@ -39,6 +38,7 @@ from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
 from compiler.lang.resolve import load_library
 from compiler.qemu import compare, fdt_check, process
+from compiler.qemu.compare import qtree_value
 
 ROOT = Path(__file__).resolve().parent.parent
 
