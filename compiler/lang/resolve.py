@@ -302,17 +302,8 @@ class _Resolver:
         return NAMED_TYPES[t.name.text]
 
     def typed_value(self, v: ast.Value, t: model.ValueType, what: str) -> expr.Scalar | None:
-        ok: expr.Scalar | None = None
-        if t.kind == "bool" and v.kind == "bool":
-            ok = v.value
-        elif t.kind in ("int", "size") and v.kind == "int":
-            assert isinstance(v.value, int)
-            if t.lo is None or t.hi is None or t.lo <= v.value <= t.hi:
-                ok = v.value
-        elif ((t.kind == "str" and v.kind == "str")
-              or (t.kind == "mac" and v.kind == "str" and _is_mac(str(v.value)))
-              or (t.kind == "enum" and v.kind in ("name", "str") and v.value in t.members)):
-            ok = v.value
+        # a bare name is only ever an enum member; a string is any other type's text
+        ok = v.value if (v.kind != "name" or t.kind == "enum") and t.check(v.value) else None
         if ok is None:
             self.diags.error("E0301", f"{what} must be {t.describe()}, not `{v.show()}`",
                              v.span)
@@ -1083,12 +1074,6 @@ def _scalar_kind(value: expr.Scalar) -> str:
     if isinstance(value, bool):
         return "a bool"
     return "a number" if isinstance(value, int) else "a string"
-
-
-def _is_mac(text: str) -> bool:
-    parts = text.split(":")
-    return len(parts) == 6 and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
-                                   for p in parts)
 
 
 def load_library(paths: Sequence[Path] | None = None) -> model.Library:

@@ -152,7 +152,7 @@ class _Builder:
             typed = None
             if isinstance(value, (bool, int, str)):
                 text = ("on" if value else "off") if isinstance(value, bool) else str(value)
-                typed = expand.parse_option(spec.type, text)
+                typed = spec.type.parse(text)
             if typed is None:
                 self.warn("E1716", f"QEMU does not show machine option `{name}` as "
                           f"{spec.type.describe()}" + (f" (it has {value!r})" if value is not None
@@ -396,19 +396,9 @@ class _Builder:
                ident: str) -> tree.PropValue | None:
         if raw is None or raw == "" or (raw == -1 and spec.default is None):
             return None
-        kind = spec.type.kind
         value: tree.PropValue | None = None
-        if kind == "bool" and isinstance(raw, bool):
-            value = raw
-        elif kind in ("int", "size") and isinstance(raw, int) and not isinstance(raw, bool):
-            value = raw
-            lo, hi = spec.type.lo, spec.type.hi
-            if (lo is not None and raw < lo) or (hi is not None and raw > hi):
-                value = None
-        elif kind in ("str", "mac", "enum") and isinstance(raw, str):
-            value = raw.lower() if kind == "mac" else raw
-            if kind == "enum" and raw not in spec.type.members:
-                value = None
+        if isinstance(raw, (bool, int, str)) and spec.type.check(raw):
+            value = raw.lower() if spec.type.kind == "mac" and isinstance(raw, str) else raw
         if value is None:
             self.warn("E1716", f"`{ident}`'s `{spec.name}` is {raw!r} in QEMU, which is not "
                       f"{spec.type.describe()}", r.span,
