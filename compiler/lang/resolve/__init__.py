@@ -70,7 +70,8 @@ def resolve(modules: Iterable[ast.Module], diags: Collector) -> model.Library:
     values, conditions = Values(scope), Conditions(scope)
     instances = Instances(scope, values, conditions, BusKinds(scope))
     machines = Machines(scope, values, conditions, instances, FdtNames(scope))
-    return model.Library(buses, devices, machines.machines(machine_decls))
+    return model.Library(buses=buses, devices=devices,
+                         machines=machines.machines(machine_decls))
 
 
 def _device_types(scope: Scope) -> DeviceTypes:

@@ -34,9 +34,10 @@ class BusKinds(Part):
                     notations.NOTATIONS[notation]))
                 self.check_fields(notation, decl.fields, d.name.text)
         hotplug = self.single(d.body, ast.Hotplug, "hotplug")
-        return model.BusKind(d.name.text, qtree.name if isinstance(qtree, ast.Qtree) else "",
-                             space, hotplug.value if isinstance(hotplug, ast.Hotplug) else True,
-                             doc.text if isinstance(doc, ast.Doc) else "", d.name.span)
+        return model.BusKind(name=d.name.text, qtree=qtree.name if qtree is not None else "",
+                             address=space,
+                             hotplug=hotplug.value if hotplug is not None else True,
+                             doc=doc.text if doc is not None else "", span=d.name.span)
 
     def check_fields(self, notation: str, fields: Iterable[ast.FieldRange],
                      bus_kind: str) -> None:

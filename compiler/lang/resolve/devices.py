@@ -111,7 +111,7 @@ class DeviceTypes(Part):
         children = tuple(self.instances.instance(i, b.kind.text, space, NO_OPTIONS, set())
                          for i in b.items if isinstance(i, ast.Instance))
         hotplug = self.single(b.items, ast.Hotplug, "hotplug")
-        return model.BusTemplate(b.kind.text, name, count, space,
-                                 tuple(c for c in children if c is not None),
-                                 hotplug.value if isinstance(hotplug, ast.Hotplug) else None,
-                                 b.span)
+        return model.BusTemplate(kind=b.kind.text, name=name, count=count, address=space,
+                                 children=tuple(c for c in children if c is not None),
+                                 hotplug=hotplug.value if hotplug is not None else None,
+                                 span=b.span)

@@ -66,11 +66,12 @@ class Instances(Part):
             for t in dtype.buses:
                 if t.kind not in bound:
                     buses.extend(self.template_buses(t, iid))
-        return model.Instance(iid, i.type.text, address, condition, tuple(props), tuple(buses),
-                              i.span)
+        return model.Instance(id=iid, type=i.type.text, address=address, condition=condition,
+                              props=tuple(props), buses=tuple(buses), span=i.span)
 
     def template_buses(self, t: model.BusTemplate, qemu_id: str) -> list[model.BusBinding]:
-        return [model.BusBinding(t.kind, name, t.address, t.children, (), t.span)
+        return [model.BusBinding(kind=t.kind, name=name, address=t.address,
+                                 children=t.children, devices=(), span=t.span)
                 for name in t.names(qemu_id)]
 
     def bus_binding(self, b: ast.BusBlock, dtype: model.DeviceType | None, qemu_id: str,
@@ -91,8 +92,9 @@ class Instances(Part):
         devices = tuple(x for x in (self.instance(i, b.kind.text, space, options, ids)
                                     for i in b.items if isinstance(i, ast.Instance)) if x)
         names = [name.format(n=n, id=qemu_id) for n in range(count)]
-        return [model.BusBinding(b.kind.text, n, space, template.children,
-                                 devices if k == 0 else (), b.span)
+        return [model.BusBinding(kind=b.kind.text, name=n, address=space,
+                                 children=template.children,
+                                 devices=devices if k == 0 else (), span=b.span)
                 for k, n in enumerate(names)]
 
 

@@ -99,8 +99,8 @@ class MachineParts(Part):
                              s.default.span,
                              notes=[f"the cases are {quote_list(firsts)}" if firsts
                                     else "there are no cases"])
-        return model.Implementation(s.kind.text, s.by.text, s.default.text, cases, spans,
-                                    s.kind.span)
+        return model.Implementation(kind=s.kind.text, key=s.by.text, default=s.default.text,
+                                    cases=cases, case_spans=spans, span=s.kind.span)
 
     def provider(self, s: ast.Provide) -> model.Provider | None:
         if s.bus.text not in self.scope.buses:
