@@ -258,15 +258,12 @@ class Container:
 
 @attrs.frozen
 class Placement:
-    order: tuple[str, ...] = ()
     port_device: str | None = None
     port_bus: str | None = None
     port_slots: tuple[int, int] | None = None
     spare_ports: int = 0
     overflow: tuple[Container, ...] = ()
     vio_base: int | None = None
-    pci_root: str | None = None
-    pci_root_slots: tuple[int, int] | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 

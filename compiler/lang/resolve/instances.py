@@ -84,6 +84,17 @@ class Instances(Part):
             self.diags.error("E0505", f"`{dtype.name}` provides no `{b.kind.text}` bus",
                              b.kind.span, notes=[provided_buses_note(dtype)])
             return []
+        for stmt in b.items:
+            if isinstance(stmt, ast.Hotplug):
+                # the allocator reads `hotplug` from the device type's bus and the bus kind
+                # only; a device's own bus block cannot change it
+                self.diags.error("E0902", "`hotplug` is not supported in a device's `bus` "
+                                 "block", stmt.span,
+                                 notes=[f"whether devices can be hot-plugged onto `{b.kind.text}` "
+                                        f"buses of `{dtype.name}` is set by the device type or "
+                                        "the bus kind"],
+                                 help=f"remove it, or set it in the `bus {b.kind.text}` block "
+                                 f"of `device {dtype.name}`")
         name = template.name
         if b.name is not None:
             name = self.bus_kinds.bus_name(b.name, b.name_span or b.span) or ""

@@ -132,15 +132,21 @@ class MachineParts(Part):
         return None if v is None else model.CompatProp(dtype.name, spec.name, v, s.span)
 
     def placement(self, p: ast.Placement) -> model.Placement:
-        order = self.single(p.stmts, ast.Order, "order")
         ports = self.single(p.stmts, ast.Ports, "ports")
         spare = self.single(p.stmts, ast.SparePorts, "spare-ports")
         vio = self.single(p.stmts, ast.VioBase, "vio-base")
-        root = self.single(p.stmts, ast.PciRoot, "pci-root")
-        if isinstance(order, ast.Order):
-            for n in order.kinds:
-                if n.text not in expr.SPEC_KINDS:
-                    self.unknown("E0201", "loose kind", n, expr.SPEC_KINDS)
+        # The grammar has them, but no stage ever placed devices by them: rejected rather
+        # than silently ignored.
+        for stmt in p.stmts:
+            if isinstance(stmt, ast.Order):
+                self.diags.error("E0902", "`order` is not supported in `placement`",
+                                 stmt.span, notes=["nothing places devices by it"],
+                                 help="remove it")
+            elif isinstance(stmt, ast.PciRoot):
+                self.diags.error("E0902", "`pci-root` is not supported in `placement`",
+                                 stmt.span, notes=["nothing places devices by it"],
+                                 help='remove it: `ports DEVICE on "BUS" slots LO..HI` names '
+                                 "the bus where ports go")
         if isinstance(ports, ast.Ports) and ports.device.text not in self.scope.devices:
             self.unknown("E0202", "device type", ports.device, self.scope.devices)
         overflow = []
@@ -152,7 +158,6 @@ class MachineParts(Part):
                 overflow.append(model.Container(stmt.device.text, stmt.bus,
                                                 (stmt.slots.lo, stmt.slots.hi)))
         return model.Placement(
-            order=tuple(n.text for n in order.kinds) if isinstance(order, ast.Order) else (),
             port_device=ports.device.text if isinstance(ports, ast.Ports) else None,
             port_bus=ports.bus if isinstance(ports, ast.Ports) else None,
             port_slots=((ports.slots.lo, ports.slots.hi) if isinstance(ports, ast.Ports)
@@ -160,9 +165,6 @@ class MachineParts(Part):
             spare_ports=spare.count if isinstance(spare, ast.SparePorts) else 0,
             overflow=tuple(overflow),
             vio_base=vio.reg if isinstance(vio, ast.VioBase) else None,
-            pci_root=root.bus if isinstance(root, ast.PciRoot) else None,
-            pci_root_slots=((root.slots.lo, root.slots.hi) if isinstance(root, ast.PciRoot)
-                            else None),
             span=p.span)
 
 
