@@ -17,8 +17,6 @@ from compiler.base.source import SourceFile, Span
 from compiler.build import tree
 from compiler.lang import expr, model
 
-OPTION_WORDS = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
-
 
 def option_values(schema: model.MachineSchema, given: Mapping[str, tuple[str, Span]],
                   diags: Collector, key_spans: Mapping[str, Span] | None = None
@@ -36,27 +34,13 @@ def option_values(schema: model.MachineSchema, given: Mapping[str, tuple[str, Sp
                         notes=[f"its options are {quote_list(schema.options, 20)}"],
                         help=f"did you mean `{close[0]}`?" if close else None)
             continue
-        value = parse_option(spec.type, text)
+        value = spec.type.parse(text)
         if value is None:
             diags.error("E0301", f"option `{name}` must be {spec.type.describe()}, "
                         f"not `{text}`", span)
             continue
         values[name] = value
     return values
-
-
-def parse_option(t: model.ValueType, text: str) -> expr.Scalar | None:
-    if t.kind == "bool":
-        return OPTION_WORDS.get(text.lower())
-    if t.kind == "enum":
-        return text if text in t.members else None
-    if t.kind in ("int", "size"):
-        try:
-            v = int(text, 0)
-        except ValueError:
-            return None
-        return v if t.lo is None or t.hi is None or t.lo <= v <= t.hi else None
-    return text
 
 
 def command_line_options(pairs: list[str], diags: Collector) -> dict[str, tuple[str, Span]]:

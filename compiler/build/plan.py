@@ -20,7 +20,6 @@ from compiler.lang import expr, model
 from compiler.spec.loose import Item, LooseSpec, Value, describe, suggest
 
 _QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
-_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 Backend = tuple[tuple[str, tree.PropValue], ...]
 
 
@@ -282,17 +281,11 @@ def _prop(dtype: model.DeviceType, name: str, v: Value, diags: Collector) -> boo
                     help=suggest(name, list(dtype.props)))
         return False
     t, x = p.type, v.value
-    is_int = isinstance(x, int) and not isinstance(x, bool)
-    ok = ((t.kind == "bool" and isinstance(x, bool))
-          or (t.kind in ("int", "size") and is_int
-              and (t.lo is None or t.lo <= x) and (t.hi is None or x <= t.hi))
-          or (t.kind == "str" and isinstance(x, str))
-          or (t.kind == "mac" and isinstance(x, str) and _MAC.fullmatch(x) is not None)
-          or (t.kind == "enum" and x in t.members))
+    ok = t.check(x)
     if not ok:
         diags.error("E1111", f"property `{name}` of `{dtype.name}` must be {t.describe()}, "
                     f"not {describe(x)}", v.span)
-    elif t.kind == "mac" and int(str(x)[:2], 16) & 1:
+    elif t.kind == "mac" and model.is_multicast_mac(str(x)):
         diags.error("E1111", f"property `{name}` of `{dtype.name}` must be a unicast MAC "
                     f"address, not the multicast `{x}`", v.span,
                     help="use an even first byte, e.g. `52:54:00:12:34:56`")

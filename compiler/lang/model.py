@@ -5,6 +5,7 @@ and the emitters. Frozen all the way down; spans are kept (eq=False) for diagnos
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Literal, Union
 
@@ -19,6 +20,20 @@ from compiler.lang.expr import Expr, Scalar
 _span = attrs.field(eq=False, repr=False)
 
 BACKEND_KINDS = ("blockdev", "netdev", "chardev", "rng")
+
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+# The words QEMU takes for a bool machine option (`-machine q35,sata=on`), any case.
+OPTION_WORDS = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
+
+
+def is_mac(text: object) -> bool:
+    """Six hex bytes with colons: `52:54:00:12:34:56`."""
+    return isinstance(text, str) and _MAC.fullmatch(text) is not None
+
+
+def is_multicast_mac(text: str) -> bool:
+    """The lowest bit of the first byte: a NIC never receives frames sent to such an address."""
+    return bool(int(text[:2], 16) & 1)
 
 
 @attrs.frozen
@@ -38,6 +53,34 @@ class ValueType:
         return {"bool": "`true` or `false`", "int": "an integer", "str": "a string",
                 "mac": "a MAC address string", "size": "a size in bytes"}.get(self.kind,
                                                                               self.kind)
+
+    def check(self, value: object) -> bool:
+        """Is `value` (already a bool, int or str) one of this type's values? The one place
+        that says so, for the schemas' literals, the spec's properties and QEMU's answers."""
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind in ("int", "size"):
+            return (isinstance(value, int) and not isinstance(value, bool)
+                    and (self.lo is None or self.lo <= value)
+                    and (self.hi is None or value <= self.hi))
+        if self.kind == "str":
+            return isinstance(value, str)
+        if self.kind == "mac":
+            return is_mac(value)
+        return isinstance(value, str) and value in self.members
+
+    def parse(self, text: str) -> Scalar | None:
+        """A value written as text (`--option K=V`, a machine option QEMU shows), or None
+        when the text is not one of this type's values."""
+        value: Scalar | None = text
+        if self.kind == "bool":
+            value = OPTION_WORDS.get(text.lower())
+        elif self.kind in ("int", "size"):
+            try:
+                value = int(text, 0)
+            except ValueError:
+                return None
+        return value if value is not None and self.check(value) else None
 
     def domain(self) -> tuple[Scalar, ...] | None:
         """All values, for the finite types lint enumerates."""
@@ -216,15 +259,12 @@ class Container:
 
 @attrs.frozen
 class Placement:
-    order: tuple[str, ...] = ()
     port_device: str | None = None
     port_bus: str | None = None
     port_slots: tuple[int, int] | None = None
     spare_ports: int = 0
     overflow: tuple[Container, ...] = ()
     vio_base: int | None = None
-    pci_root: str | None = None
-    pci_root_slots: tuple[int, int] | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 

@@ -21,6 +21,7 @@ import attrs
 
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from compiler.base.source import SourceFile, Span, whole_file
+from compiler.lang import model
 from compiler.spec import jsonpos, tomlpos
 from compiler.spec.jsonpos import PathKey
 
@@ -491,16 +492,13 @@ def _size(what: str, v: Value, diags: Collector) -> None:
                     f"`{what} = \"{size // MIB + 1}M\"`")
 
 
-_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
-
-
 def _mac(what: str, v: Value, diags: Collector) -> None:
-    if not isinstance(v.value, str) or not _MAC.fullmatch(v.value):
+    if not isinstance(v.value, str) or not model.is_mac(v.value):
         shown = describe(v.value) if not isinstance(v.value, str) else f"`{v.value}`"
         diags.error("E1007", f"{shown} is not a MAC address", v.span,
                     help="write six hex bytes with colons, e.g. `52:54:00:12:34:56`, or leave "
                     "`mac` out to get one")
-    elif int(v.value[:2], 16) & 1:
+    elif model.is_multicast_mac(v.value):
         diags.error("E1007", f"`{v.value}` is a multicast MAC address", v.span,
                     notes=["the lowest bit of its first byte is set: a NIC with this address "
                            "never receives the frames sent to it"],

@@ -118,19 +118,9 @@ class DevicePlanner:
         default, or outside the stdlib's type (E1716)."""
         if raw is None or raw == "" or (raw == -1 and spec.default is None):
             return None
-        kind = spec.type.kind
         value: tree.PropValue | None = None
-        if kind == "bool" and isinstance(raw, bool):
-            value = raw
-        elif kind in ("int", "size") and isinstance(raw, int) and not isinstance(raw, bool):
-            value = raw
-            lo, hi = spec.type.lo, spec.type.hi
-            if (lo is not None and raw < lo) or (hi is not None and raw > hi):
-                value = None
-        elif kind in ("str", "mac", "enum") and isinstance(raw, str):
-            value = raw.lower() if kind == "mac" else raw
-            if kind == "enum" and raw not in spec.type.members:
-                value = None
+        if isinstance(raw, (bool, int, str)) and spec.type.check(raw):
+            value = raw.lower() if spec.type.kind == "mac" and isinstance(raw, str) else raw
         if value is None:
             self.scene.warnings.warn(
                 "E1716", f"`{ident}`'s `{spec.name}` is {raw!r} in QEMU, which is not "

@@ -10,7 +10,7 @@ import re
 
 from compiler.base.diagnostics import CompileError, error, quote_list
 from compiler.base.source import SourceFile
-from compiler.build import expand, tree
+from compiler.build import tree
 from compiler.lang import expr, model
 from compiler.qemu.extract.report import Warnings
 from compiler.qemu.extract.snapshot import Snapshot
@@ -43,7 +43,7 @@ def options(snap: Snapshot, schema: model.MachineSchema, warnings: Warnings
         typed = None
         if isinstance(value, (bool, int, str)):
             text = ("on" if value else "off") if isinstance(value, bool) else str(value)
-            typed = expand.parse_option(spec.type, text)
+            typed = spec.type.parse(text)
         if typed is None:
             warnings.warn("E1716", f"QEMU does not show machine option `{name}` as "
                           f"{spec.type.describe()}" + (f" (it has {value!r})" if value is not None

@@ -1,0 +1,117 @@
+"""Device types: a `device` declaration → `model.DeviceType` (plugs, properties, links, the
+buses it provides with the children on them, its fdt block). Ends at device types: the
+devices a machine places are `instances`' and `machines`' job.
+"""
+
+from __future__ import annotations
+
+from compiler.base.diagnostics import Label
+from compiler.base.source import Span
+from compiler.lang import ast, model
+from compiler.lang.resolve.buses import BusKinds
+from compiler.lang.resolve.conditions import NO_OPTIONS
+from compiler.lang.resolve.fdt import FdtNames
+from compiler.lang.resolve.instances import Instances
+from compiler.lang.resolve.scope import Part, Scope
+from compiler.lang.resolve.values import Values
+
+
+class DeviceTypes(Part):
+    def __init__(self, scope: Scope, values: Values, buses: BusKinds, instances: Instances,
+                 fdt: FdtNames) -> None:
+        super().__init__(scope)
+        self.values, self.bus_kinds, self.instances, self.fdt = values, buses, instances, fdt
+
+    def device_type(self, d: ast.DeviceDecl) -> model.DeviceType:
+        doc = self.single(d.body, ast.Doc, "doc")
+        hotplug = self.single(d.body, ast.Hotplug, "hotplug")
+        self.single(d.body, ast.Internal, "internal")
+        self.single(d.body, ast.Multifunction, "multifunction")
+        plugs = [self.bus_kinds.plug(p) for stmt in d.body if isinstance(stmt, ast.Plugs)
+                 for p in stmt.plugs]
+        props, links = self.props_and_links(d)
+        buses = tuple(b for b in (self.bus_template(d.name.text, s) for s in d.body
+                                  if isinstance(s, ast.BusBlock)) if b is not None)
+        requires = tuple(n.text for s in d.body if isinstance(s, ast.Requires) for n in s.names)
+        provides = tuple(n.text for s in d.body if isinstance(s, ast.Provides) for n in s.names)
+        blocks = [s for s in d.body if isinstance(s, ast.FdtBlock)]
+        fdt = tuple((p.name.text, p.value.value) for s in blocks for p in s.items
+                    if isinstance(p, ast.FdtProp))
+        fdt_items = tuple(item for s in blocks for item in s.items)
+        self.fdt.fdt_items(fdt_items)
+        if not plugs:
+            self.diags.error("E0901", f"device type `{d.name.text}` plugs into no bus",
+                             d.name.span, help="add `plugs KIND`, e.g. `plugs pcie, pci`")
+        return model.DeviceType(
+            name=d.name.text, plugs=tuple(plugs),
+            hotplug=hotplug.value if hotplug is not None else False,
+            internal=any(isinstance(s, ast.Internal) for s in d.body),
+            multifunction=any(isinstance(s, ast.Multifunction) for s in d.body),
+            props=props, links=links, buses=buses, requires=requires, provides=provides,
+            fdt=fdt, doc=doc.text if doc is not None else "", span=d.name.span,
+            fdt_items=fdt_items)
+
+    def props_and_links(self, d: ast.DeviceDecl
+                        ) -> tuple[dict[str, model.PropSpec], dict[str, model.LinkSpec]]:
+        """`prop` and `link` declarations, which share one namespace; a property whose
+        type is broken is remembered in `scope.broken_props` so that setting it stays quiet."""
+        props: dict[str, model.PropSpec] = {}
+        links: dict[str, model.LinkSpec] = {}
+        names: dict[str, Span] = {}
+        for stmt in d.body:
+            if not isinstance(stmt, (ast.PropDecl, ast.LinkDecl)):
+                continue
+            n = stmt.name
+            if n.text in names:
+                self.diags.error("E0401", f"property `{n.text}` is defined twice",
+                                 n.span, labels=[Label(names[n.text], "first defined here")])
+                continue
+            names[n.text] = n.span
+            if isinstance(stmt, ast.LinkDecl):
+                if stmt.backend.text not in model.BACKEND_KINDS:
+                    self.unknown("E0201", "backend kind", stmt.backend, model.BACKEND_KINDS)
+                links[n.text] = model.LinkSpec(n.text, stmt.backend.text, stmt.optional,
+                                               stmt.writable, n.span)
+                continue
+            t = self.values.value_type(stmt.type)
+            if t is None:
+                self.scope.broken_props.setdefault(d.name.text, set()).add(n.text)
+                continue
+            default = (None if stmt.default is None else
+                       self.values.typed_value(stmt.default, t, f"the default of `{n.text}`"))
+            unique = None
+            if stmt.unique is not None:
+                unique = stmt.unique.text or f"{d.name.text}.{n.text}"
+                if t.kind != "int" or t.lo is None:
+                    self.diags.error("E0303", "`unique` needs an integer type with a range",
+                                     stmt.unique.span, help="e.g. `prop chassis: u8 unique`")
+                    unique = None
+            props[n.text] = model.PropSpec(n.text, t, default, unique, n.span,
+                                           derived=stmt.derived)
+        return props, links
+
+    def bus_template(self, owner: str, b: ast.BusBlock) -> model.BusTemplate | None:
+        kind = self.scope.buses.get(b.kind.text)
+        if kind is None:
+            self.unknown("E0201", "bus kind", b.kind, self.scope.buses)
+            return None
+        if b.name is None:
+            self.diags.error("E0901", f"bus of `{owner}` has no name", b.kind.span,
+                             help='name it as QEMU does, e.g. `bus pcie "{id}"` or '
+                             '`bus ide "{id}.{n}" count 6`')
+            return None
+        name = self.bus_kinds.bus_name(b.name, b.name_span or b.span)
+        if name is None:
+            return None
+        count = b.count or 1
+        if count > 1 and "{n}" not in b.name:
+            self.diags.error("E0901", f"`count {count}` needs `{{n}}` in the bus name",
+                             b.name_span or b.span)
+        space = self.bus_kinds.narrowed(kind.address, b.items, b.kind.text)
+        children = tuple(self.instances.instance(i, b.kind.text, space, NO_OPTIONS, set())
+                         for i in b.items if isinstance(i, ast.Instance))
+        hotplug = self.single(b.items, ast.Hotplug, "hotplug")
+        return model.BusTemplate(kind=b.kind.text, name=name, count=count, address=space,
+                                 children=tuple(c for c in children if c is not None),
+                                 hotplug=hotplug.value if hotplug is not None else None,
+                                 span=b.span)
