@@ -11,6 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
+from compiler.base import notations
 from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
@@ -84,19 +85,8 @@ def _backend_args(ident: str, body: dict[str, tree.PropValue]) -> list[str]:
 
 
 def _qemu_addr(notation: str, addr: str) -> dict[str, object]:
-    if notation == "pci":
-        slot, _, fn = addr.partition(".")
-        return {"addr": f"0x{slot}.0x{fn}"}
-    if notation == "vio":
-        return {"reg": int(addr, 16)}
-    if notation == "scsi":
-        c, t, lun = (int(x) for x in addr.split(":"))
-        return {"channel": c, "scsi-id": t, "lun": lun}
-    if notation == "usb":
-        return {"port": addr}
-    if notation == "unit":
-        return {"unit": int(addr)}
-    return {}
+    rules = notations.get(notation)
+    return rules.qemu(rules.parse(addr)) if rules.addressed else {}
 
 
 def argv(m: tree.Machine) -> list[str]:

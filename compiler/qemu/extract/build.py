@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import attrs
 
+from compiler.base import notations
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
@@ -313,7 +314,7 @@ class _Builder:
                 groups.setdefault(r.bus.name, []).append(r)
             for group in groups.values():
                 ordered = list(reversed(group))  # qtree lists the newest first
-                if self.notation(group[0]) == "usb":
+                if notations.get(self.notation(group[0])).hub_paths:
                     # a device behind a hub port (`4.1`) after the hub (`4`), which QEMU
                     # may have created while placing it
                     ordered.sort(key=lambda r: (self.addr(r) or "").count("."))
