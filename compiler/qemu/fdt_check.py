@@ -219,11 +219,6 @@ def _vio(blob: Mapping[str, Json], root: DtNode, library: model.Library,
                         "predict") for n in sorted(have - set(want))])
 
 
-def _pci_unit(addr: str) -> str:
-    pci = notations.REGISTRY["pci"]
-    return pci.fdt_unit(pci.parse(addr))
-
-
 def _pci(blob: Mapping[str, Json], root: DtNode, info: BusInfo) -> list[Difference]:
     hosts: list[tuple[int, str, Mapping[str, Json]]] = []
     for d in blob["devices"]:
@@ -247,7 +242,9 @@ def _pci(blob: Mapping[str, Json], root: DtNode, info: BusInfo) -> list[Differen
 
 def _pci_bus(bus: Mapping[str, Json], node: DtNode, path: str, owner: str,
              info: BusInfo) -> list[Difference]:
-    want = {_pci_unit(str(d["addr"])): d for d in bus["devices"] if d.get("addr")}
+    rules = notations.get(info.notation(bus["kind"]))
+    want = {rules.fdt_unit(rules.parse(str(d["addr"]))): d
+            for d in bus["devices"] if d.get("addr")}
     have = {c.unit: c for c in node.children if c.unit is not None}
     found = [Difference("fdt", f"`{path}` has no node for `{d['id']}` ({d['type']}) at "
                         f"{d['addr']}", str(d["id"]))

@@ -36,6 +36,7 @@ from compiler.base import notations
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
+from compiler.build.place import ids as place_ids
 from compiler.build.plan import Backend, Plan, Planned
 from compiler.lang import expr, model
 from compiler.qemu import compare, process
@@ -380,18 +381,8 @@ class _Builder:
             yield from self._below(c)
 
     def _added(self, dtype: str, ident: str) -> bool:
-        """Whether the compiler would have added this device by itself: one of the types
-        it adds (the schema's port, overflow and `provide` types), named as it names them
-        (`address.py`: `rp`, `br`, the machine's own prefix or the bus kind, then a number)."""
-        pl = self.schema.placement
-        prefixes = ({"rp"} if dtype == pl.port_device else set()) | \
-            ({"br"} if any(c.device == dtype for c in pl.overflow) else set()) | \
-            {p.bus for p in self.schema.providers.values() if p.device == dtype}
-        for d in _walk(self.machine_devices):
-            m = re.match(r"^([A-Za-z][A-Za-z_-]*?)\d+$", d.id)
-            if d.type == dtype and m and prefixes:
-                prefixes.add(m.group(1))
-        return any(re.fullmatch(rf"{re.escape(p)}\d+", ident) for p in prefixes)
+        """Whether the compiler would have added this device by itself (`build/place/ids`)."""
+        return place_ids.added_by_compiler(self.schema, _walk(self.machine_devices), dtype, ident)
 
     def _typed(self, spec: model.PropSpec, raw: Value | None, r: _Rec,
                ident: str) -> tree.PropValue | None:
