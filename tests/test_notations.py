@@ -128,3 +128,16 @@ def test_next_free_follows_the_ranges_and_tags() -> None:
     assert vio.rules.next_free(vio, _Free({0x1001}), None, 0x1001) is None
     assert notations.get("none").next_free(notations.AddressSpace("none"), _Free(set()),
                                            None, None) == ()
+
+
+def test_an_address_prints_its_contract_text() -> None:
+    addr = notations.Address.parse("pci", "0x1f.3")
+    assert (addr.value, str(addr)) == ((0x1F, 3), "1f.3")
+    assert notations.Address.as_written("pci", "1f.3") == addr
+
+
+def test_a_blob_address_spelt_otherwise_is_kept_as_written() -> None:
+    """So that the blob's check against its rebuilt tree reports it as the user wrote it."""
+    other = notations.Address.as_written("pci", "0x1f.3")
+    assert str(other) == "0x1f.3" and other != notations.Address("pci", (0x1F, 3))
+    assert str(notations.Address.as_written("pci", "zz")) == "zz"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from compiler.base import notations
 from compiler.base.diagnostics import Collector
 from compiler.base.source import SourceFile
 from compiler.build import tree, validate
@@ -18,8 +19,9 @@ INFO = tree.MachineInfo("pc-q35", "pc-q35-7.2", "x86_64", "qemu-system-x86_64", 
 
 def dev(ident: str, dtype: str, addr: str | None = None, *, props: dict[str, object] | None
         = None, backend: dict[str, str] | None = None, buses: tuple[tree.Bus, ...] = (),
-        origin: tree.Origin = "spec") -> tree.Device:
-    return tree.Device(ident, dtype, origin, addr, tuple(sorted((props or {}).items())),  # type: ignore[arg-type]
+        origin: tree.Origin = "spec", notation: str = "pci") -> tree.Device:
+    where = None if addr is None else notations.Address.parse(notation, addr)
+    return tree.Device(ident, dtype, origin, where, tuple(sorted((props or {}).items())),  # type: ignore[arg-type]
                        tuple(sorted((backend or {}).items())), buses)
 
 
@@ -84,7 +86,8 @@ def test_a_read_only_drive_on_a_device_that_needs_it_writable() -> None:
     ro = {"b0": {**BLK["b0"], "read-only": True}}
     ahci = dev("ahci", "ich9-ahci", "06.0",
                buses=(tree.Bus("ahci.0", "ide", "unit",
-                               (dev("d", "ide-hd", "0", backend={"drive": "b0"}),)),))
+                               (dev("d", "ide-hd", "0", backend={"drive": "b0"},
+                                    notation="unit"),)),))
     assert "E1406" in codes(machine(ahci, backends=ro))
     assert codes(machine(ahci, backends=BLK)) == []
 

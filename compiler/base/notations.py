@@ -334,6 +334,41 @@ def get(name: str) -> Notation:
 
 
 @attrs.frozen
+class Address:
+    """A device's address on its bus: the bus's notation and the fields' values.
+    `str()` gives the CONTRACT text.
+
+    `written`: the text a precise blob gives where it is not that (another spelling, or
+    no address of the notation at all). Such an address equals no address the compiler
+    makes, so the blob's check against its rebuilt tree reports it as written."""
+
+    notation: str
+    value: tuple[int, ...]
+    written: str | None = None
+
+    @classmethod
+    def parse(cls, notation: str, text: str) -> Address:
+        """CONTRACT text → Address; raises AddressSyntaxError with the notation's help."""
+        return cls(notation, REGISTRY[notation].parse(text))
+
+    @classmethod
+    def as_written(cls, notation: str, text: str) -> Address:
+        """The address a blob writes, kept as written unless it is the CONTRACT text."""
+        try:
+            addr = cls.parse(notation, text)
+        except (AddressSyntaxError, KeyError):
+            return cls(notation, (), text)
+        return addr if str(addr) == text else cls(notation, addr.value, text)
+
+    @property
+    def rules(self) -> Notation:
+        return get(self.notation)
+
+    def __str__(self) -> str:
+        return self.written if self.written is not None else self.rules.format(self.value)
+
+
+@attrs.frozen
 class FieldRange:
     lo: int
     hi: int

@@ -54,8 +54,7 @@ class Allocator:
     # -- pass 1: what the machine builds
     def add_machine(self, devices: tuple[tree.Device, ...], bus: str) -> None:
         for d in devices:
-            rules = self.placed.buses[bus].rules
-            self._attach(d, bus, None if d.addr is None else rules.parse(d.addr))
+            self._attach(d, bus, None if d.addr is None else d.addr.value)
             for b in d.buses:
                 space = self._space_of(d.type, b.kind, b.notation)
                 key = self.placed.add_bus(Bus(b.name, b.kind, space, d.id,
@@ -234,10 +233,9 @@ class Allocator:
         props = self.unique.values(p, t)
         if props is None:
             return
-        rules = bus.rules
-        text = rules.format(addr) if rules.addressed else None
-        device = tree.Device(p.id, p.type, p.origin, text, props, p.backend, (), p.why)
-        self._attach(device, bus.key, addr if rules.addressed else None)
+        where = notations.Address(bus.space.notation, addr) if bus.rules.addressed else None
+        device = tree.Device(p.id, p.type, p.origin, where, props, p.backend, (), p.why)
+        self._attach(device, bus.key, addr if where is not None else None)
         self._add_buses(device, t)
 
     def _fixed_addr(self, p: Planned, bus: Bus, tag: str | None) -> tuple[int, ...] | None:
@@ -276,15 +274,15 @@ class Allocator:
                    qemu_id: str | None = None) -> None:
         """The buses a new device provides, and the children its type creates on them."""
         for template in t.buses:
-            rules = template.address.rules
+            notation = template.address.notation
             for name in template.names(qemu_id or device.id):
                 key = self.placed.add_bus(Bus(name, template.kind, template.address, device.id,
                                               hotplug=self._hotplug_of(t.name, template.kind)))
                 for child in template.children:
                     ct = self.library.devices[child.type]
                     cid = f"{device.id}.{child.id}"
-                    addr = (None if child.address is None or not rules.addressed
-                            else rules.format(child.address))
+                    addr = (None if child.address is None or not template.address.rules.addressed
+                            else notations.Address(notation, child.address))
                     # QEMU creates these with their parent: listed, never emitted
                     cd = tree.Device(cid, child.type, "machine", addr, tuple(child.props),
                                      (), (), tree.Provenance(f"created by `{t.name}`",

@@ -215,7 +215,8 @@ def address(ctx: Context, diags: Collector) -> None:
                             f"has `{d.addr}`", ctx.span(d), notes=[_rule("address")])
                 continue
             try:
-                addr = notations.parse(space.notation, d.addr)
+                addr = (d.addr.value if d.addr.notation == space.notation and not d.addr.written
+                        else notations.parse(space.notation, str(d.addr)))
             except notations.AddressSyntaxError as exc:
                 diags.error("E1404", f"`{d.addr}` is not a {space.notation} address",
                             ctx.span(d), help=str(exc), notes=[_rule("address")])
@@ -267,7 +268,7 @@ def multifunction(ctx: Context, diags: Collector) -> None:
             if d.addr is None:
                 continue
             try:
-                slot, fn = rules.parse(d.addr)
+                slot, fn = rules.parse(str(d.addr))
             except notations.AddressSyntaxError:
                 continue
             slots.setdefault(slot, {})[fn] = d

@@ -84,9 +84,9 @@ def _backend_args(ident: str, body: dict[str, tree.PropValue]) -> list[str]:
     raise ValueError(f"unknown backend kind {kind!r}")
 
 
-def _qemu_addr(notation: str, addr: str) -> dict[str, object]:
+def _qemu_addr(notation: str, addr: notations.Address) -> dict[str, object]:
     rules = notations.get(notation)
-    return rules.qemu(rules.parse(addr)) if rules.addressed else {}
+    return rules.qemu(addr.value) if rules.addressed else {}
 
 
 def argv(m: tree.Machine) -> list[str]:

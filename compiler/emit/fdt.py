@@ -120,21 +120,20 @@ def _pci_reg(bus: int, devfn: int, bars: Sequence[object]) -> tuple[object, ...]
     return tuple(cells)
 
 
-def _unit(notation: str, addr: str | None) -> tuple[str, tuple[int, ...]]:
+def _unit(notation: str, addr: notations.Address | None) -> tuple[str, tuple[int, ...]]:
     """The unit address of a device node (IEEE 1275: PCI `slot[,fn]`, VIO the reg), and
     a key that sorts it numerically."""
     rules = notations.get(notation)
     if addr is None or not rules.addressed:
         return "", ()
-    parsed = rules.parse(addr)
-    return rules.fdt_unit(parsed), rules.fdt_key(parsed)
+    return rules.fdt_unit(addr.value), rules.fdt_key(addr.value)
 
 
-def _address_vars(notation: str, addr: str | None) -> dict[str, object]:
+def _address_vars(notation: str, addr: notations.Address | None) -> dict[str, object]:
     rules = notations.get(notation)
     if addr is None or not rules.addressed:
         return {}
-    return rules.fdt_vars(rules.parse(addr))
+    return rules.fdt_vars(addr.value)
 
 
 def _pci_bus_numbers(root: tree.Bus) -> dict[str, int]:
@@ -469,7 +468,7 @@ class _Builder:
             local.update({p.name: p.default for p in dtype.props.values()
                           if p.default is not None})
         local.update(dict(device.props))
-        local.update(id=device.id, type=device.type, unit=unit, addr=device.addr or "")
+        local.update(id=device.id, type=device.type, unit=unit, addr=str(device.addr or ""))
         local.update(_address_vars(bus.notation, device.addr))
         if notations.get(bus.notation).pci_hierarchy:
             local["bus"] = self.bus_numbers.get(bus.name, 0)

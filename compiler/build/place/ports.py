@@ -125,7 +125,7 @@ class Ports:
         rules = bus.rules
         if previous:
             last = self.placed.nodes[previous[-1]]
-            slot, fn = rules.parse(last.device.addr or "0.0")
+            slot, fn = last.device.addr.value if last.device.addr else (0, 0)
             if last.bus == bus.key and fn < 7 and (slot, fn + 1) not in bus.used:
                 return (slot, fn + 1)
         free = bus.used.first_free(*slots)
