@@ -1,7 +1,8 @@
 """Compile work grows linearly with the devices (issue 7): no pass of the allocator or of
 the validation graph looks at every bus or device again for each new one. Counted, never
-timed: the statements run in `address.py` and `validate.py`, the allocator's probes
-(`_next_free`, each bus tried; `_Used.slot_taken`, each PCI slot tried) and the size of the
+timed: the statements run in `build/allocate.py`, `build/place/` and `validate.py`, the
+allocator's probes (`Bus.next_free`, each bus tried; `TakenAddresses.slot_taken`, each slot
+tried) and the size of the
 dependency graph, for n and 4n devices. The sizes cross the regimes of both machines: q35
 ports, then pcie-pci-bridges past 192 ports; pseries PHBs every 32 PCI devices."""
 
@@ -20,6 +21,7 @@ import pytest
 from compiler import driver
 from compiler.base.source import SourceFile
 from compiler.build import allocate, tree, validate
+from compiler.build.place import free, ids, ports, state, unique
 from compiler.emit import blob
 from compiler.lang import resolve
 
@@ -76,16 +78,17 @@ def statements_in(files: set[str]) -> Iterator[list[int]]:
 
 
 def statements(path: Path) -> int:
-    with statements_in({allocate.__file__, validate.__file__}) as count:
+    files = {m.__file__ for m in (allocate, free, ids, ports, state, unique, validate)}
+    with statements_in({f for f in files if f}) as count:
         driver.compile_input(path)
     return count[0]
 
 
 def probes(path: Path) -> tuple[int, int]:
-    with mock.patch.object(allocate.Allocator, "_next_free", autospec=True,
-                           side_effect=allocate.Allocator._next_free) as buses, \
-            mock.patch.object(allocate._Used, "slot_taken", autospec=True,
-                              side_effect=allocate._Used.slot_taken) as slots:
+    with mock.patch.object(state.Bus, "next_free", autospec=True,
+                           side_effect=state.Bus.next_free) as buses, \
+            mock.patch.object(free.TakenAddresses, "slot_taken", autospec=True,
+                              side_effect=free.TakenAddresses.slot_taken) as slots:
         driver.compile_input(path)
     return buses.call_count, slots.call_count
 
@@ -135,7 +138,7 @@ def test_validation_graph_grows_linearly(tmp_path: Path, machine: str, n: int, n
 
 def without_indexes() -> Any:
     """The allocator with its indexes off: every scan looks at all buses and devices."""
-    return mock.patch.object(allocate.Allocator, "_indexes_hold", lambda self: False)
+    return mock.patch.object(state.Placed, "indexes_hold", lambda self: False)
 
 
 @pytest.mark.parametrize("machine", MACHINES)

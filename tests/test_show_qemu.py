@@ -160,21 +160,7 @@ def schema_entries(shown: dict[str, object]) -> tuple[list[Entry], list[BusEntry
 
 def qtree_addr(kind: str, device: process.QtreeDevice) -> str | None:
     """The device's address on its bus, in the CONTRACT's notation for that bus kind."""
-    if kind in ("pci", "pcie"):
-        return device.addr
-    if kind == "vio":
-        reg = device.prop("reg")
-        return None if reg is None else hex(int(reg.split(" ", 1)[0], 0))
-    if kind == "usb":
-        port = device.prop("port")
-        return None if port is None else str(qtree_value(port))
-    if kind == "ide":
-        unit = device.prop("unit")
-        return None if unit is None else str(qtree_value(unit))
-    if kind == "scsi":
-        parts = [device.prop(p) for p in ("channel", "scsi-id", "lun")]
-        return ":".join(str(qtree_value(p)) for p in parts if p is not None) or None
-    return None
+    return compare.qtree_addr(compare.bus_info().notation(kind), device)
 
 
 def qemu_entries(

@@ -29,7 +29,7 @@ from qemu_support import require_binary
 from compiler.base import notations
 from compiler.lang import model
 from compiler.lang.resolve import load_library
-from compiler.qemu import process
+from compiler.qemu import compare, process
 
 LIBRARY = load_library()
 DEVICE_TYPES = sorted(LIBRARY.devices)
@@ -368,28 +368,6 @@ def declared_buses(dtype: model.DeviceType, qemu_id: str) -> tuple[BusShape, ...
     return tuple(sorted(result))
 
 
-def qtree_address(notation: str, device: process.QtreeDevice) -> str | None:
-    """The device's address in `notation`, read from its qtree props."""
-
-    def number(prop: str) -> int:
-        raw = device.prop(prop)
-        assert raw is not None, f"{device.type} has no `{prop}` in qtree"
-        return int(raw.split(" ", 1)[0], 0)
-
-    if notation == "pci":
-        return device.addr
-    if notation == "scsi":
-        return f"{number('channel')}:{number('scsi-id')}:{number('lun')}"
-    if notation == "unit":
-        return str(number("unit"))
-    if notation == "vio":
-        return hex(number("reg"))
-    if notation == "usb":
-        raw = device.prop("port")
-        return None if raw is None else raw.strip('"')
-    return None
-
-
 def built_buses(device: process.QtreeDevice, declared: tuple[BusShape, ...]
                 ) -> tuple[BusShape, ...]:
     """The same shape as `declared_buses`, from QEMU's qtree. Addresses are read only where
@@ -407,7 +385,7 @@ def built_buses(device: process.QtreeDevice, declared: tuple[BusShape, ...]
             children.append(
                 (
                     child.type,
-                    qtree_address(notation, child) if child.type in addressed else None,
+                    compare.qtree_addr(notation, child) if child.type in addressed else None,
                     built_buses(child, want_child[2] if want_child else ()),
                 )
             )

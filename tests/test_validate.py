@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from compiler.base import notations
 from compiler.base.diagnostics import Collector
 from compiler.base.source import SourceFile
 from compiler.build import tree, validate
@@ -18,8 +19,9 @@ INFO = tree.MachineInfo("pc-q35", "pc-q35-7.2", "x86_64", "qemu-system-x86_64", 
 
 def dev(ident: str, dtype: str, addr: str | None = None, *, props: dict[str, object] | None
         = None, backend: dict[str, str] | None = None, buses: tuple[tree.Bus, ...] = (),
-        origin: tree.Origin = "spec") -> tree.Device:
-    return tree.Device(ident, dtype, origin, addr, tuple(sorted((props or {}).items())),  # type: ignore[arg-type]
+        origin: tree.Origin = "spec", notation: str = "pci") -> tree.Device:
+    where = None if addr is None else notations.Address.parse(notation, addr)
+    return tree.Device(ident, dtype, origin, where, tuple(sorted((props or {}).items())),  # type: ignore[arg-type]
                        tuple(sorted((backend or {}).items())), buses)
 
 
@@ -81,11 +83,15 @@ def test_a_failed_prerequisite_keeps_its_dependants_quiet() -> None:
     # an unknown type: its address, bus and links cannot be judged, so only E1401
     unknown = dev("x", "no-such-device", "25.0", backend={"rng": "nope"})
     assert codes(machine(unknown, isa=(rng("r", addr=None),), backends=RNG)) == ["E1401"]
-    # a malformed address hides the multifunction rule that reads it
+    # an address out of range hides the multifunction rule that reads the addresses
     ports = machine(dev("p0", "pcie-root-port", "04.0", props={"chassis": 1}),
                     dev("p1", "pcie-root-port", "04.1", props={"chassis": 2}),
-                    rng(addr="zz"), backends=RNG)
+                    rng(addr="25.0"), backends=RNG)
     assert codes(ports) == ["E1404"]
+    hidden = machine(dev("p0", "pcie-root-port", "04.0", props={"chassis": 1}),
+                     dev("p1", "pcie-root-port", "04.1", props={"chassis": 2}),
+                     rng(), backends=RNG)
+    assert codes(hidden) == ["E1405"]  # what the bad address hid
 
 
 def test_the_table_lists_every_check_after_what_it_needs() -> None:
@@ -109,7 +115,8 @@ def test_a_read_only_drive_on_a_device_that_needs_it_writable() -> None:
     ro = {"b0": {**BLK["b0"], "read-only": True}}
     ahci = dev("ahci", "ich9-ahci", "06.0",
                buses=(tree.Bus("ahci.0", "ide", "unit",
-                               (dev("d", "ide-hd", "0", backend={"drive": "b0"}),)),))
+                               (dev("d", "ide-hd", "0", backend={"drive": "b0"},
+                                    notation="unit"),)),))
     assert codes(machine(ahci, backends=ro)) == ["E1414"]
     assert codes(machine(ahci, backends=BLK)) == []
 

@@ -26,6 +26,7 @@ import pytest
 from qemu_support import require_binary
 
 from compiler import driver
+from compiler.base import notations
 from compiler.build import tree
 from compiler.lang import resolve
 from compiler.qemu import verify
@@ -114,6 +115,12 @@ def _verify_edited(case: str, edit: Callable[[tree.Device], tree.Device | None],
 
 
 OMITTED = {"q35-minimal": "hpet", "pseries-minimal": "spapr-nvram"}
+def _moved(device: tree.Device, text: str) -> notations.Address:
+    """`device`'s address as `text`, in its own notation."""
+    assert device.addr is not None
+    return notations.Address.parse(device.addr.notation, text)
+
+
 MOVED = {"q35-minimal": ("ich9-ahci", "1f.5"), "pseries-minimal": ("spapr-nvram", "0x71000009")}
 
 
@@ -133,7 +140,8 @@ def test_catches_an_omitted_machine_device(case: str, tmp_path: Path,
 def test_catches_a_machine_device_at_the_wrong_address(
         case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dtype, addr = MOVED[case]
-    found = _verify_edited(case, lambda d: attrs.evolve(d, addr=addr) if d.type == dtype
+    found = _verify_edited(case, lambda d: attrs.evolve(d, addr=_moved(d, addr))
+                           if d.type == dtype
                            else d, tmp_path, monkeypatch)
     assert any(code == "E1706" and dtype in msg and addr in msg for code, msg in found), found
 
@@ -180,7 +188,7 @@ def test_differences_point_at_the_input(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     machine = driver.compile_input(VM / "q35-minimal.json")
     moved = attrs.evolve(machine, root=_edited(
-        machine.root, lambda d: attrs.evolve(d, addr="1f.5") if d.id == "sata" else d))
+        machine.root, lambda d: attrs.evolve(d, addr=_moved(d, "1f.5")) if d.id == "sata" else d))
     outcome = verify.verify(moved, resolve.load_library(), verify.input_start("x.json"))
     (diag,) = [d for d in outcome.diagnostics if d.code == "E1706"]
     assert diag.span.path == str(VM / "q35-minimal.json")

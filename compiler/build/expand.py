@@ -84,7 +84,7 @@ def _device(inst: model.Instance, env: expr.Env, prefix: str, notation: str,
             _instances(b.children, env, device_id, b.address.notation, reason)
             + _instances(b.devices, env, "", b.address.notation, reason)))
         for b in inst.buses)
-    addr = None if inst.address is None else notations.format(notation, inst.address)
+    addr = None if inst.address is None else notations.Address(notation, inst.address)
     return tree.Device(device_id, inst.type, "machine", addr, tuple(sorted(inst.props)), (),
                        buses, tree.Provenance(reason, inst.span))
 

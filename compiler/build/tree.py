@@ -1,5 +1,6 @@
-"""The precise machine: a tree of devices and buses with every address filled in, plus
-backends. Produced by `expand` (then `address` for spec devices), read by the emitters.
+"""The precise machine: a tree of devices and buses with every address filled in (an
+`Address`, whose `str()` is the CONTRACT text), plus backends. Produced by `expand` (then
+`allocate` for spec devices), read by the emitters.
 This is the in-memory form of the CONTRACT's precise blob.
 """
 
@@ -10,6 +11,7 @@ from typing import Literal, Union
 
 import attrs
 
+from compiler.base.notations import Address
 from compiler.base.source import Span
 
 Origin = Literal["machine", "default", "spec", "hotplug"]
@@ -39,7 +41,7 @@ class Device:
     id: str
     type: str
     origin: Origin
-    addr: str | None = None
+    addr: Address | None = None  # None: on a bus without addresses, or not yet placed
     props: tuple[tuple[str, PropValue], ...] = ()
     backend: tuple[tuple[str, str], ...] = ()
     buses: tuple[Bus, ...] = ()

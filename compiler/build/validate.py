@@ -191,16 +191,17 @@ def address(ctx: Context, diags: Collector) -> None:
         seen: dict[tuple[int, ...], tree.Device] = {}
         for d in bus.devices:
             if d.addr is None:
-                if space.notation not in ("none",) and d.origin != "machine":
+                if space.rules.addressed and d.origin != "machine":
                     diags.error("E1404", f"`{d.id}` on `{bus.name}` has no address",
                                 ctx.span(d), notes=[_rule("address")])
                 continue
-            if space.notation == "none":
+            if not space.rules.addressed:
                 diags.error("E1404", f"devices on `{bus.name}` have no address, but `{d.id}` "
                             f"has `{d.addr}`", ctx.span(d), notes=[_rule("address")])
                 continue
             try:
-                addr = notations.parse(space.notation, d.addr)
+                addr = (d.addr.value if d.addr.notation == space.notation and not d.addr.written
+                        else notations.parse(space.notation, str(d.addr)))
             except notations.AddressSyntaxError as exc:
                 diags.error("E1404", f"`{d.addr}` is not a {space.notation} address",
                             ctx.span(d), help=str(exc), notes=[_rule("address")])
@@ -245,14 +246,15 @@ def _bus_spaces(ctx: Context) -> dict[int, tuple[tree.Bus, notations.AddressSpac
        needs=["address"])
 def multifunction(ctx: Context, diags: Collector) -> None:
     for bus, _space in _bus_spaces(ctx).values():
-        if bus.notation != "pci":
+        rules = notations.get(bus.notation)
+        if not rules.pci_hierarchy:
             continue
         slots: dict[int, dict[int, tree.Device]] = {}
         for d in bus.devices:
             if d.addr is None:
                 continue
             try:
-                slot, fn = notations.parse("pci", d.addr)
+                slot, fn = rules.parse(str(d.addr))
             except notations.AddressSyntaxError:
                 continue
             slots.setdefault(slot, {})[fn] = d

@@ -11,6 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
+from compiler.base import notations
 from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
@@ -83,20 +84,9 @@ def _backend_args(ident: str, body: dict[str, tree.PropValue]) -> list[str]:
     raise ValueError(f"unknown backend kind {kind!r}")
 
 
-def _qemu_addr(notation: str, addr: str) -> dict[str, object]:
-    if notation == "pci":
-        slot, _, fn = addr.partition(".")
-        return {"addr": f"0x{slot}.0x{fn}"}
-    if notation == "vio":
-        return {"reg": int(addr, 16)}
-    if notation == "scsi":
-        c, t, lun = (int(x) for x in addr.split(":"))
-        return {"channel": c, "scsi-id": t, "lun": lun}
-    if notation == "usb":
-        return {"port": addr}
-    if notation == "unit":
-        return {"unit": int(addr)}
-    return {}
+def _qemu_addr(notation: str, addr: notations.Address) -> dict[str, object]:
+    rules = notations.get(notation)
+    return rules.qemu(addr.value) if rules.addressed else {}
 
 
 def argv(m: tree.Machine) -> list[str]:

@@ -14,7 +14,7 @@ JsonObject = dict[str, object]
 def device_json(d: tree.Device) -> JsonObject:
     obj: JsonObject = {"id": d.id, "type": d.type, "origin": d.origin}
     if d.addr is not None:
-        obj["addr"] = d.addr
+        obj["addr"] = str(d.addr)
     obj["props"] = dict(sorted(d.props))
     if d.backend:
         obj["backend"] = dict(sorted(d.backend))

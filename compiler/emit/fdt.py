@@ -21,6 +21,7 @@ from typing import Union
 
 import attrs
 
+from compiler.base import notations
 from compiler.base.diagnostics import CompileError, error
 from compiler.base.source import Span
 from compiler.build import tree
@@ -119,38 +120,20 @@ def _pci_reg(bus: int, devfn: int, bars: Sequence[object]) -> tuple[object, ...]
     return tuple(cells)
 
 
-def _unit(notation: str, addr: str | None) -> tuple[str, tuple[int, ...]]:
+def _unit(notation: str, addr: notations.Address | None) -> tuple[str, tuple[int, ...]]:
     """The unit address of a device node (IEEE 1275: PCI `slot[,fn]`, VIO the reg), and
     a key that sorts it numerically."""
-    if addr is None:
+    rules = notations.get(notation)
+    if addr is None or not rules.addressed:
         return "", ()
-    if notation == "pci":
-        slot, _, fn = addr.partition(".")
-        s, f = int(slot, 16), int(fn or "0", 16)
-        return (f"{s:x}" if f == 0 else f"{s:x},{f:x}"), (s, f)
-    if notation == "vio":
-        reg = int(addr, 16)
-        return f"{reg:x}", (reg,)
-    return "", ()
+    return rules.fdt_unit(addr.value), rules.fdt_key(addr.value)
 
 
-def _address_vars(notation: str, addr: str | None) -> dict[str, object]:
-    if addr is None:
+def _address_vars(notation: str, addr: notations.Address | None) -> dict[str, object]:
+    rules = notations.get(notation)
+    if addr is None or not rules.addressed:
         return {}
-    if notation == "pci":
-        slot, _, fn = addr.partition(".")
-        s, f = int(slot, 16), int(fn or "0", 16)
-        return {"slot": s, "fn": f, "devfn": (s << 3) | f}
-    if notation == "vio":
-        return {"reg": int(addr, 16)}
-    if notation == "scsi":
-        c, t, lun = (int(x) for x in addr.split(":"))
-        return {"channel": c, "target": t, "lun": lun}
-    if notation == "usb":
-        return {"port": addr}
-    if notation == "unit":
-        return {"unit-number": int(addr)}
-    return {}
+    return rules.fdt_vars(addr.value)
 
 
 def _pci_bus_numbers(root: tree.Bus) -> dict[str, int]:
@@ -165,7 +148,7 @@ def _pci_bus_numbers(root: tree.Bus) -> dict[str, int]:
         def below(b: tree.Bus) -> None:
             for d in sorted(b.devices, key=lambda d: _unit(b.notation, d.addr)[1]):
                 for child in d.buses:
-                    if child.notation == "pci":
+                    if notations.get(child.notation).pci_hierarchy:
                         counter[0] += 1
                         numbers[child.name] = counter[0]
                         below(child)
@@ -175,11 +158,12 @@ def _pci_bus_numbers(root: tree.Bus) -> dict[str, int]:
     def walk(bus: tree.Bus, in_pci: bool) -> None:
         for d in bus.devices:
             for child in d.buses:
-                if child.notation == "pci" and not in_pci:
+                pci = notations.get(child.notation).pci_hierarchy
+                if pci and not in_pci:
                     hierarchy(child)
-                walk(child, in_pci or child.notation == "pci")
+                walk(child, in_pci or pci)
 
-    walk(root, root.notation == "pci")
+    walk(root, notations.get(root.notation).pci_hierarchy)
     return numbers
 
 
@@ -484,9 +468,9 @@ class _Builder:
             local.update({p.name: p.default for p in dtype.props.values()
                           if p.default is not None})
         local.update(dict(device.props))
-        local.update(id=device.id, type=device.type, unit=unit, addr=device.addr or "")
+        local.update(id=device.id, type=device.type, unit=unit, addr=str(device.addr or ""))
         local.update(_address_vars(bus.notation, device.addr))
-        if bus.notation == "pci":
+        if notations.get(bus.notation).pci_hierarchy:
             local["bus"] = self.bus_numbers.get(bus.name, 0)
         scope: Scope = ChainMap(local, dict(ctx.passes), self.machine_scope)
         try:

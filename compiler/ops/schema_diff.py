@@ -246,7 +246,7 @@ def _device_entries(m: model.MachineSchema) -> dict[str, list[_DeviceEntry]]:
              cond: expr.Expr | None) -> None:
         for inst in instances:
             here = expr.conjoin(cond, inst.condition)
-            addr = (NONE if inst.address is None or notation == "none"
+            addr = (NONE if inst.address is None or not notations.get(notation).addressed
                     else notations.format(notation, inst.address))
             props = "{" + ", ".join(f"{k} = {_literal(v)}" for k, v in sorted(inst.props)) + "}"
             buses = "[" + ", ".join(f"{b.kind} {_literal(b.name)}" for b in inst.buses) + "]"

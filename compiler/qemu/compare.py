@@ -10,7 +10,7 @@ The comparison is on entries `(bus name, bus kind, type, addr, id)`:
 - the blob side walks `devices` (every device, `origin: machine` ones included);
 - QEMU's side walks the parsed `info qtree`; the bus kind is the stdlib bus kind whose
   `qtree` name QEMU prints, and the address is read from the props QEMU shows for the bus
-  kind's notation (`QEMU_ADDRESS_PROPS`): PCI `addr`, VIO `reg` (hex), SCSI
+  kind's notation (its `qemu_props` in `base/notations.py`): PCI `addr`, VIO `reg` (hex), SCSI
   `channel:scsi-id:lun`, IDE `unit`, USB the port the device got (`info usb` by id, or the
   qtree's own `port N` line);
 - ids are compared for the devices the command line creates (every origin but `machine`);
@@ -32,20 +32,16 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
+from compiler.base import notations
 from compiler.qemu import process
 
 Json = Any  # the blob's and QMP's decoded JSON
-Scalar = bool | int | str
+Scalar = notations.Scalar
 
-# The props that carry a device's address on a bus, by the bus kind's notation, in the
-# order of the notation's fields (`emit/argv.py` writes them the same way).
-QEMU_ADDRESS_PROPS: dict[str, tuple[str, ...]] = {
-    "pci": ("addr",),
-    "vio": ("reg",),
-    "scsi": ("channel", "scsi-id", "lun"),
-    "usb": ("port",),
-    "unit": ("unit",),
-}
+# The props that carry a device's address, by notation, in the order of its fields
+# (derived from the registry, for the readers of QEMU's answers).
+QEMU_ADDRESS_PROPS: Mapping[str, tuple[str, ...]] = {
+    name: rules.qemu_props for name, rules in notations.REGISTRY.items() if rules.qemu_props}
 
 
 @attrs.frozen
@@ -200,38 +196,18 @@ def qtree_lines(text: str) -> list[tuple[int, int, str | None]]:
 def qtree_addr(notation: str, device: process.QtreeDevice, port: str | None = None) -> str | None:
     """The device's address on its bus, in the CONTRACT's notation. `port`: the USB port
     QEMU gave it (from `info usb` or the qtree), which the `port` prop holds only when set."""
-    if notation == "pci":
-        return device.addr
-    if notation == "usb":
-        if port:
-            return port
-        raw = device.prop("port")
-        return None if raw is None else str(qtree_value(raw)) or None
-    names = QEMU_ADDRESS_PROPS.get(notation)
-    if names is None:
+    rules = notations.get(notation)
+    raws = [device.prop(p) for p in rules.qemu_props]
+    values = [qtree_value(r) for r in raws if r is not None]
+    if not rules.qemu_props or (len(values) != len(raws) and not port):
         return None
-    raws = [device.prop(p) for p in names]
-    if any(r is None for r in raws):
-        return None
-    return address_text(notation, [qtree_value(r) for r in raws if r is not None])
+    return rules.from_qemu(values, port)
 
 
 def address_text(notation: str, values: Sequence[Scalar]) -> str | None:
-    """QEMU's values of `QEMU_ADDRESS_PROPS[notation]` → the CONTRACT notation (None when
+    """QEMU's values of the notation's `qemu_props` → the CONTRACT notation (None when
     QEMU has not assigned one: `reg`/`unit`/`scsi-id` still at their `-1` "auto")."""
-    from compiler.base import notations
-
-    if notation == "pci":
-        v = values[0]
-        if isinstance(v, str):
-            return v or None
-        return None if v < 0 else notations.format("pci", (v >> 3, v & 7))
-    if notation == "usb":
-        return str(values[0]) or None
-    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-    if len(ints) != len(values) or any(v < 0 or v >= 0xFFFFFFFF for v in ints):
-        return None
-    return notations.format(notation, tuple(ints))
+    return notations.get(notation).from_qemu(values)
 
 
 def qtree_entries(root: process.QtreeBus, ids: set[str], ports: Mapping[str, str] | None = None,

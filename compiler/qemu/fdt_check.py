@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
 
+from compiler.base import notations
 from compiler.build import tree
 from compiler.lang import model
 from compiler.qemu.compare import BusInfo, Difference, Json, blob_walk
@@ -201,13 +202,14 @@ def node_differences(blob: Mapping[str, Json], root: DtNode, library: model.Libr
 def _vio(blob: Mapping[str, Json], root: DtNode, library: model.Library,
          info: BusInfo) -> list[Difference]:
     names = {str(v) for t in library.devices.values() for k, v in t.fdt if k == "name"
-             and any(info.notation(p.bus) == "vio" for p in t.plugs)}
+             and any(notations.get(info.notation(p.bus)).fdt_named_nodes for p in t.plugs)}
     want: dict[str, str] = {}
     for _, kind, d in blob_walk(blob["devices"]):
         t = library.devices.get(str(d["type"]))
         name = dict(t.fdt).get("name") if t else None
-        if info.notation(kind) == "vio" and name is not None and d.get("addr"):
-            want[f"{name}@{int(str(d['addr']), 16):x}"] = str(d["id"])
+        rules = notations.get(info.notation(kind))
+        if rules.fdt_named_nodes and name is not None and d.get("addr"):
+            want[f"{name}@{rules.fdt_unit(rules.parse(str(d['addr'])))}"] = str(d["id"])
     have = {n.name for n in root.walk() if n.name.partition("@")[0] in names and n.unit}
     return ([Difference("fdt", f"the device tree has no node `{n}` for `{i}`", i)
              for n, i in sorted(want.items()) if n not in have] +
@@ -215,16 +217,11 @@ def _vio(blob: Mapping[str, Json], root: DtNode, library: model.Library,
                         "predict") for n in sorted(have - set(want))])
 
 
-def _pci_unit(addr: str) -> str:
-    slot, _, fn = addr.partition(".")
-    s, f = int(slot, 16), int(fn or "0", 16)
-    return f"{s:x}" if f == 0 else f"{s:x},{f:x}"
-
-
 def _pci(blob: Mapping[str, Json], root: DtNode, info: BusInfo) -> list[Difference]:
     hosts: list[tuple[int, str, Mapping[str, Json]]] = []
     for d in blob["devices"]:
-        pci = [b for b in d.get("buses", ()) if info.notation(b["kind"]) == "pci"]
+        pci = [b for b in d.get("buses", ())
+               if notations.get(info.notation(b["kind"])).pci_hierarchy]
         if pci:
             index = next((v for k, v in sorted(d.get("props", {}).items())
                           if k == "index" and isinstance(v, int)), len(hosts))
@@ -243,7 +240,9 @@ def _pci(blob: Mapping[str, Json], root: DtNode, info: BusInfo) -> list[Differen
 
 def _pci_bus(bus: Mapping[str, Json], node: DtNode, path: str, owner: str,
              info: BusInfo) -> list[Difference]:
-    want = {_pci_unit(str(d["addr"])): d for d in bus["devices"] if d.get("addr")}
+    rules = notations.get(info.notation(bus["kind"]))
+    want = {rules.fdt_unit(rules.parse(str(d["addr"]))): d
+            for d in bus["devices"] if d.get("addr")}
     have = {c.unit: c for c in node.children if c.unit is not None}
     found = [Difference("fdt", f"`{path}` has no node for `{d['id']}` ({d['type']}) at "
                         f"{d['addr']}", str(d["id"]))
@@ -253,8 +252,9 @@ def _pci_bus(bus: Mapping[str, Json], node: DtNode, path: str, owner: str,
               for u in sorted(k for k in have if k not in want)]
     for unit, d in sorted(want.items()):
         child = have.get(unit)
-        sub: Sequence[Mapping[str, Json]] = [b for b in d.get("buses", ())
-                                             if info.notation(b["kind"]) == "pci"]
+        sub: Sequence[Mapping[str, Json]] = [
+            b for b in d.get("buses", ())
+            if notations.get(info.notation(b["kind"])).pci_hierarchy]
         if child is not None and sub:
             found += _pci_bus(sub[0], child, f"{path}/{child.name}", str(d["id"]), info)
     return found

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import attrs
 
+from compiler.base import notations
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
@@ -268,6 +269,8 @@ def _origin(text: str) -> tree.Origin:
 def _given_tree(r: _Reader, library: model.Library, value: Json, path: PathKey, name: str,
                 kind: str) -> tree.Bus:
     """The blob's own tree, as written (shape already checked by `_devices`)."""
+    bus_kind = library.buses.get(kind)
+    notation = bus_kind.address.notation if bus_kind else "none"
     devices = []
     for i, d in enumerate(value if isinstance(value, list) else []):
         if not isinstance(d, dict):
@@ -278,12 +281,12 @@ def _given_tree(r: _Reader, library: model.Library, value: Json, path: PathKey, 
                                   str(b.get("kind")))
                       for j, b in enumerate(d.get("buses", [])) if isinstance(b, dict))
         devices.append(tree.Device(
-            str(d.get("id")), str(d.get("type")), d.get("origin", "spec"), d.get("addr"),
+            str(d.get("id")), str(d.get("type")), d.get("origin", "spec"),
+            None if d.get("addr") is None else
+            notations.Address.as_written(notation, str(d.get("addr"))),
             tuple(sorted(r.scalar_map(d.get("props", {}), (*p, "props")).items())),
             tuple(sorted((k, str(v)) for k, v in (d.get("backend") or {}).items())),
             buses, tree.Provenance("given in the blob", r.span((*p, "id")))))
-    bus_kind = library.buses.get(kind)
-    notation = bus_kind.address.notation if bus_kind else "none"
     return tree.Bus(name, kind, notation, tuple(devices))
 
 

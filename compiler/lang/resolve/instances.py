@@ -32,7 +32,7 @@ class Instances(Part):
         iid = i.id.text if i.id else i.type.text
         address: tuple[int, ...] | None = None
         if i.address is not None:
-            if space.notation == "none":
+            if not space.rules.addressed:
                 self.diags.error("E0503", f"devices on `{bus_kind}` buses have no address",
                                  i.address.span, help="remove `at …`")
             else:

@@ -7,10 +7,10 @@ the stdlib's type leaves the prop out (E1716). Placing and checking are `allocat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from compiler.build import tree
+from compiler.build.place import ids as place_ids
 from compiler.build.plan import Backend, Planned
 from compiler.lang import model
 from compiler.qemu import compare
@@ -98,19 +98,9 @@ class DevicePlanner:
         return links
 
     def _added(self, dtype: str, ident: str) -> bool:
-        """Whether the compiler would have added this device by itself: one of the types
-        it adds (the schema's port, overflow and `provide` types), named as it names them
-        (`allocate`: `rp`, `br`, the machine's own prefix or the bus kind, then a number)."""
-        schema = self.scene.schema
-        pl = schema.placement
-        prefixes = ({"rp"} if dtype == pl.port_device else set()) | \
-            ({"br"} if any(c.device == dtype for c in pl.overflow) else set()) | \
-            {p.bus for p in schema.providers.values() if p.device == dtype}
-        for d in self.scene.schema_devices():
-            m = re.match(r"^([A-Za-z][A-Za-z_-]*?)\d+$", d.id)
-            if d.type == dtype and m and prefixes:
-                prefixes.add(m.group(1))
-        return any(re.fullmatch(rf"{re.escape(p)}\d+", ident) for p in prefixes)
+        """Whether the compiler would have added this device by itself (`build/place/ids`)."""
+        return place_ids.added_by_compiler(self.scene.schema, self.scene.schema_devices(),
+                                           dtype, ident)
 
     def _typed(self, spec: model.PropSpec, raw: Value | None, r: Record,
                ident: str) -> tree.PropValue | None:

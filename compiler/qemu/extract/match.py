@@ -98,7 +98,7 @@ def unpredicted(scene: Scene, root: tree.Bus, bus_names: Mapping[BusKey, str]
     predicted: Counter[tuple[str, str, str | None]] = Counter()
     for bus, d, _ in tree.walk(root):
         if d.origin == "machine":
-            predicted[(bus.name, d.type, d.addr)] += 1
+            predicted[(bus.name, d.type, None if d.addr is None else str(d.addr))] += 1
     seen: set[int] = set()
     extras = []
     for r in qtree.creation_order():  # what the machine made comes first

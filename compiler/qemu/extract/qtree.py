@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 
 import attrs
 
+from compiler.base import notations
 from compiler.base.source import SourceFile, Span
 from compiler.qemu import compare, process
 from compiler.qemu.extract.snapshot import Snapshot, Value
@@ -85,7 +86,7 @@ class Qtree:
                 groups.setdefault(r.bus.name, []).append(r)
             for group in groups.values():
                 ordered = list(reversed(group))  # qtree lists the newest first
-                if self.notation(group[0]) == "usb":
+                if notations.get(self.notation(group[0])).hub_paths:
                     # a device behind a hub port (`4.1`) after the hub (`4`), which QEMU
                     # may have created while placing it
                     ordered.sort(key=lambda r: (self.addr(r) or "").count("."))

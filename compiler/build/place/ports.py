@@ -1,0 +1,212 @@
+"""The PCI hot-plug rule: where a machine with root ports (q35) puts each hot-pluggable
+endpoint behind a port of its own, adds overflow bridges when the ports run out and keeps
+spare ports; where a machine without ports (pseries) keeps host-bridge slots free; and
+which buses QEMU can hot-plug onto.
+
+Ports and bridges are packed as the functions of a slot, then the next free slot. The
+devices themselves are placed by the allocator (`create`); this module decides where.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from compiler.base.diagnostics import Collector
+from compiler.base.source import Span
+from compiler.build import tree
+from compiler.build.place import ids
+from compiler.build.place.state import Bus, Placed
+from compiler.lang import model
+
+Props = tuple[tuple[str, tree.PropValue], ...]
+
+
+class Create(Protocol):
+    """The allocator's: add a device of `dtype` (on `bus` at `addr`, else wherever it
+    plugs), named with `prefix`; its id, or None when it could not be placed."""
+
+    def __call__(self, dtype: str, span: Span, reason: str, rule_span: Span | None, *,
+                 prefix: str, bus: Bus | None = None, addr: tuple[int, ...] | None = None,
+                 extra: Props = ()) -> str | None: ...
+
+
+def _multifunction(addr: tuple[int, ...]) -> Props:
+    # fn 0 of a slot of packed ports must say so, or QEMU refuses fn 1..7
+    return (("multifunction", True),) if addr[1] == 0 else ()
+
+
+class Ports:
+    def __init__(self, *, placed: Placed, schema: model.MachineSchema,
+                 library: model.Library, diags: Collector, create: Create) -> None:
+        self.placed = placed
+        self.schema = schema
+        self.library = library
+        self.diags = diags
+        self.create = create
+        self.ports: list[str] = []
+        self.bridges: dict[str, list[str]] = {}  # overflow type → those added, in order
+        self._bridge_cursors: dict[tuple[str, str], int] = {}  # below: bridges found full
+        self._port_buses: set[str] = set()
+
+    # -- placing endpoints
+    def wants_port(self, t: model.DeviceType) -> bool:
+        """Does `t` go behind a port of its own (when no address is fixed)?"""
+        return bool(self.schema.placement.port_device and t.hotplug
+                    and t.plugs_into(self._port_child_kind()) is not None)
+
+    def is_port_bus(self, key: str) -> bool:
+        """Is `key` a bus of a port or an overflow bridge added (kept for hot-plug)?"""
+        return key in self._port_buses
+
+    def new_port(self, span: Span, purpose: str) -> Bus | None:
+        pl = self.schema.placement
+        assert pl.port_device and pl.port_bus
+        root = self.placed.named(pl.port_bus)
+        if root is None:
+            return None
+        addr = self._next_packed_addr(root, pl.port_slots or (0, 31), self.ports)
+        if addr is None:
+            return None
+        owner = self.create(pl.port_device, span, f"`placement {{ ports … }}` of "
+                            f"`{self.schema.name}`: a root port {purpose}",
+                            pl.span, bus=root, addr=addr, prefix=ids.PORT_PREFIX,
+                            extra=_multifunction(addr))
+        if owner is None:
+            return None
+        self.ports.append(owner)
+        self._port_buses.update(self.placed.nodes[owner].buses)
+        return self.placed.first_bus_of(owner)
+
+    def overflow_bus(self, t: model.DeviceType, span: Span, for_id: str) -> Bus | None:
+        """A bridge of the schema's `overflow` with room, or a new one, for `t`."""
+        for container in self.schema.placement.overflow:
+            made = self.bridges.setdefault(container.device, [])
+            cursor = (container.device, t.name)
+            start = self._bridge_cursors.get(cursor, 0) if self.placed.indexes_hold() else 0
+            for i in range(start, len(made)):
+                for key in self.placed.nodes[made[i]].buses:
+                    bus = self.placed.buses[key]
+                    plug = t.plugs_into(bus.kind)
+                    if plug is not None and bus.next_free(plug.tag, self._base) is not None:
+                        self._bridge_cursors[cursor] = i
+                        return bus
+            self._bridge_cursors[cursor] = len(made)
+            parent = self.placed.named(container.bus)
+            if parent is None:
+                continue
+            addr = self._next_packed_addr(parent, container.slots, made)
+            if addr is None:
+                continue
+            ct = self.library.devices[container.device]
+            if not any(t.plugs_into(b.kind) for b in ct.buses):
+                continue
+            created = self.create(container.device, span, f"`placement {{ overflow … }}` of "
+                                  f"`{self.schema.name}`: no root port is left, for "
+                                  f"`{for_id}`", self.schema.placement.span, bus=parent,
+                                  addr=addr, prefix=ids.BRIDGE_PREFIX,
+                                  extra=_multifunction(addr))
+            if created is not None:
+                made.append(created)
+                self._port_buses.update(self.placed.nodes[created].buses)
+                return self.placed.first_bus_of(created)
+        return None
+
+    @property
+    def _base(self) -> int | None:
+        return self.schema.placement.vio_base
+
+    def _port_child_kind(self) -> str:
+        t = self.library.devices.get(self.schema.placement.port_device or "")
+        return t.buses[0].kind if t and t.buses else ""
+
+    def _next_packed_addr(self, bus: Bus, slots: tuple[int, int],
+                          previous: list[str]) -> tuple[int, ...] | None:
+        """Containers are packed as the functions of one slot, then the next free slot."""
+        rules = bus.rules
+        if previous:
+            last = self.placed.nodes[previous[-1]]
+            slot, fn = last.device.addr.value if last.device.addr else (0, 0)
+            if last.bus == bus.key and fn < 7 and (slot, fn + 1) not in bus.used:
+                return (slot, fn + 1)
+        free = bus.used.first_free(*slots)
+        return None if free is None else rules.at(free)
+
+    # -- hot-plug
+    def hotpluggable(self, bus: Bus) -> bool:
+        """Can QEMU hot-plug onto `bus`? PCI: behind a port or an overflow bridge where the
+        machine has ports (never its root complex), else a host bridge's bus; other kinds:
+        any bus of theirs."""
+        if not bus.hotplug:
+            return False
+        if not bus.rules.pci_hierarchy:
+            return True
+        owner = self.placed.owner_type(bus)
+        pl = self.schema.placement
+        if pl.port_device:
+            return owner == pl.port_device or owner in {c.device for c in pl.overflow}
+        return self.placed.on_root(bus)
+
+    def hotplug_places(self, t: model.DeviceType) -> list[str]:
+        """Names of the buses where `t` can be hot-plugged now, in the order they came."""
+        names = []
+        for bus in self.placed.buses.values():
+            plug = t.plugs_into(bus.kind)
+            if plug is not None and self.hotpluggable(bus) and \
+                    bus.next_free(plug.tag, self._base) is not None:
+                names.append(bus.name)
+        return names
+
+    def capacity(self) -> list[tuple[str, str, int]]:
+        """(bus, kind, free places) of every hot-pluggable bus with room: what `hotplug`
+        can still use. VIO is left out: its regs do not run out."""
+        result = []
+        for bus in self.placed.buses.values():
+            if not self.hotpluggable(bus):
+                continue
+            free = bus.rules.capacity(bus.space, bus.used)
+            if free:
+                result.append((bus.name, bus.kind, free))
+        return result
+
+    # -- spare ports
+    def spare_ports(self, count: int, span: Span, required: bool) -> None:
+        """`required`: the spec asked for them (else the schema's default: best effort)."""
+        if not self.schema.placement.port_device:
+            if required:
+                self._spare_root_slots(count, span)
+            return
+        for made in range(count):
+            if self.new_port(span, "kept free for hot-plug (`hotplug-slots`)") is None:
+                if required:
+                    self.diags.error("E1204", f"no room for {count - made} more hot-plug "
+                                     f"port(s): all {self._port_positions()} port positions "
+                                     "are taken", span,
+                                     help="ask for fewer `hotplug-slots`, or take devices out")
+                return
+
+    def _root_pci_buses(self) -> list[Bus]:
+        """PCI buses of host bridges (on the system bus): where a machine without ports
+        hot-plugs its endpoints."""
+        return [b for b in self.placed.buses.values()
+                if b.rules.pci_hierarchy and self.placed.on_root(b)]
+
+    def _spare_root_slots(self, count: int, span: Span) -> None:
+        """Keep `count` slots free on the host bridges, adding bridges the schema provides."""
+        def free() -> int:
+            return sum(b.rules.capacity(b.space, b.used) for b in self._root_pci_buses())
+
+        kinds = {b.kind for b in self._root_pci_buses()}
+        provider = next((self.schema.providers[k] for k in sorted(kinds)
+                         if k in self.schema.providers), None)
+        while free() < count:
+            if provider is None or self.create(
+                    provider.device, span, f"`provide {provider.bus} by {provider.device}` in "
+                    f"`{self.schema.name}`: more free slots for `hotplug-slots`",
+                    provider.span, prefix=provider.bus, bus=self.placed.root) is None:
+                self.diags.error("E1204", f"only {free()} hot-pluggable slot(s) are free, not "
+                                 f"{count}", span, help="ask for fewer `hotplug-slots`")
+                return
+
+    def _port_positions(self) -> int:
+        lo, hi = self.schema.placement.port_slots or (0, 31)
+        return (hi - lo + 1) * 8
