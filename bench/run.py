@@ -164,7 +164,7 @@ def qemu_case(spec: Path, argv_path: Path, blob: dict[str, Any], scratch: Path,
     """QEMU building the compiled machine: start paused, QMP ready, quit."""
     import importlib
 
-    from compiler.qemu.process import process
+    from compiler.qemu import process
 
     vm_support = importlib.import_module("vm_support")  # tests/vm_support.py
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from qemu_support import require_binary
 
-from compiler.qemu.process import process
-from compiler.qemu.process.process import QemuError, QtreeBus, QtreeDevice
+from compiler.qemu import process
+from compiler.qemu.process import QemuError, QtreeBus, QtreeDevice
 
 Q35 = ["-machine", "pc-q35-7.2", "-nodefaults", "-accel", "tcg"]
 PSERIES = ["-machine", "pseries-7.2", "-nodefaults", "-accel", "tcg", "-m", "1G"]

@@ -29,7 +29,7 @@ from qemu_support import require_binary
 from compiler.base import notations
 from compiler.lang import model
 from compiler.lang.resolve import load_library
-from compiler.qemu.process import process
+from compiler.qemu import process
 
 LIBRARY = load_library()
 DEVICE_TYPES = sorted(LIBRARY.devices)
