@@ -26,7 +26,7 @@ from compiler import driver
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
 from compiler.emit import fdt
-from compiler.qemu.process import fdt_check, process
+from compiler.qemu import fdt_check, process
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "tests" / "fdt").glob("pseries-*.toml")) + sorted(

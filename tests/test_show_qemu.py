@@ -37,8 +37,8 @@ from compiler import driver
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
 from compiler.lang.resolve import load_library
-from compiler.qemu.process import compare, fdt_check, process
-from compiler.qemu.process.compare import qtree_value
+from compiler.qemu import compare, fdt_check, process
+from compiler.qemu.compare import qtree_value
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,7 +28,7 @@ from qemu_support import require_binary
 from compiler import driver
 from compiler.build import tree
 from compiler.lang import resolve
-from compiler.qemu.process import verify
+from compiler.qemu import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"
@@ -190,7 +190,7 @@ def test_differences_point_at_the_input(tmp_path: Path,
 def test_device_tree_nodes_without_the_emitter(tmp_path: Path) -> None:
     """The fallback when no FDT emitter can predict the tree: QEMU's VIO and PCI nodes,
     cpus and memory against the blob; a VIO device or a PCI function too many is seen."""
-    from compiler.qemu.process import compare, fdt_check, process
+    from compiler.qemu import compare, fdt_check, process
 
     case = "pseries-full"
     binary = require_binary("qemu-system-ppc64")

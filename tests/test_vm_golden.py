@@ -30,7 +30,7 @@ from typing import NamedTuple
 import pytest
 from qemu_support import require_binary
 
-from compiler.qemu.process import compare, process, verify
+from compiler.qemu import compare, process, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
-from compiler.qemu.process.compare import (  # noqa: F401  (re-exported)
+from compiler.qemu.compare import (  # noqa: F401  (re-exported)
     MACHINE_REQUESTS,
     BusEntry,
     Entry,
@@ -36,7 +36,7 @@ from compiler.qemu.process.compare import (  # noqa: F401  (re-exported)
     qtree_value,
     usb_ports,
 )
-from compiler.qemu.process.verify import backing_files, runnable_argv  # noqa: F401  (re-exported)
+from compiler.qemu.verify import backing_files, runnable_argv  # noqa: F401  (re-exported)
 
 
 @contextlib.contextmanager
