@@ -5,9 +5,10 @@ Started as `python tests/cli_server.py` from the repository root, it imports the
 once, reads requests (one JSON object per line, `{"id": ..., "argv": [...]}`) until end of
 input, then runs each one in a forked child, a few at a time. A child does exactly what
 `python -m compiler ARGV...` does after start-up: it runs the package's `__main__` with
-`runpy` (as `-m` does), with its stdout and stderr on files of its own, and exits with the CLI's exit code; an uncaught exception prints its
-traceback and exits 1, as Python does. One JSON line per request comes back, in the order
-they finish: `{"id", "returncode", "stdout", "stderr"}`, the streams' bytes as latin-1 text.
+`runpy` (as `-m` does), with its stdout and stderr on files of its own, and exits with the
+CLI's exit code; an uncaught exception prints its traceback and exits 1, as Python does. One
+JSON line per request comes back, in the order they finish: `{"id", "returncode", "stdout",
+"stderr"}`, the streams' bytes as latin-1 text.
 """
 
 from __future__ import annotations
