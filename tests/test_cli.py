@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vm_support import read_argv_golden
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "tests/vm/q35-virtio-disk-user-nic.toml"
 
@@ -29,7 +31,7 @@ def test_without_emit_every_output_goes_to_the_directory(tmp_path: Path) -> None
     assert {f"{name}.json", f"{name}.argv.json", f"{name}.sh"} <= files
     assert (out / f"{name}.json").read_text() == SPEC.with_suffix(".json").read_text()
     argv = json.loads((out / f"{name}.argv.json").read_text())
-    assert argv == json.loads(SPEC.with_suffix(".argv").read_text())
+    assert argv == read_argv_golden(SPEC.with_suffix(".argv"))
 
 
 def test_default_directory_is_build_name(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from qemu_support import require_binary
-from vm_support import qmp, running
+from vm_support import qmp, read_argv_golden, running
 
 from compiler import driver
 from compiler.base.diagnostics import render_text
@@ -110,7 +110,7 @@ def no_warnings(result: extract.Result) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_extract_gives_back_the_compiled_blob(case: str, tmp_path: Path) -> None:
     golden = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
-    argv = json.loads((VM / f"{case}.argv").read_text(encoding="utf-8"))
+    argv = read_argv_golden(VM / f"{case}.argv")
     with running(start_argv(golden, argv, tmp_path)) as sock:
         got, result = extracted(sock)
     files = {i for i, b in golden["backends"].items() if b.get("backend") == "file"}
@@ -169,7 +169,7 @@ def _round_trip(first: Json, directory: Path) -> Json:
 @pytest.mark.parametrize("case", ["q35-full", "pseries-full"])
 def test_compiled_extracted_blob_starts_the_same_machine(case: str, tmp_path: Path) -> None:
     golden = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
-    argv = json.loads((VM / f"{case}.argv").read_text(encoding="utf-8"))
+    argv = read_argv_golden(VM / f"{case}.argv")
     with running(start_argv(golden, argv, tmp_path)) as sock:
         first, _ = extracted(sock)
     second = _round_trip(first, tmp_path)

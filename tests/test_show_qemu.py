@@ -388,7 +388,7 @@ def test_blob_props_match_qemu_with_compat(case: str, tmp_path: Path) -> None:
     what `info qtree` shows (vm_support compares only the props of emitted devices)."""
     vm = ROOT / "tests" / "vm"
     blob = json.loads((vm / f"{case}.json").read_text(encoding="utf-8"))
-    argv = json.loads((vm / f"{case}.argv").read_text(encoding="utf-8"))
+    argv = vm_support.read_argv_golden(vm / f"{case}.argv")
     binary = require_binary(argv[0])
     for name, fmt in vm_support.backing_files(blob):
         path = tmp_path / name

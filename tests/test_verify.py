@@ -23,7 +23,8 @@ from pathlib import Path
 
 import attrs
 import pytest
-from qemu_support import require_binary
+from qemu_support import binary_of, case_family, has_dumpdtb, require_binary
+from vm_support import read_argv_golden
 
 from compiler import driver
 from compiler.build import tree
@@ -32,7 +33,6 @@ from compiler.qemu import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"
-BINARIES = {"q35": "qemu-system-x86_64", "pseries": "qemu-system-ppc64"}
 DIAGNOSTIC = re.compile(r"^[^\n]+?:\d+:\d+: error\[(?P<code>E\d{4})\]: ", re.MULTILINE)
 
 
@@ -61,7 +61,10 @@ def backing_files(case: str, directory: Path) -> None:
 
 
 def machine_of(case: str) -> str:
-    return case.split("-", 1)[0]
+    """The machine family of a golden case, from its name (tests/qemu_support.py)."""
+    family = case_family(case)
+    assert family is not None, case
+    return family
 
 
 # --------------------------------------------------------------------------
@@ -70,18 +73,18 @@ def machine_of(case: str) -> str:
 
 @pytest.mark.parametrize("case", ["q35-full", "pseries-full"])
 def test_a_spec_agrees(case: str, tmp_path: Path) -> None:
-    require_binary(BINARIES[machine_of(case)])
+    require_binary(binary_of(machine_of(case)))
     backing_files(case, tmp_path)
     result = mschema("verify", str(VM / f"{case}.toml"), "--user-net", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     assert "QEMU built the" in result.stdout and "predicts" in result.stdout
-    if case.startswith("pseries"):
-        assert "device tree" in result.stdout, "pseries compares the FDT too"
+    if has_dumpdtb(machine_of(case)):
+        assert "device tree" in result.stdout, "a machine with a DTB compares it too"
 
 
 @pytest.mark.parametrize("case", ["q35-disk-interfaces", "pseries-vscsi"])
 def test_a_blob_agrees(case: str, tmp_path: Path) -> None:
-    require_binary(BINARIES[machine_of(case)])
+    require_binary(binary_of(machine_of(case)))
     backing_files(case, tmp_path)
     result = mschema("verify", str(VM / f"{case}.json"), cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
@@ -103,7 +106,7 @@ def _edited(bus: tree.Bus, edit: Callable[[tree.Device], tree.Device | None]) ->
 
 def _verify_edited(case: str, edit: Callable[[tree.Device], tree.Device | None],
                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    require_binary(BINARIES[machine_of(case)])
+    require_binary(binary_of(machine_of(case)))
     backing_files(case, tmp_path)
     monkeypatch.chdir(tmp_path)
     machine = driver.compile_input(VM / f"{case}.json")
@@ -125,7 +128,7 @@ def test_catches_an_omitted_machine_device(case: str, tmp_path: Path,
                            monkeypatch)
     assert any(code == "E1704" and dtype in msg and "does not list" in msg
                for code, msg in found), found
-    if case.startswith("pseries"):
+    if has_dumpdtb(machine_of(case)):
         assert any(code == "E1711" and "nvram@71000000" in msg for code, msg in found), found
 
 
@@ -147,7 +150,7 @@ def test_agreeing_edit_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
                                            ("pseries-minimal", "pci.0")])
 def test_a_qemu_that_builds_more(case: str, bus: str, tmp_path: Path) -> None:
     """`--qemu`: a wrapper adding a device; each difference is a CONTRACT diagnostic."""
-    binary = require_binary(BINARIES[machine_of(case)])
+    binary = require_binary(binary_of(machine_of(case)))
     wrapper = tmp_path / "qemu-wrapper"
     wrapper.write_text(f'#!/bin/sh\nexec {binary} "$@" -device virtio-rng-pci,bus={bus},'
                        'addr=0x1e\n', encoding="utf-8")
@@ -157,7 +160,7 @@ def test_a_qemu_that_builds_more(case: str, bus: str, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "E1704" in codes(result.stderr), result.stderr
     assert "QEMU built virtio-rng-pci on `" + bus in result.stderr
-    if case.startswith("pseries"):
+    if has_dumpdtb(machine_of(case)):
         assert "E1711" in codes(result.stderr), "the device tree has a node too many"
     as_json = mschema("verify", str(VM / f"{case}.toml"), "--qemu", str(wrapper),
                       "--format", "json", cwd=tmp_path)
@@ -175,7 +178,7 @@ def test_a_blob_omitting_a_machine_device_is_refused_before_qemu(tmp_path: Path)
 def test_differences_point_at_the_input(tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A difference about a device of a blob points at its `id` there."""
-    require_binary("qemu-system-x86_64")
+    require_binary(binary_of("q35"))
     backing_files("q35-minimal", tmp_path)
     monkeypatch.chdir(tmp_path)
     machine = driver.compile_input(VM / "q35-minimal.json")
@@ -193,10 +196,10 @@ def test_device_tree_nodes_without_the_emitter(tmp_path: Path) -> None:
     from compiler.qemu import compare, fdt_check, process
 
     case = "pseries-full"
-    binary = require_binary("qemu-system-ppc64")
+    binary = require_binary(binary_of(machine_of(case)))
     backing_files(case, tmp_path)
     blob = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
-    argv = json.loads((VM / f"{case}.argv").read_text(encoding="utf-8"))
+    argv = read_argv_golden(VM / f"{case}.argv")
     dtb = process.dump_dtb(verify.runnable_argv([binary, *argv[1:]], str(tmp_path)))
     root = fdt_check.read_dtb(dtb)
     library, info = resolve.load_library(), compare.bus_info()
@@ -225,13 +228,13 @@ def test_no_such_qemu_binary(tmp_path: Path) -> None:
 def test_qemu_not_on_path(tmp_path: Path) -> None:
     result = mschema("verify", str(VM / "pseries-minimal.toml"), path=str(tmp_path))
     assert (result.returncode, codes(result.stderr)) == (1, {"E1701"}), result.stderr
-    assert "`qemu-system-ppc64` is not on PATH" in result.stderr
+    assert f"`{binary_of('pseries')}` is not on PATH" in result.stderr
     assert "--qemu PATH" in result.stderr
 
 
 def test_missing_backing_files(tmp_path: Path) -> None:
     """Checked before QEMU starts: the binary named here would fail the test if run."""
-    require_binary("qemu-system-x86_64")
+    require_binary(binary_of("q35"))
     result = mschema("verify", str(VM / "q35-full.toml"), "--user-net", cwd=tmp_path)
     assert (result.returncode, codes(result.stderr)) == (1, {"E1702"}), result.stderr
     for name in ("root.qcow2", "data.raw", "install.iso"):
@@ -253,7 +256,7 @@ def test_a_qemu_that_never_answers_times_out(tmp_path: Path) -> None:
 
 
 def test_qemu_refuses_the_command_line(tmp_path: Path) -> None:
-    binary = require_binary("qemu-system-x86_64")
+    binary = require_binary(binary_of("q35"))
     wrapper = tmp_path / "refuses"
     wrapper.write_text(f'#!/bin/sh\nexec {binary} "$@" -device no-such-device\n',
                        encoding="utf-8")
