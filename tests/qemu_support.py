@@ -84,6 +84,13 @@ def case_family(case: str) -> str | None:
     return max(starts)[1] if starts else None
 
 
+def machine_argv(args: list[str]) -> list[str]:
+    """QEMU started with `args`: the binary (its path here) of the machine their `-machine`
+    names, as its schema says; skips the test when that binary is missing."""
+    machine = args[args.index("-machine") + 1].split(",")[0]
+    return [require_binary(binary_of(machine)), *args]
+
+
 def has_dumpdtb(name: str) -> bool:
     """Does QEMU hand machine `name` a device tree (`-machine …,dumpdtb=FILE`)? Its schema's
     `quirk dumpdtb` says."""
