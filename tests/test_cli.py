@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from qemu_support import binary_of
 from vm_support import read_argv_golden
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +61,7 @@ def test_shell_is_the_argv_quoted() -> None:
     shell = mschema("compile", str(SPEC), "--emit", "shell").stdout
     argv = json.loads(mschema("compile", str(SPEC), "--emit", "argv").stdout)
     assert shlex.split(shell) == argv
-    assert argv[0] == "qemu-system-x86_64"
+    assert argv[0] == binary_of("pc-q35")
 
 
 def test_why_walks_to_the_root() -> None:
