@@ -1,7 +1,9 @@
-"""Shared pytest options.
+"""Shared pytest options and fixtures.
 
-`--update-goldens` makes golden-file tests (e.g. `tests/lang/bad/*.err`, `*.json`) rewrite
-their expected output from what the program prints instead of comparing; review the diff.
+`--update-goldens` makes golden-file tests (e.g. `tests/lang/bad/*.err`, `*.json`,
+`tests/vm/*.argv`) rewrite their expected output from what the program prints instead of
+comparing; review the diff. `corpus` is the one runner of the lang, spec and blob corpora
+(tests/corpus_support.py).
 """
 
 from __future__ import annotations

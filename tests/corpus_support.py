@@ -33,6 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 SERVER = REPO / "tests" / "cli_server.py"
 HEADER = re.compile(r"^(?P<path>\S+):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning)"
                     r"\[(?P<code>E\d{4})\]: (?P<message>.*)$")
+# any diagnostic's first line, located or not (`<info qtree of …>:3:5: warning[E1715]: …`)
+DIAGNOSTIC = re.compile(r"^(?:.+?:\d+:\d+: )?(error|warning)\[(E\d{4})\]: ", re.MULTILINE)
 USE_SERVER = hasattr(os, "fork") and os.environ.get("MSCHEMA_CORPUS_FORK", "1") != "0"
 ENV = {**os.environ, "PYTHONHASHSEED": "0"}
 ENV.pop("PYTHONWARNINGS", None)
@@ -54,6 +56,11 @@ def rel(path: Path) -> str:
 def shown(path: Path) -> str:
     """A path as the CLI gets it: relative to the repository root when it is inside."""
     return rel(path) if path.is_relative_to(REPO) else str(path)
+
+
+def codes_of(text: str) -> list[str]:
+    """The code of every diagnostic a command printed (text format), in order."""
+    return [m[2] for m in DIAGNOSTIC.finditer(text)]
 
 
 def headers(text: str) -> list[re.Match[str]]:
