@@ -1,12 +1,17 @@
-"""Shared pytest options.
+"""Shared pytest options and fixtures.
 
-`--update-goldens` makes golden-file tests (e.g. `tests/lang/bad/*.err`, `*.json`) rewrite
-their expected output from what the program prints instead of comparing; review the diff.
+`--update-goldens` makes golden-file tests (e.g. `tests/lang/bad/*.err`, `*.json`,
+`tests/vm/*.argv`) rewrite their expected output from what the program prints instead of
+comparing; review the diff. `corpus` is the one runner of the lang, spec and blob corpora
+(tests/corpus_support.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from corpus_support import Runner, collected_keys
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,6 +21,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite golden files (.err, .json) from the actual output instead of comparing",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "corpus(*modes, plain=False): the CLI runs a corpus test reads from the "
+        "`corpus` fixture (tests/corpus_support.py), started before the tests run")
+
+
+@pytest.fixture(scope="session")
+def corpus(request: pytest.FixtureRequest) -> Iterator[Runner]:
+    """The one runner of the lang, spec and blob corpora: every run the collected tests
+    announce with `@pytest.mark.corpus`, started at once in forked children."""
+    runner = Runner(*collected_keys(request.session.items))
+    yield runner
+    runner.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,21 @@
-"""Helpers for tests that start a real QEMU."""
+"""Helpers for tests that start a real QEMU, and the tables of machines they run over.
+
+Which machines there are, their QEMU binaries, families and versions, the names golden cases
+start with, and which machines QEMU hands a device tree (`dumpdtb`) all come from the
+shipped schemas (`load_library()`), so that a new machine family or version needs schemas
+and cases, not test Python.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 
 import pytest
+
+from compiler.lang import model
+from compiler.lang.resolve import load_library
 
 INSTALL_HINT = (
     "install QEMU and dtc, e.g. "
@@ -26,3 +36,62 @@ def require_binary(name: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@functools.cache
+def library() -> model.Library:
+    """The shipped schemas and stdlib, loaded once per test session."""
+    return load_library()
+
+
+def schema(name: str) -> model.MachineSchema:
+    """A machine by name, alias or family (its newest version), or by QEMU machine type."""
+    found = library().machine(name) or next(
+        (m for m in library().machines.values() if m.qemu_machine == name), None)
+    assert found is not None, f"no shipped machine is called `{name}`"
+    return found
+
+
+def binary_of(name: str) -> str:
+    """The QEMU binary (its name) of machine `name`, as its schema says."""
+    return schema(name).binary
+
+
+def families() -> dict[str, tuple[str, ...]]:
+    """family → its versions, newest first."""
+    out: dict[str, list[model.MachineSchema]] = {}
+    for m in library().machines.values():
+        out.setdefault(m.family, []).append(m)
+    return {family: tuple(sorted((m.name for m in versions), key=_version, reverse=True))
+            for family, versions in sorted(out.items())}
+
+
+def _version(name: str) -> tuple[int, ...]:
+    """`pc-q35-7.2` → (7, 2)."""
+    return tuple(int(p) for p in name.rsplit("-", 1)[-1].split(".") if p.isdigit())
+
+
+def names_of(family: str) -> tuple[str, ...]:
+    """Every name that means `family`'s newest machine: the family and its aliases."""
+    newest = schema(family)
+    return (family, *newest.aliases)
+
+
+def case_family(case: str) -> str | None:
+    """The family a golden case belongs to, from its name (`q35-full`, `pseries-minimal`):
+    the longest family name or alias it starts with, followed by `-`."""
+    starts = [(len(n), f) for f in families() for n in names_of(f) if case.startswith(f"{n}-")]
+    return max(starts)[1] if starts else None
+
+
+def machine_argv(args: list[str]) -> list[str]:
+    """QEMU started with `args`: the binary (its path here) of the machine their `-machine`
+    names, as its schema says; skips the test when that binary is missing."""
+    machine = args[args.index("-machine") + 1].split(",")[0]
+    return [require_binary(binary_of(machine)), *args]
+
+
+def has_dumpdtb(name: str) -> bool:
+    """Does QEMU hand machine `name` a device tree (`-machine …,dumpdtb=FILE`)? Its schema's
+    `quirk dumpdtb` says."""
+    return {q.name: q.value for q in schema(name).quirks}.get("dumpdtb") is True

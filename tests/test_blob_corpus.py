@@ -1,15 +1,19 @@
 """Precise blobs as compile input: every corruption in tests/blob/bad is refused with exactly
 the diagnostics in its `.err` (and nothing written), and every precise blob we ship or
-generate compiles back to itself byte for byte, with the same argv as its spec."""
+generate compiles back to itself byte for byte, with the same argv as its spec.
+
+Every run is the real CLI from the repository root, through the corpus runner shared with the
+lang and spec corpora (`tests/corpus_support.py`): forked from one warm interpreter, in
+parallel. `--update-goldens` rewrites the `.err` goldens.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from corpus_support import Runner, check_golden
 
 ROOT = Path(__file__).resolve().parent.parent
 # blobs, and a few specs whose precise machine breaks a rule only a whole tree can show
@@ -18,29 +22,19 @@ BAD = sorted([*(ROOT / "tests/blob/bad").glob("*.json"),
 GOOD = sorted((ROOT / "tests/blob/good").glob("*.json"))
 # every golden blob of the VM cases is a precise blob too
 VM_BLOBS = sorted((ROOT / "tests/vm").glob("*.json")) if (ROOT / "tests/vm").is_dir() else []
+BASE_SPECS = sorted((ROOT / "tests/blob").glob("base-*.toml"))
 
 
-def mschema(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-
-
-def rel(p: Path) -> str:
-    return str(p.relative_to(ROOT))
-
-
+@pytest.mark.corpus("emit", "out")
 @pytest.mark.parametrize("case", BAD, ids=lambda p: p.stem)
-def test_bad_blob(case: Path, tmp_path: Path, update_goldens: bool) -> None:
-    result = mschema("compile", rel(case), "--emit", "json")
-    golden = case.with_suffix(".err")
-    if update_goldens:
-        golden.write_text(result.stderr)
+def test_bad_blob(case: Path, corpus: Runner, update_goldens: bool) -> None:
+    result = corpus(case, "emit")
     assert "Traceback" not in result.stderr
     assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == golden.read_text()
-    out = tmp_path / "out"
-    again = mschema("compile", rel(case), "-o", str(out))
+    check_golden(case.with_suffix(".err"), result.stderr, update_goldens)
+    again = corpus(case, "out")
     assert again.returncode == 1
+    out = corpus.out_dir(case, "out")
     assert not out.exists() or not any(out.iterdir()), "a failed compile wrote output"
 
 
@@ -50,20 +44,22 @@ def test_every_bad_blob_has_its_golden() -> None:
     assert not missing
 
 
-@pytest.mark.parametrize("blob", GOOD + VM_BLOBS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_blob_is_a_fixed_point(blob: Path) -> None:
-    result = mschema("compile", rel(blob), "--emit", "json")
+@pytest.mark.corpus("emit")
+@pytest.mark.parametrize("case", GOOD + VM_BLOBS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_blob_is_a_fixed_point(case: Path, corpus: Runner) -> None:
+    result = corpus(case, "emit")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == blob.read_text()
+    assert result.stdout == case.read_text()
 
 
-@pytest.mark.parametrize("spec", sorted((ROOT / "tests/blob").glob("base-*.toml")),
-                         ids=lambda p: p.stem)
-def test_blob_gives_the_same_argv_as_its_spec(spec: Path, tmp_path: Path) -> None:
+@pytest.mark.corpus("emit", "emit-argv")
+@pytest.mark.parametrize("case", BASE_SPECS, ids=lambda p: p.stem)
+def test_blob_gives_the_same_argv_as_its_spec(case: Path, corpus: Runner,
+                                              tmp_path: Path) -> None:
     blob = tmp_path / "machine.json"
-    blob.write_text(mschema("compile", rel(spec), "--emit", "json").stdout)
-    from_spec = mschema("compile", rel(spec), "--emit", "argv")
-    from_blob = mschema("compile", str(blob), "--emit", "argv")
+    blob.write_text(corpus(case, "emit").stdout)
+    from_spec = corpus(case, "emit-argv")
+    from_blob = corpus(blob, "emit-argv")  # written just now: a plain subprocess
     assert from_spec.returncode == from_blob.returncode == 0
     assert json.loads(from_blob.stdout) == json.loads(from_spec.stdout)
 

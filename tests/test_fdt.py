@@ -199,10 +199,56 @@ def test_unknown_function_and_device_type_fail_lint(tmp_path: Path) -> None:
     assert codes == ["E0201", "E0202"]
 
 
-def test_every_function_is_implemented() -> None:
-    source = (ROOT / "compiler" / "emit" / "fdt.py").read_text(encoding="utf-8")
-    for name in resolve.FDT_FUNCTIONS:
-        assert f'"{name}"' in source, name
+def _cells(*values: int) -> bytes:
+    return b"".join(v.to_bytes(4, "big") for v in values)
+
+
+# function → an fdt body that calls it (2 cpus, 1 GiB, one `t-host` without a node of its
+# own), and the root's props and child nodes it gives
+FUNCTION_CASES: dict[str, tuple[str, dict[str, bytes], list[str]]] = {
+    "u64": ('prop "v" = <(u64(memory))>', {"v": _cells(0, 1 << 30)}, []),
+    "min": ('prop "v" = <(min(3, cpus.count))>', {"v": _cells(2)}, []),
+    "max": ('prop "v" = <(max(3, cpus.count))>', {"v": _cells(3)}, []),
+    "log2ceil": ('prop "v" = <(log2ceil(5))>', {"v": _cells(3)}, []),
+    "pow2floor": ('prop "v" = <(pow2floor(5))>', {"v": _cells(4)}, []),
+    "pow2-blocks": ('node "b@{b:x}" for b, s in pow2-blocks(0x1000, 0x3000) { }', {},
+                    ["b@1000", "b@2000"]),
+    "reversed": ('node "b@{b:x}" for b, s in reversed(pow2-blocks(0x1000, 0x3000)) { }', {},
+                 ["b@2000", "b@1000"]),
+    "mac-bytes": ('prop "v" = mac-bytes("52:54:00:12:34:56")',
+                  {"v": bytes.fromhex("525400123456")}, []),
+    "pci-reg": ('let bars = <0x10 1 0x20 0x20 3 0>\nprop "v" = pci-reg(1, 0x11, bars)',
+                {"v": _cells(0x11100, 0, 0, 0, 0, 0x1011110, 0, 0, 0, 0x20,
+                             0x3011120, 0, 0, 0, 0)}, []),
+    "has": ('prop "v" when has(t-host)\nprop "w" when not has(t-host)', {"v": b""}, []),
+    "first-path": ('prop "v" = first-path(t-host)', {"v": b"\0"}, []),
+    "boot-list": ('prop "v" = boot-list()', {"v": b"\0"}, []),
+    "defined": ('prop "v" when defined(memory)\nprop "w" when defined(nope)', {"v": b""}, []),
+    "count": ('prop "v" = <(count(t-host) + 1)>', {"v": _cells(2)}, []),
+}
+
+
+def test_every_function_has_a_behaviour_case() -> None:
+    assert sorted(FUNCTION_CASES) == sorted(resolve.FDT_FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTION_CASES))
+def test_every_function_is_implemented(name: str, tmp_path: Path) -> None:
+    """Each function of the fdt language evaluates, to what it is documented to give."""
+    body, props, children = FUNCTION_CASES[name]
+    root, _ = _machine_with(tmp_path, body)
+    assert isinstance(root, fdt_out.Node)
+    assert {p.name: p.value for p in root.props} == props
+    assert [c.name for c in root.children] == children
+
+
+def test_first_path_and_boot_list_name_nodes() -> None:
+    """On a node that exists, `first-path` and `boot-list` give its path (pseries' chosen)."""
+    machine = driver.compile_input(ROOT / "tests/vm/pseries-full.toml")
+    [chosen] = [n for path, n in fdt.build(machine).walk() if path == "/chosen"]
+    props = {p.name: p.value for p in chosen.props}
+    assert props["stdout-path"] == b"/vdevice/vty@71000001\0"
+    assert props["qemu,boot-list"] == b"/pci@800000020000000/scsi@0\0"
 
 
 def test_pci_reg_and_blocks() -> None:

@@ -10,32 +10,21 @@ with `pytest tests/test_lang_corpus.py --update-goldens` (for a new JSON golden,
 empty `<case>.json` first), then read the diff.
 
 Every `lint` is `python -m compiler lint PATH` in a process of its own, from the repository
-root, so exit codes and streams are real. To keep the corpus fast, `tests/lang/lint_server.py`
-forks those processes from one warm interpreter (Python's start-up and imports cost more than
-linting a case) and runs them in parallel; `test_same_as_plain_cli` checks a sample against
-genuine `python -m compiler` subprocesses, and `MSCHEMA_CORPUS_FORK=0` uses those for all.
+root, so exit codes and streams are real. The corpus runner (`tests/corpus_support.py`, one
+for the lang, spec and blob corpora) forks those processes from one warm interpreter
+(Python's start-up and imports cost more than linting a case) and runs them in parallel;
+`test_same_as_plain_cli` checks a sample against genuine `python -m compiler` subprocesses,
+and `MSCHEMA_CORPUS_FORK=0` uses those for all.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from corpus_support import (
-    USE_SERVER,
-    check_golden,
-    collected_keys,
-    headers,
-    rel,
-)
+from corpus_support import USE_SERVER, Runner, check_golden, headers, rel
 
 REPO = Path(__file__).resolve().parent.parent
 LANG = REPO / "tests" / "lang"
@@ -58,122 +47,11 @@ GOOD_CASES = cases(GOOD)
 JSON_CASES = [c for c in BAD_CASES if c.with_suffix(".json").exists()]
 
 
-# ---- running the CLI -------------------------------------------------------------------
-LINT_ENV = {**os.environ, "PYTHONHASHSEED": "0"}
-LINT_ENV.pop("PYTHONWARNINGS", None)
-# `tests/lang/lint_server.py` runs the CLI in forked children of one warm process: real
-# processes with their own streams and exit codes, without Python's start-up for each case.
-# MSCHEMA_CORPUS_FORK=0 runs every case as a plain `python -m compiler` instead.
-
-
-class Result:
-    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
-        self.returncode = returncode
-        self.stdout = stdout.decode("utf-8")
-        self.stderr = stderr.decode("utf-8")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Result) and (
-            (self.returncode, self.stdout, self.stderr)
-            == (other.returncode, other.stdout, other.stderr))
-
-    def __repr__(self) -> str:
-        return f"Result({self.returncode}, {self.stdout!r}, {self.stderr!r})"
-
-
-def lint_argv(case: Path, fmt: str) -> list[str]:
-    return ["lint", rel(case), *(["--format", fmt] if fmt != "text" else [])]
-
-
-def run_plain(case: Path, fmt: str) -> Result:
-    """`python -m compiler lint CASE` in a subprocess of its own, from the repository root."""
-    proc = subprocess.run([sys.executable, "-m", "compiler", *lint_argv(case, fmt)], cwd=REPO,
-                          capture_output=True, env=LINT_ENV, timeout=120, check=False)
-    return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-Key = tuple[Path, str]
-
-
-class Runner:
-    """Starts the lint runs of every collected corpus test at once; `runner(case, fmt)` waits
-    for one. Runs that were not announced at the start go through `run_plain`."""
-
-    def __init__(self, wanted: list[Key], plain: list[Key]) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1))
-        self.futures: dict[Key, Future[Result]] = {}
-        self.plain_futures = {key: self.pool.submit(run_plain, *key)
-                              for key in dict.fromkeys(plain)}
-        self.server: subprocess.Popen[bytes] | None = None
-        wanted = list(dict.fromkeys(wanted))
-        if USE_SERVER and wanted:
-            self.start_server(wanted)
-        else:
-            for key in wanted:
-                self.futures[key] = self.pool.submit(run_plain, *key)
-
-    def start_server(self, wanted: list[Key]) -> None:
-        self.server = subprocess.Popen(
-            [sys.executable, str(LANG / "lint_server.py")], cwd=REPO, env=LINT_ENV,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        by_id: dict[int, Future[Result]] = {}
-        for n, key in enumerate(wanted):
-            by_id[n] = self.futures[key] = Future()
-        assert self.server.stdin is not None
-        self.server.stdin.write(b"".join(
-            json.dumps({"id": n, "argv": lint_argv(*key)}).encode() + b"\n"
-            for n, key in enumerate(wanted)))
-        self.server.stdin.close()
-        self.reader = threading.Thread(target=self.read_replies, args=(self.server, by_id),
-                                       daemon=True)
-        self.reader.start()
-
-    @staticmethod
-    def read_replies(server: subprocess.Popen[bytes], by_id: dict[int, Future[Result]]) -> None:
-        assert server.stdout is not None and server.stderr is not None
-        for line in server.stdout:
-            reply = json.loads(line)
-            by_id.pop(reply["id"]).set_result(Result(
-                reply["returncode"], reply["stdout"].encode("latin-1"),
-                reply["stderr"].encode("latin-1")))
-        problem = server.stderr.read().decode("utf-8", "replace")
-        for future in by_id.values():
-            future.set_exception(RuntimeError(f"lint_server.py stopped early:\n{problem}"))
-
-    def __call__(self, case: Path, fmt: str = "text") -> Result:
-        key = (case, fmt)
-        if key not in self.futures:
-            self.futures[key] = self.pool.submit(run_plain, *key)
-        return self.futures[key].result(timeout=300)
-
-    def plain(self, case: Path, fmt: str = "text") -> Result:
-        """Always a genuine `python -m compiler lint`, whatever `USE_SERVER` says."""
-        key = (case, fmt)
-        if key not in self.plain_futures:
-            self.plain_futures[key] = self.pool.submit(run_plain, *key)
-        return self.plain_futures[key].result(timeout=300)
-
-    def close(self) -> None:
-        if self.server is not None:
-            try:
-                self.server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-@pytest.fixture(scope="session")
-def lint(request: pytest.FixtureRequest) -> Iterator[Runner]:
-    runner = Runner(*collected_keys(request.session.items, __file__, "fmt", "text"))
-    yield runner
-    runner.close()
-
-
 # ---- the cases ---------------------------------------------------------------------------
+@pytest.mark.corpus("lint")
 @pytest.mark.parametrize("case", BAD_CASES, ids=lambda p: p.name)
-def test_bad_case_text(case: Path, lint: Runner, update_goldens: bool) -> None:
-    result = lint(case)
+def test_bad_case_text(case: Path, corpus: Runner, update_goldens: bool) -> None:
+    result = corpus(case, "lint")
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""
@@ -183,10 +61,10 @@ def test_bad_case_text(case: Path, lint: Runner, update_goldens: bool) -> None:
     check_golden(case.with_suffix(".err"), result.stderr, update_goldens)
 
 
-@pytest.mark.parametrize("fmt", ["json"])
+@pytest.mark.corpus("lint-json")
 @pytest.mark.parametrize("case", JSON_CASES, ids=lambda p: p.name)
-def test_bad_case_json(case: Path, fmt: str, lint: Runner, update_goldens: bool) -> None:
-    result = lint(case, fmt)
+def test_bad_case_json(case: Path, corpus: Runner, update_goldens: bool) -> None:
+    result = corpus(case, "lint-json")
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1, result.stderr
     assert result.stderr == ""
@@ -203,24 +81,27 @@ def test_bad_case_json(case: Path, fmt: str, lint: Runner, update_goldens: bool)
     check_golden(case.with_suffix(".json"), result.stdout, update_goldens)
 
 
+@pytest.mark.corpus("lint")
 @pytest.mark.parametrize("case", GOOD_CASES, ids=lambda p: p.name)
-def test_good_case(case: Path, lint: Runner) -> None:
-    result = lint(case)
+def test_good_case(case: Path, corpus: Runner) -> None:
+    result = corpus(case, "lint")
     assert "Traceback" not in result.stderr, result.stderr
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
 # The forked runs against genuine `python -m compiler lint` processes, on a sample: two JSON
 # goldens, two text ones (one with bytes that are not UTF-8), a good case.
-PLAIN_SAMPLE = [*((c, "json") for c in JSON_CASES[:2]), (BAD / "not-utf8.mschema", "text"),
-                (BAD / "use-cycle-3.mschema", "text"), (GOOD_CASES[0], "text")]
+PLAIN_SAMPLE = [*((c, "lint-json") for c in JSON_CASES[:2]),
+                (BAD / "not-utf8.mschema", "lint"), (BAD / "use-cycle-3.mschema", "lint"),
+                (GOOD_CASES[0], "lint")]
 
 
 @pytest.mark.skipif(not USE_SERVER, reason="every run is a plain `python -m compiler` already")
-@pytest.mark.parametrize(("case", "fmt"), PLAIN_SAMPLE,
-                         ids=[f"{c.name}-{f}" for c, f in PLAIN_SAMPLE])
-def test_same_as_plain_cli(case: Path, fmt: str, lint: Runner) -> None:
-    assert lint(case, fmt) == lint.plain(case, fmt)
+@pytest.mark.corpus(plain=True)
+@pytest.mark.parametrize(("case", "mode"), PLAIN_SAMPLE,
+                         ids=[f"{c.name}-{m}" for c, m in PLAIN_SAMPLE])
+def test_same_as_plain_cli(case: Path, mode: str, corpus: Runner) -> None:
+    assert corpus(case, mode) == corpus.plain(case, mode)
 
 
 # ---- the corpus itself (after the cases, so --update-goldens has written them) -----------

@@ -1,7 +1,9 @@
-"""`mschema lint` on the shipped schemas and stdlib, through the real CLI."""
+"""`mschema lint` on the shipped schemas and stdlib, through the real CLI: all of them at
+once, as `lint` without paths does, and each of them named (in one run)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +44,23 @@ def test_lint_all_shipped_json() -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
 
 
+@pytest.fixture(scope="module")
+def each_file_linted() -> subprocess.CompletedProcess[str]:
+    """One `lint --format json` of every shipped file, each named on the command line (a
+    lint reads every shipped file anyway: once is enough for all of them)."""
+    return lint("--format", "json", *SHIPPED)
+
+
+def test_lint_of_every_shipped_file_named_is_clean(
+        each_file_linted: subprocess.CompletedProcess[str]) -> None:
+    done = each_file_linted
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
 @pytest.mark.parametrize("path", SHIPPED)
-def test_lint_each_shipped_file(path: str) -> None:
-    done = lint(path)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+def test_lint_each_shipped_file(path: str,
+                                each_file_linted: subprocess.CompletedProcess[str]) -> None:
+    assert path in each_file_linted.args, f"{path} was not linted"
+    findings = json.loads(each_file_linted.stdout or "null")
+    assert isinstance(findings, list), each_file_linted.stderr
+    assert [d for d in findings if d["path"] == path] == []

@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from qemu_support import require_binary
+from qemu_support import families, library, require_binary, schema
 
 from compiler import driver
 from compiler.emit import argv as argv_emit
@@ -27,27 +27,37 @@ from compiler.qemu.verify import backing_files, runnable_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# What each machine's schema implements, by loose kind (the spec's vocabulary).
-CHOICES: dict[str, dict[str, list[dict[str, Any]]]] = {
-    "pc-q35": {
-        "disk": [{"interface": i} for i in ("virtio", "sata", "scsi")],
-        "cdrom": [{"interface": "sata"}, {"interface": "scsi"}],
-        "nic": [{"model": m} for m in ("virtio", "e1000e")],
-        "serial": [{"backend": "null"}],
-        "usb": [{"device": d} for d in ("tablet", "keyboard")],
-        "rng": [{}],
-    },
-    "pseries": {
-        "disk": [{"interface": i} for i in ("virtio", "scsi")],
-        "cdrom": [{"interface": "scsi"}],
-        "nic": [{"model": m} for m in ("virtio", "spapr-vlan")],
-        "serial": [{"backend": "null"}],
-        "usb": [{"device": d} for d in ("tablet", "keyboard")],
-        "rng": [{}],
-    },
-}
-SATA_PORTS = 6
-LIMITS = {("pc-q35", "serial"): 4}  # isa-serial index 0..3
+# The loose kinds random specs use, and what an entry needs besides its implementation's key.
+KINDS = ("disk", "cdrom", "nic", "serial", "usb", "rng")
+EXTRA_FIELDS: dict[str, dict[str, Any]] = {"serial": {"backend": "null"}}
+# (kind, value) entries that need more than the fields above (usb storage needs its file)
+LEFT_OUT = {("usb", "storage")}
+
+
+def choices(family: str) -> dict[str, list[dict[str, Any]]]:
+    """What a machine family's schema implements, by loose kind (the spec's vocabulary); a
+    kind with one implementation is written without its key (the default)."""
+    implementations = schema(family).implementations
+    return {kind: [{**({impl.key: value} if len(impl.cases) > 1 else {}),
+                    **EXTRA_FIELDS.get(kind, {})}
+                   for value in sorted(impl.cases) if (kind, value) not in LEFT_OUT]
+            for kind in KINDS if (impl := implementations.get(kind)) is not None}
+
+
+def limit(family: str, kind: str) -> int | None:
+    """How many entries of `kind` a machine takes when its device is numbered by an `index`
+    (isa-serial: 0..3, so 4), from the device type's declared range."""
+    impl = schema(family).implementations.get(kind)
+    tops = [prop.type.hi for t in (impl.cases.values() if impl else ())
+            if (prop := library().devices[t].props.get("index")) is not None
+            and prop.type.hi is not None]
+    return min(tops) + 1 if tops else None
+
+
+CHOICES = {family: choices(family) for family in families()}
+LIMITS = {(family, kind): n for family in CHOICES for kind in CHOICES[family]
+          if (n := limit(family, kind)) is not None}
+SATA_PORTS = 6  # q35's ich9-ahci
 
 
 @st.composite

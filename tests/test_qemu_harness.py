@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from qemu_support import require_binary
+from qemu_support import machine_argv
 
 from compiler.qemu import process
 from compiler.qemu.process import QemuError, QtreeBus, QtreeDevice
@@ -14,7 +14,7 @@ PSERIES = ["-machine", "pseries-7.2", "-nodefaults", "-accel", "tcg", "-m", "1G"
 
 @pytest.fixture(scope="module")
 def q35_tree() -> QtreeBus:
-    return process.qtree_devices([require_binary("qemu-system-x86_64"), *Q35], timeout=20.0)
+    return process.qtree_devices(machine_argv(Q35), timeout=20.0)
 
 
 def test_q35_device_count(q35_tree: QtreeBus) -> None:
@@ -47,7 +47,7 @@ def test_q35_ahci_buses(q35_tree: QtreeBus) -> None:
 
 
 def test_pseries_nvram() -> None:
-    tree = process.qtree_devices([require_binary("qemu-system-ppc64"), *PSERIES], timeout=20.0)
+    tree = process.qtree_devices(machine_argv(PSERIES), timeout=20.0)
     [(bus, nvram)] = [(b, d) for b, d in process.walk(tree) if d.type == "spapr-nvram"]
     assert nvram.id == "nvram@71000000"
     assert (bus.name, bus.type) == ("spapr-vio", "spapr-vio-bus")
@@ -55,13 +55,13 @@ def test_pseries_nvram() -> None:
 
 
 def test_pseries_dump_dtb() -> None:
-    dtb = process.dump_dtb([require_binary("qemu-system-ppc64"), *PSERIES], timeout=20.0)
+    dtb = process.dump_dtb(machine_argv(PSERIES), timeout=20.0)
     assert dtb[:4] == bytes.fromhex("d00dfeed")
 
 
 def test_query_hmp_and_qmp() -> None:
     result = process.query(
-        [require_binary("qemu-system-x86_64"), *Q35],
+        machine_argv(Q35),
         hmp=["info status"],
         qmp=[("query-status", {})],
         timeout=20.0,
@@ -72,14 +72,14 @@ def test_query_hmp_and_qmp() -> None:
 
 
 def test_bad_device_raises_with_qemu_message() -> None:
-    argv = [require_binary("qemu-system-x86_64"), *Q35, "-device", "nonexistent-device"]
+    argv = machine_argv([*Q35, "-device", "nonexistent-device"])
     with pytest.raises(QemuError, match="is not a valid device model name") as info:
         process.query(argv, timeout=20.0)
     assert "nonexistent-device" in info.value.stderr
 
 
 def test_failing_qmp_command_raises() -> None:
-    argv = [require_binary("qemu-system-x86_64"), *Q35]
+    argv = machine_argv(Q35)
     with pytest.raises(QemuError, match="no-such-command"):
         process.query(argv, hmp=[], qmp=[("no-such-command", {})], timeout=20.0)
 

@@ -19,16 +19,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from qemu_support import families
 
 from compiler.lang.resolve import load_library
 from compiler.ops import schema_diff
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "schema-diff"
-PAIRS = [("pc-q35-7.0", "pc-q35-7.2"), ("pc-q35-7.1", "pc-q35-7.2"), ("pseries-7.0", "pseries-7.2"),
-         ("pseries-7.0", "pseries-7.1")]
-FAMILIES = {"pc-q35": ("pc-q35-7.2", "pc-q35-7.1", "pc-q35-7.0"),
-            "pseries": ("pseries-7.2", "pseries-7.1", "pseries-7.0")}
+# the pairs with goldens: `tests/schema-diff/OLD..NEW.txt` and `.json` (for a new pair,
+# create both empty, then run with --update-goldens)
+PAIRS = [tuple(p.stem.split("..")) for p in sorted(GOLDEN.glob("*..*.txt"))]
+# each family's versions, newest first, from the schemas (tests/qemu_support.py)
+FAMILIES = families()
+
+
+def test_every_pair_has_both_goldens() -> None:
+    assert len(PAIRS) >= 4, PAIRS
+    assert {p.stem for p in GOLDEN.glob("*.json")} == {p.stem for p in GOLDEN.glob("*.txt")}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

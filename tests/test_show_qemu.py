@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import vm_support
-from qemu_support import require_binary
+from qemu_support import binary_of, families, has_dumpdtb, require_binary
 
 from compiler import driver
 from compiler.emit import argv as argv_emit
@@ -56,14 +56,18 @@ BUS_KINDS = {
     "virtio-pci-bus": "virtio",
 }
 
-# mschema machine name → (QEMU binary, extra QEMU arguments).
-MACHINES = {
-    "pc-q35": ("qemu-system-x86_64", ()),
-    "pseries": ("qemu-system-ppc64", ("-m", "1G")),
-}
-VERSIONS = {"pc-q35": ("pc-q35-7.2", "pc-q35-7.1", "pc-q35-7.0"),
-            "pseries": ("pseries-7.2", "pseries-7.1", "pseries-7.0")}
-MACHINES.update({v: MACHINES[family] for family, vs in VERSIONS.items() for v in vs})
+# Each machine family's versions, newest first, and each machine's QEMU binary, from the
+# schemas (tests/qemu_support.py).
+VERSIONS = families()
+# QEMU arguments these tests give a family besides `-machine` (pseries: 1 GiB, as the
+# specs of the dumpdtb test below ask)
+EXTRA_ARGS = {"pseries": ("-m", "1G")}
+
+
+def qemu_of(machine: str) -> tuple[str, tuple[str, ...]]:
+    """(QEMU binary, extra QEMU arguments) of an mschema machine name."""
+    family = next((f for f, vs in VERSIONS.items() if machine in (f, *vs)), machine)
+    return binary_of(machine), EXTRA_ARGS.get(family, ())
 
 CASES = [
     ("pc-q35", ()),
@@ -207,7 +211,7 @@ def differences(predicted: Sequence[object], built: Sequence[object]) -> str:
     ids=[f"{m}-{','.join(o) or 'default'}" for m, o in CASES],
 )
 def test_show_matches_qemu(machine: str, options: tuple[str, ...]) -> None:
-    binary_name, extra = MACHINES[machine]
+    binary_name, extra = qemu_of(machine)
     binary = require_binary(binary_name)
     shown = run_show(machine, options)
     info = shown["machine"]
@@ -257,13 +261,14 @@ def test_qtree_value() -> None:
 # Machine versions: the device trees of pseries, compat props and quirks against QEMU
 
 
-PSERIES_CASES = [(m, o) for m, o in CASES if MACHINES[m][0] == "qemu-system-ppc64"]
+# the machines QEMU hands a device tree (`quirk dumpdtb` in their schemas)
+DUMPDTB_CASES = [(m, o) for m, o in CASES if has_dumpdtb(m)]
 
 
 @pytest.mark.parametrize(
     ("machine", "options"),
-    PSERIES_CASES,
-    ids=[f"{m}-{','.join(o) or 'default'}" for m, o in PSERIES_CASES],
+    DUMPDTB_CASES,
+    ids=[f"{m}-{','.join(o) or 'default'}" for m, o in DUMPDTB_CASES],
 )
 def test_pseries_show_matches_dumpdtb(machine: str, options: tuple[str, ...],
                                       tmp_path: Path) -> None:
@@ -271,7 +276,7 @@ def test_pseries_show_matches_dumpdtb(machine: str, options: tuple[str, ...],
     (so only the machine's own devices), has QEMU's device tree: the FDT emitter's tree
     against `dumpdtb` of the emitted command line, node by node and property by property
     (`compiler.qemu.fdt_check`)."""
-    binary = require_binary(MACHINES[machine][0])
+    binary = require_binary(binary_of(machine))
     values = {k: v for k, _, v in (o.partition("=") for o in options)}
     lines = [f'machine = "{machine}"', 'memory = "1G"', "[options]"]
     lines += [f"{k} = {'true' if v == 'on' else 'false' if v == 'off' else json.dumps(v)}"
@@ -332,7 +337,7 @@ def test_compat_props_match_qemu(family: str) -> None:
     versions = VERSIONS[family]
     keys = sorted({(c.device, c.prop) for v in versions for c in library.machines[v].compat})
     assert keys, f"no version of {family} has compat props"
-    binary_name, extra = MACHINES[family]
+    binary_name, extra = qemu_of(family)
     binary = require_binary(binary_name)
     hosts = sorted({_host_type(device) for device, _ in keys})
     args = [a for i, h in enumerate(hosts) for a in _device_args(h, f"compat{i}")]
@@ -374,7 +379,7 @@ def test_blob_props_match_qemu_with_compat(case: str, tmp_path: Path) -> None:
     what `info qtree` shows (vm_support compares only the props of emitted devices)."""
     vm = ROOT / "tests" / "vm"
     blob = json.loads((vm / f"{case}.json").read_text(encoding="utf-8"))
-    argv = json.loads((vm / f"{case}.argv").read_text(encoding="utf-8"))
+    argv = vm_support.read_argv_golden(vm / f"{case}.argv")
     binary = require_binary(argv[0])
     for name, fmt in vm_support.backing_files(blob):
         path = tmp_path / name
@@ -465,7 +470,7 @@ def test_amd_1tb_hole_quirk_matches_qemu(version: str) -> None:
     """`quirk enforce-amd-1tb-hole`: with QEMU's default CPU (qemu64, an AMD one, 40
     physical address bits under TCG) the e820 table reserves the HyperTransport hole
     exactly when the quirk is true (7.1, 7.2), not on 7.0."""
-    binary = require_binary("qemu-system-x86_64")
+    binary = require_binary(binary_of(version))
     quirks = {q.name: q.value for q in load_library().machines[version].quirks}
     e820 = fw_cfg_files(binary, version, ["etc/e820"])["etc/e820"]
     entries = [struct.unpack_from("<QQI", e820, i) for i in range(0, len(e820), 20)]
@@ -477,7 +482,7 @@ def test_amd_1tb_hole_quirk_matches_qemu(version: str) -> None:
 def test_qemu_machine_is_the_smbios_version(version: str) -> None:
     """Why `schema-diff` lists `qemu-machine`: on q35 the guest reads the machine type's
     name as the SMBIOS system and chassis version (type 1 and 3 strings)."""
-    binary = require_binary("qemu-system-x86_64")
+    binary = require_binary(binary_of(version))
     name = "etc/smbios/smbios-tables"
     tables = fw_cfg_files(binary, version, [name])[name]
     assert b"\0" + version.encode() + b"\0" in tables, tables

@@ -10,33 +10,21 @@ Cases are found on disk: adding one needs no change here. Create or refresh the 
 `pytest tests/test_spec_corpus.py --update-goldens`, then read the diff.
 
 Every run is `python -m compiler compile …` in a process of its own, from the repository
-root. As in `tests/test_lang_corpus.py`, `tests/spec/compile_server.py` forks those processes
-from one warm interpreter and runs them in parallel; `test_same_as_plain_cli` checks a
-sample against genuine subprocesses, and `MSCHEMA_CORPUS_FORK=0` uses those for all.
+root. The corpus runner (`tests/corpus_support.py`, shared with the lang and blob corpora)
+forks those processes from one warm interpreter and runs them in parallel;
+`test_same_as_plain_cli` checks a sample against genuine subprocesses, and
+`MSCHEMA_CORPUS_FORK=0` uses those for all.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from corpus_support import (
-    USE_SERVER,
-    check_golden,
-    collected_keys,
-    headers,
-    rel,
-)
+from corpus_support import USE_SERVER, Result, Runner, check_golden, headers, rel
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "tests" / "spec"
@@ -72,116 +60,6 @@ def bad_params() -> list[object]:
             if c.name in PENDING else pytest.param(c, id=c.name) for c in BAD_CASES]
 
 
-# ---- running the CLI -------------------------------------------------------------------
-ENV = {**os.environ, "PYTHONHASHSEED": "0"}
-ENV.pop("PYTHONWARNINGS", None)
-Key = tuple[Path, str]  # a case and a mode: "emit" (--emit json) or "out" (-o DIR)
-
-
-class Result:
-    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
-        self.returncode = returncode
-        self.stdout = stdout.decode("utf-8")
-        self.stderr = stderr.decode("utf-8")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Result) and (
-            (self.returncode, self.stdout, self.stderr)
-            == (other.returncode, other.stdout, other.stderr))
-
-    def __repr__(self) -> str:
-        return f"Result({self.returncode}, {self.stdout!r}, {self.stderr!r})"
-
-
-class Runner:
-    """Starts every run the collected tests need at once; `runner(case, mode)` waits for
-    one. Runs not announced at the start, and `plain` ones, are genuine subprocesses."""
-
-    def __init__(self, wanted: list[Key], plain: list[Key]) -> None:
-        self.out_root = Path(tempfile.mkdtemp(prefix="mschema-spec-corpus-"))
-        self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1))
-        self.futures: dict[Key, Future[Result]] = {}
-        self.plain_futures = {key: self.pool.submit(self.run_plain, *key)
-                              for key in dict.fromkeys(plain)}
-        self.server: subprocess.Popen[bytes] | None = None
-        wanted = list(dict.fromkeys(wanted))
-        if USE_SERVER and wanted:
-            self.start_server(wanted)
-        else:
-            for key in wanted:
-                self.futures[key] = self.pool.submit(self.run_plain, *key)
-
-    def out_dir(self, case: Path, mode: str) -> Path:
-        """The `-o` of a run: a directory that must not exist afterwards."""
-        return self.out_root / f"{case.parent.name}-{case.name}-{mode}" / "out"
-
-    def argv(self, case: Path, mode: str) -> list[str]:
-        if mode == "emit":
-            return ["compile", rel(case), "--emit", "json"]
-        return ["compile", rel(case), "-o", str(self.out_dir(case, mode))]
-
-    def run_plain(self, case: Path, mode: str) -> Result:
-        proc = subprocess.run([sys.executable, "-m", "compiler", *self.argv(case, mode)],
-                              cwd=REPO, capture_output=True, env=ENV, timeout=120, check=False)
-        return Result(proc.returncode, proc.stdout, proc.stderr)
-
-    def start_server(self, wanted: list[Key]) -> None:
-        self.server = subprocess.Popen(
-            [sys.executable, str(SPEC / "compile_server.py")], cwd=REPO, env=ENV,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        by_id: dict[int, Future[Result]] = {}
-        for n, key in enumerate(wanted):
-            by_id[n] = self.futures[key] = Future()
-        assert self.server.stdin is not None
-        self.server.stdin.write(b"".join(
-            json.dumps({"id": n, "argv": self.argv(*key)}).encode() + b"\n"
-            for n, key in enumerate(wanted)))
-        self.server.stdin.close()
-        threading.Thread(target=self.read_replies, args=(self.server, by_id),
-                         daemon=True).start()
-
-    @staticmethod
-    def read_replies(server: subprocess.Popen[bytes], by_id: dict[int, Future[Result]]) -> None:
-        assert server.stdout is not None and server.stderr is not None
-        for line in server.stdout:
-            reply = json.loads(line)
-            by_id.pop(reply["id"]).set_result(Result(
-                reply["returncode"], reply["stdout"].encode("latin-1"),
-                reply["stderr"].encode("latin-1")))
-        problem = server.stderr.read().decode("utf-8", "replace")
-        for future in by_id.values():
-            future.set_exception(RuntimeError(f"compile_server.py stopped early:\n{problem}"))
-
-    def __call__(self, case: Path, mode: str = "emit") -> Result:
-        key = (case, mode)
-        if key not in self.futures:
-            self.futures[key] = self.pool.submit(self.run_plain, *key)
-        return self.futures[key].result(timeout=300)
-
-    def plain(self, case: Path, mode: str = "emit") -> Result:
-        key = (case, mode)
-        if key not in self.plain_futures:
-            self.plain_futures[key] = self.pool.submit(self.run_plain, *key)
-        return self.plain_futures[key].result(timeout=300)
-
-    def close(self) -> None:
-        if self.server is not None:
-            try:
-                self.server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(self.out_root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def compile_run(request: pytest.FixtureRequest) -> Iterator[Runner]:
-    runner = Runner(*collected_keys(request.session.items, __file__, "mode", "emit"))
-    yield runner
-    runner.close()
-
-
 def assert_refused(case: Path, result: Result) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1, result.stderr
@@ -192,21 +70,22 @@ def assert_refused(case: Path, result: Result) -> None:
 
 
 # ---- the cases ---------------------------------------------------------------------------
+@pytest.mark.corpus("emit")
 @pytest.mark.parametrize("case", bad_params())
-def test_bad_case(case: Path, compile_run: Runner, update_goldens: bool) -> None:
-    result = compile_run(case, "emit")
+def test_bad_case(case: Path, corpus: Runner, update_goldens: bool) -> None:
+    result = corpus(case, "emit")
     assert_refused(case, result)
     # a pending case's golden is written by hand: what the compiler should print
     check_golden(case.with_suffix(".err"), result.stderr,
                  update_goldens and case.name not in PENDING)
 
 
-@pytest.mark.parametrize("mode", ["out"])
+@pytest.mark.corpus("out")
 @pytest.mark.parametrize("case", bad_params())
-def test_bad_case_writes_nothing(case: Path, mode: str, compile_run: Runner) -> None:
-    result = compile_run(case, mode)
+def test_bad_case_writes_nothing(case: Path, corpus: Runner) -> None:
+    result = corpus(case, "out")
     assert_refused(case, result)
-    out = compile_run.out_dir(case, mode)
+    out = corpus.out_dir(case, "out")
     assert not out.exists() or not any(out.iterdir()), f"{out} was written"
     assert not out.parent.exists() or not any(out.parent.iterdir())
     golden = case.with_suffix(".err")
@@ -214,9 +93,10 @@ def test_bad_case_writes_nothing(case: Path, mode: str, compile_run: Runner) -> 
     assert result.stderr == golden.read_text(encoding="utf-8")
 
 
+@pytest.mark.corpus("emit")
 @pytest.mark.parametrize("case", GOOD_CASES, ids=lambda p: p.name)
-def test_good_case(case: Path, compile_run: Runner) -> None:
-    result = compile_run(case, "emit")
+def test_good_case(case: Path, corpus: Runner) -> None:
+    result = corpus(case, "emit")
     assert "Traceback" not in result.stderr, result.stderr
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     assert json.loads(result.stdout)["format"] == "mschema-precise/1"
@@ -227,10 +107,11 @@ PLAIN_SAMPLE = [(BAD / "not-utf8.toml", "emit"), (BAD / "json-duplicate-key.json
 
 
 @pytest.mark.skipif(not USE_SERVER, reason="every run is a plain `python -m compiler` already")
+@pytest.mark.corpus(plain=True)
 @pytest.mark.parametrize(("case", "mode"), PLAIN_SAMPLE,
                          ids=[f"{c.name}-{m}" for c, m in PLAIN_SAMPLE])
-def test_same_as_plain_cli(case: Path, mode: str, compile_run: Runner) -> None:
-    assert compile_run(case, mode) == compile_run.plain(case, mode)
+def test_same_as_plain_cli(case: Path, mode: str, corpus: Runner) -> None:
+    assert corpus(case, mode) == corpus.plain(case, mode)
 
 
 # ---- the corpus itself (after the cases, so --update-goldens has written them) -----------

@@ -1,9 +1,9 @@
 """Every device type of the stdlib against the real QEMU 7.2 (no mocks).
 
-- Props: for each device type (`compiler.lang.resolve.load_library()`), `-device TYPE,help` of
-  qemu-system-x86_64 (or of qemu-system-ppc64 when x86_64 does not know the type) must list
-  every declared prop and link, with a QEMU type that holds the declared one and, where a
-  default is declared, that default.
+- Props: for each device type (`compiler.lang.resolve.load_library()`), `-device TYPE,help`
+  of the QEMU binary of the first machine family (pc-q35's; or the next one's when it does
+  not know the type) must list every declared prop and link, with a QEMU type that holds the
+  declared one and, where a default is declared, that default.
 - Trees: one instantiation per type that provides buses, and per pluggable bus-less type
   of the device files, with id `dev0` and what it needs; the
   `info qtree` below that device must match the declaration: bus names with the id
@@ -24,7 +24,7 @@ from typing import TypeAlias
 
 import attrs
 import pytest
-from qemu_support import require_binary
+from qemu_support import binary_of, families, require_binary
 
 from compiler.base import notations
 from compiler.lang import model
@@ -36,8 +36,11 @@ DEVICE_TYPES = sorted(LIBRARY.devices)
 # QEMU's qtree bus type → the stdlib's bus kind, from the bus kinds' own `qtree` names.
 BUS_KINDS = {kind.qtree: kind.name for kind in LIBRARY.buses.values()}
 
-X86 = "qemu-system-x86_64"
-PPC = "qemu-system-ppc64"
+# the binaries of the machines the cases below run on, as their schemas say
+X86 = binary_of("pc-q35-7.2")
+PPC = binary_of("pseries-7.2")
+# every shipped machine's binary, in family order (pc-q35 first): who knows a device type
+BINARIES = tuple(dict.fromkeys(binary_of(family) for family in families()))
 MACHINE_ARGS = {
     X86: ("-machine", "pc-q35-7.2", "-nodefaults", "-accel", "tcg"),
     PPC: (
@@ -72,9 +75,9 @@ _HELP_LINE = re.compile(r"^ {2}(?P<name>[^=\s]+)=<(?P<type>[^>]+)>\s*(?:- )?(?P<
 
 @functools.cache
 def device_help(type_name: str) -> tuple[str, dict[str, QemuProp]]:
-    """The binary that knows `type_name` (x86_64 first) and the props its help lists."""
+    """The binary that knows `type_name` (pc-q35's first) and the props its help lists."""
     tried = []
-    for binary_name in (X86, PPC):
+    for binary_name in BINARIES:
         binary = require_binary(binary_name)
         done = subprocess.run(
             [binary, "-device", f"{type_name},help"],

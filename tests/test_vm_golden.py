@@ -1,7 +1,9 @@
 """Golden VM cases for `mschema compile`, libvirt style: `tests/vm/<case>.toml` is a loose
 spec, `<case>.json` the precise blob (`--emit json`) and `<case>.argv` the command line
-(`--emit argv`) it must compile to, byte for byte. `--update-goldens` rewrites them from the
-compiler's output: read the diff before committing it.
+(`--emit argv`) it must compile to, byte for byte; the argv golden holds one argument per line
+(so that a diff shows the argument that changed), and `--emit argv` must print exactly that
+list as JSON. `--update-goldens` rewrites them from the compiler's output: read the diff
+before committing it.
 
 Each case's golden argv also runs in the real QEMU (paused, one start per case, in a
 scratch directory holding the backing files the spec names), and its golden blob is compared
@@ -28,7 +30,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from qemu_support import require_binary
+from qemu_support import binary_of, case_family, families, require_binary
+from vm_support import argv_from_golden, argv_golden_text, emitted_argv_json
 
 from compiler.qemu import compare, process, verify
 
@@ -36,7 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"
 CASES = sorted(p.stem for p in VM.glob("*.toml"))
 KINDS = {"json": ".json", "argv": ".argv"}
-BINARIES = {"x86_64": "qemu-system-x86_64", "ppc64": "qemu-system-ppc64"}
 
 # Known compiler bugs (outside this test's files; see the report of the change that added
 # them). Each test they break is a strict xfail, so fixing the bug makes it fail until the
@@ -100,6 +102,16 @@ def run_compile(case: str, env: dict[str, str] | None = None, *, stdout: bool = 
     return Compiled(done.returncode, done.stderr, outputs)
 
 
+def golden_text(kind: str, output: str) -> str:
+    """A CLI output as its golden file holds it: the blob as printed, the argv one argument
+    per line (checking that the CLI printed it as `emitted_argv_json` does)."""
+    if kind == "json":
+        return output
+    argv = json.loads(output)
+    assert output == emitted_argv_json(argv), "--emit argv prints another layout"
+    return argv_golden_text(argv)
+
+
 @functools.cache
 def compile_case(case: str) -> Compiled:
     return run_compile(case)
@@ -121,10 +133,17 @@ def _compile_all() -> None:
 
 
 def test_enough_cases() -> None:
-    q35 = [c for c in CASES if c.startswith("q35-")]
-    pseries = [c for c in CASES if c.startswith("pseries-")]
-    assert len(CASES) >= 28 and len(q35) >= 18 and len(pseries) >= 9, CASES
-    assert len(q35) + len(pseries) == len(CASES), "case names start with q35- or pseries-"
+    """Every machine family has its cases, each named after its family (or an alias of it,
+    `q35-…`) and compiled for a machine of that family."""
+    by_family = {f: [c for c in CASES if case_family(c) == f] for f in families()}
+    assert len(CASES) >= 28 and all(len(cs) >= 9 for cs in by_family.values()), by_family
+    assert sum(map(len, by_family.values())) == len(CASES), \
+        "a case name starts with a machine family or alias, then `-`"
+    for family, cases in by_family.items():
+        for case in cases:
+            machine = json.loads(compiled(case, "json"))["machine"]
+            assert machine["schema"] == family, case
+            assert machine["qemu"] in families()[family], case
 
 
 def _xfail(reason: str | None) -> list[pytest.MarkDecorator]:
@@ -151,7 +170,7 @@ def test_golden(case: str, kind: str, update_goldens: bool) -> None:
         else:
             assert (result.returncode, result.stderr) == (0, ""), result.stderr
         return
-    actual = compiled(case, kind)
+    actual = golden_text(kind, compiled(case, kind))
     if update_goldens:
         bug = WRONG_OUTPUT.get((case, kind))
         golden.write_text(bug[1](actual) if bug else actual, encoding="utf-8")
@@ -180,13 +199,12 @@ def test_qemu_builds_the_blob(case: str, tmp_path: Path) -> None:
     if case in MUST_REFUSE and compile_case(case).returncode == 1:
         return  # refused, as it must be
     if case in MUST_REFUSE or case in MUST_COMPILE:
-        blob_text, argv_text = compiled(case, "json"), compiled(case, "argv")
+        blob, argv = json.loads(compiled(case, "json")), json.loads(compiled(case, "argv"))
     else:
         # the goldens: `test_golden` checks that the compiler prints exactly these
-        blob_text, argv_text = ((VM / f"{case}{KINDS[k]}").read_text(encoding="utf-8")
-                                for k in ("json", "argv"))
-    blob, argv = json.loads(blob_text), json.loads(argv_text)
-    binary = require_binary(BINARIES[blob["machine"]["arch"]])
+        blob = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
+        argv = argv_from_golden((VM / f"{case}.argv").read_text(encoding="utf-8"))
+    binary = require_binary(binary_of(blob["machine"]["qemu"]))
     assert argv[0] == Path(binary).name
     _make_backing_files(blob, tmp_path)
     runnable = verify.runnable_argv([binary, *argv[1:]], str(tmp_path))
@@ -207,7 +225,7 @@ def test_deterministic_across_hash_seeds(case: str) -> None:
     for seed, stdout in (("0", True), ("1", False), ("random", False)):
         result = run_compile(case, {**os.environ, "PYTHONHASHSEED": seed}, stdout=stdout)
         assert (result.returncode, result.stderr) == (0, ""), result.stderr
-        seen[seed] = result.outputs
+        seen[seed] = {k: golden_text(k, text) for k, text in result.outputs.items()}
     goldens = {k: (VM / f"{case}{suffix}").read_text(encoding="utf-8")
                for k, suffix in KINDS.items()}
     for seed, outputs in seen.items():

@@ -3,18 +3,22 @@
 The comparison of a blob with what QEMU built lives in the package (`compiler/qemu/compare.py`,
 used by `mschema verify` and `mschema extract`), the host-side helpers in
 `compiler/qemu/verify.py`; both are re-exported here for the tests that import them from this
-module. Also here: a QEMU left running with a QMP socket (`running`), for `extract`.
+module. Also here: a QEMU left running with a QMP socket (`running`), for `extract`, and the
+layout of the argv goldens (`tests/vm/<case>.argv`: one argument per line, so that a diff
+shows the argument that changed; `--emit argv` itself prints JSON).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 from compiler.qemu.compare import (  # noqa: F401  (re-exported)
     MACHINE_REQUESTS,
@@ -37,6 +41,28 @@ from compiler.qemu.compare import (  # noqa: F401  (re-exported)
     usb_ports,
 )
 from compiler.qemu.verify import backing_files, runnable_argv  # noqa: F401  (re-exported)
+
+
+def argv_golden_text(argv: Sequence[str]) -> str:
+    """An argv as its golden file holds it: one argument per line."""
+    for arg in argv:
+        assert arg and "\n" not in arg, f"{arg!r} cannot be one line of an argv golden"
+    return "".join(f"{arg}\n" for arg in argv)
+
+
+def argv_from_golden(text: str) -> list[str]:
+    assert text.endswith("\n"), "an argv golden ends with a newline"
+    return text[:-1].split("\n")
+
+
+def read_argv_golden(path: Path) -> list[str]:
+    """The argv of a golden case (`tests/vm/<case>.argv`)."""
+    return argv_from_golden(path.read_text(encoding="utf-8"))
+
+
+def emitted_argv_json(argv: Sequence[str]) -> str:
+    """What `--emit argv` prints for `argv`, byte for byte."""
+    return json.dumps(list(argv)) + "\n"
 
 
 @contextlib.contextmanager

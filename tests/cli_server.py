@@ -1,18 +1,20 @@
 """Run `python -m compiler ARGV...` many times over, without paying Python's start-up each time.
 
-Used by `tests/test_lang_corpus.py`. Started as `python tests/lang/lint_server.py` from the
-repository root, it imports the compiler once, reads requests (one JSON object per line,
-`{"id": ..., "argv": [...]}`) until end of input, then runs each one in a forked child, a few
-at a time. A child does exactly what `python -m compiler ARGV...` does after start-up: it
-runs the package's `__main__` with `runpy` (as `-m` does), with its stdout and stderr on
-files of its own, and exits with the CLI's exit code; an uncaught exception prints its
-traceback and exits 1, as Python does. One JSON line per request comes back, in the order
-they finish: `{"id", "returncode", "stdout", "stderr"}`, the streams' bytes as latin-1 text.
+Used by the corpus runner (`tests/corpus_support.py`) for the lang, spec and blob corpora.
+Started as `python tests/cli_server.py` from the repository root, it imports the compiler
+once, reads requests (one JSON object per line, `{"id": ..., "argv": [...]}`) until end of
+input, then runs each one in a forked child, a few at a time. A child does exactly what
+`python -m compiler ARGV...` does after start-up: it runs the package's `__main__` with
+`runpy` (as `-m` does), with its stdout and stderr on files of its own, and exits with the
+CLI's exit code; an uncaught exception prints its traceback and exits 1, as Python does. One
+JSON line per request comes back, in the order they finish: `{"id", "returncode", "stdout",
+"stderr"}`, the streams' bytes as latin-1 text.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import runpy
@@ -22,6 +24,10 @@ import tempfile
 import traceback
 from pathlib import Path
 from typing import NoReturn
+
+WARM_MODULES = ("tomllib", "lark.exceptions", "lark.lexer", "networkx", "compiler.cli",
+                "compiler.driver", "compiler.lang.parse", "compiler.lang.schema_checks",
+                "compiler.build.validate", "compiler.spec.precise", "compiler.base.units")
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -61,22 +67,21 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def main() -> None:
     sys.path[0] = os.getcwd()  # the script's directory → the current one, as with `-m`
-    # Warm up: what every `lint` imports (some of it lazily) and the grammar; no file is
-    # read or parsed here, so each child does all of that work itself.
-    import lark.exceptions
-    import lark.lexer  # noqa: F401
-    import networkx  # noqa: F401
-
-    import compiler.cli
-    import compiler.driver
-    import compiler.lang.parse
-    import compiler.lang.schema_checks
-
-    compiler.lang.parse._parser()
+    # Warm up: what `lint` and `compile` import (some of it lazily) and the grammar; no
+    # spec, schema or stdlib file is read or parsed here, so each child does all of that work
+    # itself. A module that has moved is only a slower child, never a failure.
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    parse = sys.modules.get("compiler.lang.parse")
+    if parse is not None and hasattr(parse, "_parser"):
+        parse._parser()
     gc.freeze()  # keep the warm objects out of the children's collections (and their pages)
     requests = [json.loads(line) for line in sys.stdin if line.strip()]
     jobs = max(1, os.cpu_count() or 1)
-    tmp = Path(tempfile.mkdtemp(prefix="mschema-lint-"))
+    tmp = Path(tempfile.mkdtemp(prefix="mschema-cli-"))
     running: dict[int, tuple[object, Path, Path]] = {}  # pid → request id, its streams
     try:
         while requests or running:
