@@ -67,7 +67,7 @@ def _read_blob(path: Path) -> tuple[SourceFile, dict[str, object]] | None:
     reports unreadable JSON with a position)."""
     import json
 
-    from compiler.spec import precise
+    from compiler.build import precise
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -82,8 +82,7 @@ def _read_blob(path: Path) -> tuple[SourceFile, dict[str, object]] | None:
 
 def compile_blob(source: SourceFile, data: dict[str, object]) -> tree.Machine:
     """Precise blob → precise machine: load (it must rebuild to itself), validate."""
-    from compiler.build import validate
-    from compiler.spec import precise
+    from compiler.build import precise, validate
 
     library = resolve.load_library()
     machine = precise.load(source, data, library)

@@ -27,7 +27,7 @@ from typing import NoReturn
 
 WARM_MODULES = ("tomllib", "lark.exceptions", "lark.lexer", "networkx", "compiler.cli",
                 "compiler.driver", "compiler.lang.parse", "compiler.lang.schema_checks",
-                "compiler.build.validate", "compiler.spec.precise", "compiler.base.units")
+                "compiler.build.validate", "compiler.build.precise", "compiler.base.units")
 
 
 def _exit_code(exc: SystemExit) -> int:

@@ -8,7 +8,7 @@ machine with a device the machine creates taken out or moved (what a wrong schem
 predict) goes through `verify.verify`; on the command line, `--qemu` names a wrapper that
 starts the real QEMU with one device more (what a QEMU build unlike the schema would do).
 A blob edited by hand so that it omits a machine device is refused before QEMU starts
-(E1605, `compiler/spec/precise.py`).
+(E1605, `compiler/build/precise.py`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ import attrs
 from compiler.base.notations import Address
 from compiler.base.source import Span
 
+# the CONTRACT's name for the blob of this tree: what `emit/blob` writes, `precise` reads
+FORMAT = "mschema-precise/1"
+
 Origin = Literal["machine", "default", "spec", "hotplug"]
 PropValue = Union[bool, int, str]
 

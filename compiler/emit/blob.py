@@ -7,7 +7,7 @@ import json
 
 from compiler.build import tree
 
-FORMAT = "mschema-precise/1"
+FORMAT = tree.FORMAT
 JsonObject = dict[str, object]
 
 

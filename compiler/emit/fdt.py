@@ -168,24 +168,16 @@ def _pci_bus_numbers(root: tree.Bus) -> dict[str, int]:
 
 
 # ---- the builder -------------------------------------------------------------------------
-class _Builder:
-    def __init__(self, m: tree.Machine, library: model.Library,
-                 schema: model.MachineSchema) -> None:
-        self.m = m
-        self.library = library
-        self.schema = schema
-        self.bus_numbers = _pci_bus_numbers(m.root)
-        self.devices = [d for _b, d, _n in tree.walk(m.root)]
-        self.device_nodes: dict[str, _Node] = {}
-        cpus = dict(m.cpus)
-        self.machine_scope: dict[str, object] = {
-            **dict(m.info.options),
-            "cpus.count": cpus.get("count", 1), "cpus.sockets": cpus.get("sockets", 1),
-            "cpus.cores": cpus.get("cores", 1), "cpus.threads": cpus.get("threads", 1),
-            "cpus.model": cpus.get("model", ""), "memory": dict(m.memory).get("size", 0),
-        }
+class _Expressions:
+    """The values of fdt expressions, cells and strings in a scope. `has`, `count`,
+    `first-path` and `boot-list` read the machine's devices and, lazily, the nodes built."""
 
-    # -- expressions
+    def __init__(self, devices: Sequence[tree.Device], *, first_path: Callable[[str], str],
+                 boot_list: Callable[[], str]) -> None:
+        self.devices = devices
+        self.first_path = first_path
+        self.boot_list = boot_list
+
     def eval(self, e: ast.Fx, scope: Mapping[str, object]) -> object:
         if isinstance(e, (ast.FxInt, ast.FxBool)):
             return e.value
@@ -349,6 +341,26 @@ class _Builder:
             return tuple(self.cells(item.value.cells, scope))
         return self.eval(item.value, scope)
 
+
+class _Builder:
+    def __init__(self, m: tree.Machine, library: model.Library,
+                 schema: model.MachineSchema) -> None:
+        self.m = m
+        self.library = library
+        self.schema = schema
+        self.bus_numbers = _pci_bus_numbers(m.root)
+        self.devices = [d for _b, d, _n in tree.walk(m.root)]
+        self.device_nodes: dict[str, _Node] = {}
+        cpus = dict(m.cpus)
+        self.machine_scope: dict[str, object] = {
+            **dict(m.info.options),
+            "cpus.count": cpus.get("count", 1), "cpus.sockets": cpus.get("sockets", 1),
+            "cpus.cores": cpus.get("cores", 1), "cpus.threads": cpus.get("threads", 1),
+            "cpus.model": cpus.get("model", ""), "memory": dict(m.memory).get("size", 0),
+        }
+        self.x = _Expressions(self.devices, first_path=self.first_path,
+                              boot_list=self.boot_list)
+
     # -- lazily resolved values
     def first_path(self, qom: str) -> str:
         for n in self.root.walk():
@@ -381,15 +393,15 @@ class _Builder:
         for item in items:
             if isinstance(item, ast.FdtProp):
                 scope[item.name.text] = item.value.value
-            elif isinstance(item, ast.FdtLet) and self.truth(item.when, scope):
-                scope[item.name.text] = self.let_value(item, scope)
+            elif isinstance(item, ast.FdtLet) and self.x.truth(item.when, scope):
+                scope[item.name.text] = self.x.let_value(item, scope)
 
     def passes(self, items: Iterable[ast.FdtItem], scope: Scope,
                inherited: Mapping[str, object]) -> Mapping[str, object]:
         out = dict(inherited)
         for item in items:
             if isinstance(item, ast.FdtPass):
-                out[item.name.text] = self.eval(item.value, scope)
+                out[item.name.text] = self.x.eval(item.value, scope)
         return out
 
     def items(self, node: _Node, items: Sequence[ast.FdtItem], scope: Scope,
@@ -401,10 +413,10 @@ class _Builder:
             if isinstance(item, ast.FdtSet):
                 node.props.append(self.prop_thunk(item, scope))
             elif isinstance(item, ast.FdtNode):
-                for inner in self.loop(item.loop, scope):
-                    if not self.truth(item.when, inner):
+                for inner in self.x.loop(item.loop, scope):
+                    if not self.x.truth(item.when, inner):
                         continue
-                    child = _Node(self.text(item.name, inner), node)
+                    child = _Node(self.x.text(item.name, inner), node)
                     child_scope: Scope = ChainMap({}, inner)
                     self.lets(item.items, child_scope)
                     self.items(child, item.items, child_scope, (), [], top=False)
@@ -423,9 +435,9 @@ class _Builder:
 
     def prop_thunk(self, item: ast.FdtSet, scope: Scope) -> Callable[[], Prop | None]:
         def thunk() -> Prop | None:
-            if not self.truth(item.when, scope):
+            if not self.x.truth(item.when, scope):
                 return None
-            return Prop(item.name, self.segments(item.values, scope))
+            return Prop(item.name, self.x.segments(item.values, scope))
 
         def checked() -> Prop | None:
             try:

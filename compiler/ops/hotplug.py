@@ -16,9 +16,9 @@ import attrs
 
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile
-from compiler.build import allocate, expand, plan, tree, validate
+from compiler.build import allocate, expand, plan, precise, tree, validate
 from compiler.lang import expr, resolve
-from compiler.spec import loose, precise
+from compiler.spec import loose
 
 
 @attrs.frozen

@@ -1,9 +1,10 @@
 """A precise blob (CONTRACT `mschema-precise/1`) as input: JSON → `tree.Machine`, checked.
 
 Ends at a machine equal to what the blob says, or diagnostics (E16xx) pointing into the
-blob. Beyond its shape, a blob must describe what QEMU would build: it is rebuilt through
-`address` with every bus and address as written, and must come out the same: no machine
-device missing or invented, every child and bus where its type puts it. That makes
+blob. It sits in build/ beside `plan` (the loose spec's way in) because it rebuilds the
+machine: beyond its shape, a blob must describe what QEMU would build, so it is rebuilt
+through `allocate` with every bus and address as written, and must come out the same: no
+machine device missing or invented, every child and bus where its type puts it. That makes
 `compile(blob)` a fixed point and catches hand edits that QEMU would not reproduce.
 """
 
@@ -18,7 +19,7 @@ from compiler.base.diagnostics import Collector, CompileError, Label, error, quo
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
 from compiler.build.plan import Plan, Planned
-from compiler.emit.blob import FORMAT
+from compiler.build.tree import FORMAT
 from compiler.lang import expr, model
 from compiler.spec.jsonpos import PathKey, locate
 
