@@ -42,19 +42,8 @@ from compiler.qemu.compare import qtree_value
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# QEMU's qtree bus type → the CONTRACT's bus kind.
-BUS_KINDS = {
-    "System": "system",
-    "PCIE": "pcie",
-    "PCI": "pci",
-    "spapr-vio-bus": "vio",
-    "SCSI": "scsi",
-    "usb-bus": "usb",
-    "IDE": "ide",
-    "ISA": "isa",
-    "i2c-bus": "i2c",
-    "virtio-pci-bus": "virtio",
-}
+# QEMU's qtree bus type → the CONTRACT's bus kind, from the bus kinds' own `qtree` names.
+BUS_KINDS = {kind.qtree: kind.name for kind in load_library().buses.values()}
 
 # Each machine family's versions, newest first, and each machine's QEMU binary, from the
 # schemas (tests/qemu_support.py).
