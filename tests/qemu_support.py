@@ -38,6 +38,30 @@ def require_binary(name: str) -> str:
     pytest.skip(message)
 
 
+# The QEMU releases the tests run: the system's (Debian 12's 7.2) and 10.0, unpacked beside it
+# by `tools/fetch-qemu` (run-tests exports where).
+SYSTEM_RELEASE = "7.2"
+RELEASE_ROOTS = {"10.0": "MSCHEMA_QEMU_10_0"}  # release → the variable naming its folder
+RELEASES = (SYSTEM_RELEASE, *RELEASE_ROOTS)
+
+
+def release_argv(name: str, release: str) -> list[str]:
+    """How to start binary `name` (`qemu-system-x86_64`) of QEMU `release`: its path (for an
+    unpacked release, the wrapper that gives it its own firmware and modules). Skips (fails
+    on CI) when that release is not here."""
+    if release == SYSTEM_RELEASE:
+        return [require_binary(name)]
+    root = os.environ.get(RELEASE_ROOTS[release], "")
+    binary = os.path.join(root, "bin", name)
+    if root and os.access(binary, os.X_OK):
+        return [binary]
+    message = (f"QEMU {release}'s {name} not found (${RELEASE_ROOTS[release]}={root!r}); "
+               "`tools/fetch-qemu` unpacks it and ./run-tests sets the variable")
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @functools.cache
 def library() -> model.Library:
     """The shipped schemas and stdlib, loaded once per test session."""
