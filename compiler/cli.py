@@ -60,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     sdiff.add_argument("a", metavar="A", help="a machine, e.g. pc-q35-7.0")
     sdiff.add_argument("b", metavar="B", help="another, e.g. pc-q35-7.2 or pc-q35")
     sdiff.add_argument("--format", choices=("text", "json"), default="text")
+    qdiff = sub.add_parser("qemu-diff", help="does a machine version build the same guest on "
+                           "two QEMU binaries? (0: yes, 1: differences, 2: trouble)")
+    qdiff.add_argument("machine", metavar="MACHINE", help="a machine version, e.g. pc-q35-7.1")
+    qdiff.add_argument("--qemu", action="append", required=True, metavar="PATH",
+                       help="a QEMU binary; give two (e.g. 7.2's and 10.0's)")
+    qdiff.add_argument("--option", "-o", action="append", default=[], metavar="K=V",
+                       help="a machine option, e.g. usb=on (repeatable)")
+    qdiff.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    qdiff.add_argument("--format", choices=("text", "json"), default="text")
     _add_verify_extract(sub)
     return p
 
@@ -76,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _lint(args.paths, fmt)
         if args.command == "schema-diff":
             return _schema_diff(args.a, args.b, fmt)
+        if args.command == "qemu-diff":
+            return _qemu_diff(args.machine, args.qemu, args.option, args.timeout, fmt)
         if args.command == "show":
             return _show(args.machine, args.option, fmt, args.why)
         if args.command == "hotplug":
@@ -97,6 +108,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                      render_text(exc.diagnostics))
         return 1
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _qemu_diff(machine: str, binaries: list[str], options: list[str], timeout: float,
+               fmt: str) -> int:
+    """`diff`'s convention, as schema-diff: 0 the same guest on both binaries, 1 different
+    (one line per difference on stdout; a prop only one binary has is listed, not counted),
+    2 trouble (a diagnostic on stderr)."""
+    import json
+
+    from compiler import driver
+    from compiler.base.diagnostics import CompileError, render_json, render_text
+
+    if len(binaries) != 2:
+        sys.stderr.write("mschema qemu-diff: error: give --qemu twice\n")
+        return 2
+    try:
+        versions, found = driver.qemu_diff(machine, options, binaries, timeout)
+    except CompileError as exc:
+        sys.stderr.write(render_json(exc.diagnostics) if fmt == "json" else
+                         render_text(exc.diagnostics))
+        return 2
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"qemu": versions, "differences": [
+            d.as_json() for d in found]}, indent=2) + "\n")
+    else:
+        sys.stdout.write(f"# {machine}: QEMU {versions[0]} → QEMU {versions[1]}\n")
+        sys.stdout.write("".join(d.text() + "\n" for d in found))
+    return 1 if any(d.counts for d in found) else 0
 
 
 def _schema_diff(a: str, b: str, fmt: str) -> int:

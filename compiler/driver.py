@@ -14,6 +14,7 @@ from compiler.build import expand, tree
 from compiler.lang import model, resolve, schema_checks
 
 if TYPE_CHECKING:
+    from compiler.qemu import release_diff
     from compiler.qemu import verify as verify_
     from compiler.qemu.extract import build as extract_
 
@@ -142,3 +143,33 @@ def extract(socket: str, timeout: float = 30.0) -> extract_.Result:
 
     library = resolve.load_library()
     return extractor.build(snapshot.read(socket, library, timeout), library)
+
+
+def qemu_diff(machine: str, option_pairs: Sequence[str], binaries: Sequence[str],
+              timeout: float = 30.0) -> tuple[list[str], list[release_diff.Difference]]:
+    """The machine version built by each of two QEMU binaries, compared: their versions and
+    every difference (`qemu/release_diff.py`)."""
+    from compiler.emit import argv as argv_emit
+    from compiler.qemu import compare, process, release_diff, verify
+
+    library = resolve.load_library()
+    shown = show(machine, option_pairs)
+    diags = Collector()
+    schema = find_machine(library, machine, diags)
+    command = argv_emit.argv(shown)
+    where = SourceFile.from_text("<command line>", machine).span(0, len(machine))
+    dumpdtb = {q.name: q.value for q in schema.quirks}.get("dumpdtb") is True
+    built = []
+    for binary in binaries:
+        found = verify.find_binary(binary, where, shown.info.qemu, given=True)
+        if not isinstance(found, str):
+            diags.add(found)
+            continue
+        argv = [found, *command[1:], "-accel", "tcg"]
+        try:
+            built.append(release_diff.build(argv, compare.bus_info(), dumpdtb, timeout))
+        except process.QemuError as exc:
+            diags.add(verify.qemu_failed(exc, where, argv))
+    diags.check()
+    return ([b.version for b in built],
+            release_diff.diff(schema, library, shown, built[0], built[1]))

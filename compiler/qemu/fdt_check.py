@@ -138,38 +138,60 @@ def _normalised(node: DtNode, path: str = "/") -> dict[str, tuple[list[str], dic
     return flat
 
 
-def whole_tree_differences(ours: DtNode, theirs: DtNode) -> list[Difference]:
-    a, b = _normalised(ours), _normalised(theirs)
+@attrs.frozen
+class TreeChange:
+    """One difference between two device trees (normalised as `_normalised` says): a node
+    only one has (`prop` None), subnodes or props in another order, or a prop's value (None
+    where that side lacks it)."""
+
+    path: str
+    what: str  # "node", "subnode-order", "prop-order", "prop"
+    prop: str | None = None
+    a: bytes | None = None
+    b: bytes | None = None
+
+
+def tree_changes(a_root: DtNode, b_root: DtNode) -> list[TreeChange]:
+    a, b = _normalised(a_root), _normalised(b_root)
     found = []
     for path in sorted(set(a) | set(b)):
-        if path not in b:
-            found.append(Difference("fdt", f"`{path}`: a node QEMU's device tree does not have"))
-            continue
-        if path not in a:
-            found.append(Difference("fdt", f"`{path}`: a node of QEMU's device tree that the "
-                                    "prediction lacks"))
+        if path not in a or path not in b:
+            found.append(TreeChange(path, "node", None, b"" if path in a else None,
+                                    b"" if path in b else None))
             continue
         (ka, pa), (kb, pb) = a[path], b[path]
         if ka != kb and sorted(ka) == sorted(kb):
-            found.append(Difference("fdt", f"`{path}`: subnodes in another order than QEMU's"))
-        common = [n for n in pa if n in pb]
-        if common != [n for n in pb if n in pa]:
-            found.append(Difference("fdt", f"`{path}`: properties in another order than "
-                                    "QEMU's"))
+            found.append(TreeChange(path, "subnode-order"))
+        if [n for n in pa if n in pb] != [n for n in pb if n in pa]:
+            found.append(TreeChange(path, "prop-order"))
         for name in sorted(set(pa) | set(pb)):
-            if name not in pb:
-                found.append(Difference("fdt", f"`{path}`: property `{name}` QEMU does not "
-                                        "have"))
-            elif name not in pa:
-                found.append(Difference("fdt", f"`{path}`: QEMU's property `{name}` is not "
-                                        "predicted"))
-            elif pa[name] != pb[name]:
-                found.append(Difference("fdt", f"`{path}`: `{name}` is {_show(pb[name])} in "
-                                        f"QEMU, {_show(pa[name])} predicted"))
+            if pa.get(name) != pb.get(name):
+                found.append(TreeChange(path, "prop", name, pa.get(name), pb.get(name)))
     return found
 
 
-def _show(value: bytes) -> str:
+def whole_tree_differences(ours: DtNode, theirs: DtNode) -> list[Difference]:
+    """The predicted tree (`ours`) against QEMU's, one difference each."""
+    return [Difference("fdt", _predicted_vs_qemu(c)) for c in tree_changes(ours, theirs)]
+
+
+def _predicted_vs_qemu(c: TreeChange) -> str:
+    where = f"`{c.path}`"
+    if c.what == "node":
+        return (f"{where}: a node QEMU's device tree does not have" if c.b is None else
+                f"{where}: a node of QEMU's device tree that the prediction lacks")
+    if c.what == "subnode-order":
+        return f"{where}: subnodes in another order than QEMU's"
+    if c.what == "prop-order":
+        return f"{where}: properties in another order than QEMU's"
+    if c.b is None:
+        return f"{where}: property `{c.prop}` QEMU does not have"
+    if c.a is None:
+        return f"{where}: QEMU's property `{c.prop}` is not predicted"
+    return f"{where}: `{c.prop}` is {show(c.b)} in QEMU, {show(c.a)} predicted"
+
+
+def show(value: bytes) -> str:
     text = value.hex()
     return f"<{text[:64]}…>" if len(text) > 64 else f"<{text}>"
 
