@@ -74,6 +74,32 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command, with a last resort: an exception that escapes it is a bug in mschema,
+    reported as `error[E9999]` with exit 3, never as a traceback (`MSCHEMA_DEBUG=1` re-raises
+    it for developers)."""
+    try:
+        return _main(argv)
+    except Exception as exc:
+        import os
+
+        if os.environ.get("MSCHEMA_DEBUG"):
+            raise
+        import traceback
+
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+        detail = str(exc)[:500]
+        sys.stderr.write(
+            f"mschema: error[E9999]: internal error: {type(exc).__name__}"
+            + (f": {detail}" if detail else "") + "\n"
+            f"  = note: raised at {where}\n"
+            "  = help: this is a bug in mschema, not a problem with your input: please report "
+            "it with the command line and its input files (MSCHEMA_DEBUG=1 shows the "
+            "traceback)\n")
+        return 3
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "lint" and _lint_unchanged(args.paths, args.format):
         return 0

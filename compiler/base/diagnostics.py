@@ -64,9 +64,11 @@ class Collector:
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        self._seen: set[Diagnostic] = set()  # the same problem reported twice is one
 
     def add(self, diagnostic: Diagnostic) -> None:
-        if diagnostic not in self.items:
+        if diagnostic not in self._seen:
+            self._seen.add(diagnostic)
             self.items.append(diagnostic)
 
     def error(self, code: str, message: str, span: Span, *, labels: Iterable[Label] = (),
@@ -95,6 +97,13 @@ def quote_list(names: Iterable[str], limit: int = 12) -> str:
     return ", ".join(items) if items else "(none)"
 
 
+# The most source columns a caret block shows: a longer line is cut to a window around the
+# caret, so that a one-line file with many problems cannot print its whole text each time.
+WINDOW = 200
+# The most diagnostics `render_text` prints; the rest are counted.
+MAX_SHOWN = 200
+
+
 def _caret_block(span: Span) -> list[str]:
     if not span.source.text:
         return []
@@ -103,6 +112,12 @@ def _caret_block(span: Span) -> list[str]:
     width = len(str(line))
     start = span.col - 1
     end = span.end_col - 1 if span.end_line == line else len(text)
+    if len(text) > WINDOW:
+        first = max(0, min(start - WINDOW // 4, len(text) - WINDOW))
+        shown = text[first:first + WINDOW]
+        text = ("…" if first else "") + shown + ("…" if first + WINDOW < len(text) else "")
+        offset = first - (1 if first else 0)
+        start, end = start - offset, min(end - offset, len(text))
     carets = "^" * max(1, end - start)
     return [
         f"{' ' * width} |",
@@ -111,10 +126,17 @@ def _caret_block(span: Span) -> list[str]:
     ]
 
 
-def render_text(diagnostics: Iterable[Diagnostic]) -> str:
-    """The CONTRACT format: `PATH:LINE:COL: error[CODE]: MESSAGE`, then context lines."""
+def render_text(diagnostics: Iterable[Diagnostic], limit: int = MAX_SHOWN) -> str:
+    """The CONTRACT format: `PATH:LINE:COL: error[CODE]: MESSAGE`, then context lines; past
+    `limit` diagnostics, one line counts the rest."""
     out: list[str] = []
+    shown = 0
+    rest = 0
     for d in diagnostics:
+        if shown == limit:
+            rest += 1
+            continue
+        shown += 1
         out.append(f"{d.span}: {d.severity}[{d.code}]: {d.message}")
         out.extend(_caret_block(d.span))
         for label in d.labels:
@@ -123,6 +145,9 @@ def render_text(diagnostics: Iterable[Diagnostic]) -> str:
         out.extend(f"  = note: {n}" for n in d.notes)
         if d.help:
             out.append(f"  = help: {d.help}")
+    if rest:
+        out.append(f"… and {rest} more diagnostic{'s' if rest > 1 else ''} (the first {limit} "
+                   "are shown; `--format json` lists every one)")
     return "\n".join(out) + ("\n" if out else "")
 
 
