@@ -24,12 +24,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from corpus_support import codes_of
 from qemu_support import binary_of, machine_argv, require_binary
 from vm_support import qmp, read_argv_golden, running
 
-from compiler import driver
+from compiler import cli, driver
 from compiler.base.diagnostics import render_text
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
@@ -107,7 +108,7 @@ def extracted(sock: str) -> tuple[Json, extract.Result]:
 
 
 def no_warnings(result: extract.Result) -> None:
-    assert not result.warnings, render_text(result.warnings)
+    assert not result.diagnostics, render_text(result.diagnostics)
 
 
 # --------------------------------------------------------------------------
@@ -123,8 +124,8 @@ def test_extract_gives_back_the_compiled_blob(case: str, tmp_path: Path) -> None
         default_cpu = default_cpu_model(sock, golden["machine"]["qemu"])
     files = {i for i, b in golden["backends"].items() if b.get("backend") == "file"}
     hidden = {f"QEMU does not reveal the file of chardev `{i}`" for i in files}
-    assert [d for d in result.warnings if d.message not in hidden] == [], \
-        render_text(result.warnings)
+    assert [d for d in result.diagnostics if d.message not in hidden] == [], \
+        render_text(result.diagnostics)
     assert guest_tree(got["devices"]) == guest_tree(golden["devices"])
     assert {k: golden["machine"][k] for k in ("schema", "qemu", "arch")} == \
         {k: got["machine"][k] for k in ("schema", "qemu", "arch")}
@@ -348,34 +349,99 @@ def test_hotplugged_devices(args: list[str], plugged: list[tuple[str, Mapping[st
 # Warnings and errors
 
 
-def test_what_the_blob_cannot_say_is_a_warning(tmp_path: Path) -> None:
-    """`-serial` (a device the machine creates, not the schema), a file chardev (QEMU hides
-    its path), an unknown device type (left out), `maxcpus`: each a warning at its place;
-    the blob is written all the same."""
-    argv = machine_argv(["-machine", "pc-q35-7.2", "-nodefaults", "-smp", "1,maxcpus=2",
-                         "-serial", "null", "-chardev", f"file,id=log,path={tmp_path / 'log'}",
-                         "-device", "isa-serial,chardev=log,id=com2",
-                         "-device", "virtio-mouse-pci"])
-    with running(argv) as sock:
-        out = mschema("extract", "--qmp", sock, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    blob = json.loads(out.stdout)
-    warnings = re.findall(r"^(.+?):(\d+):\d+: warning\[(E\d{4})\]: (.*)$", out.stderr, re.M)
-    assert [(c, m) for _p, _l, c, m in warnings] == [
-        ("E1716", "QEMU has 2 possible cpus (`maxcpus`) for 1 present ones, which a blob "
-                  "cannot describe"),
-        ("E1714", "`virtio-mouse-pci` is not a device type of the stdlib"),
-        ("E1716", "QEMU does not reveal the file of chardev `log`"),
-        ("E1715", "QEMU created `isa-serial` on `isa.0` by itself, which `pc-q35-7.2` does not "
-                  "predict")], out.stderr
-    # a warning about a device points at its line in `info qtree`
-    assert all(p.startswith("<info qtree of ") for p, _l, _c, _m in warnings)
-    assert "dev: virtio-mouse-pci" in out.stderr
+WHAT_IT_CANNOT_SAY = [
+    "-machine", "pc-q35-7.2", "-nodefaults", "-smp", "1,maxcpus=2", "-serial", "null",
+    "-chardev", "file,id=log,path=DIR/log", "-device", "isa-serial,chardev=log,id=com2",
+    "-device", "virtio-mouse-pci"]
+
+
+def _without_type(monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    """Extract with a stdlib that does not know `dtype` (a type QEMU can create: the
+    shipped stdlib aims to know them all)."""
+    shipped = resolve.load_library()
+    narrower = attrs.evolve(shipped, devices={k: v for k, v in shipped.devices.items()
+                                              if k != dtype})
+    monkeypatch.setattr(resolve, "load_library", lambda: narrower)
+
+
+def _extract_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["extract", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _diagnostics(stderr: str) -> list[tuple[str, str, str]]:
+    return [(sev, code, message) for _p, _l, sev, code, message in re.findall(
+        r"^(.+?):(\d+):\d+: (error|warning)\[(E\d{4})\]: (.*)$", stderr, re.M)]
+
+
+def test_what_the_blob_cannot_describe_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`maxcpus`, a file chardev (QEMU hides its path), a device of a type the stdlib does
+    not know: each an error at its place, and nothing written; `-serial` (a device the
+    machine creates, not the schema, which the blob lists) is a note, a warning."""
+    _without_type(monkeypatch, "virtio-mouse-pci")
+    target = tmp_path / "vm.json"
+    with running(_by_hand(WHAT_IT_CANNOT_SAY, tmp_path)) as sock:
+        code, out, err = _extract_cli(capsys, "--qmp", sock, "-o", str(target))
+    assert (code, out) == (1, ""), err
+    assert not target.exists()
+    assert _diagnostics(err) == [
+        ("error", "E1716", "QEMU has 2 possible cpus (`maxcpus`) for 1 present ones, which a "
+                           "blob cannot describe"),
+        ("error", "E1714", "`virtio-mouse-pci` is not a device type of the stdlib"),
+        ("error", "E1716", "QEMU does not reveal the file of chardev `log`"),
+        ("warning", "E1715", "QEMU created `isa-serial` on `isa.0` by itself, which "
+                             "`pc-q35-7.2` does not predict")], err
+    assert err.count("= note: `--partial` writes the blob all the same, without it") == 3
+    # a diagnostic about a device points at its line in `info qtree`
+    assert all(line.startswith("<info qtree of ") for line in err.splitlines()
+               if re.match(r"^\S.*: (error|warning)\[", line))
+    assert "dev: virtio-mouse-pci" in err
+
+
+def test_partial_writes_what_it_can(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`--partial`: the same diagnostics, all warnings, and the blob without what they
+    name; it compiles, and starts a machine that lacks just that."""
+    _without_type(monkeypatch, "virtio-mouse-pci")
+    args = [a for a in WHAT_IT_CANNOT_SAY if a not in ("-smp", "1,maxcpus=2")]
+    with running(_by_hand(args, tmp_path)) as sock:
+        code, out, err = _extract_cli(capsys, "--qmp", sock, "--partial")
+    assert code == 0, err
+    assert [(sev, c) for sev, c, _m in _diagnostics(err)] == [
+        ("warning", "E1714"), ("warning", "E1716"), ("warning", "E1715")]
+    assert "`--partial`" not in err
+    assert "= note: the blob leaves out `virtio-mouse-pci0`" in err
+    blob = json.loads(out)
+    types = [d[1] for kind, _b, *d in guest_tree(blob["devices"]) if kind == "device"]
+    assert "virtio-mouse-pci" not in types
     serials = [d for kind, _b, *d in guest_tree(blob["devices"]) if kind == "device"
                and d[1] == "isa-serial"]
     assert sorted((ident, origin) for ident, _t, origin, _a in serials) == [
         ("com2", "spec"), ("isa-serial0", "default")]
     assert blob["backends"]["log"] == {"backend": "file", "kind": "chardev", "path": ""}
+    blob["backends"]["log"]["path"] = str(tmp_path / "log2")  # filled in by hand
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps(blob), encoding="utf-8")
+    monkeypatch.undo()
+    with running(start_argv(blob, argv_emit.argv(driver.compile_input(path)),
+                            tmp_path)) as sock:
+        again, result = extracted(sock)
+    assert [d.code for d in result.diagnostics if d.severity == "error"] == ["E1716"]
+    assert "virtio-mouse-pci" not in json.dumps(again)
+
+
+def test_a_complete_extract_exits_0(tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A machine with every device known and nothing hidden: exit 0, the notes only."""
+    argv = machine_argv(["-machine", "pc-q35-7.2", "-nodefaults", "-serial", "null",
+                         "-chardev", "null,id=c0", "-device", "isa-serial,chardev=c0,id=com2"])
+    with running(argv) as sock:
+        code, out, err = _extract_cli(capsys, "--qmp", sock)
+    assert [(sev, c) for sev, c, _m in _diagnostics(err)] == [("warning", "E1715")], err
+    assert code == 0 and json.loads(out)["backends"]["c0"]["backend"] == "null"
 
 
 def test_a_usb_hub_qemu_adds_by_itself(tmp_path: Path) -> None:
@@ -386,8 +452,8 @@ def test_a_usb_hub_qemu_adds_by_itself(tmp_path: Path) -> None:
                          "-device", "qemu-xhci,id=x", *["-device", "usb-tablet"] * 5])
     with running(argv) as sock:
         blob, result = extracted(sock)
-    assert [d.code for d in result.warnings] == ["E1715"]
-    assert "usb-hub" in result.warnings[0].message
+    assert [d.code for d in result.diagnostics] == ["E1715"]
+    assert "usb-hub" in result.diagnostics[0].message
     usb = [(d["id"], d["type"], d["origin"], d["addr"])
            for d in _device(blob, "x")[1]["buses"][0]["devices"]]
     assert usb == [("usb-tablet0", "usb-tablet", "spec", "1"),
