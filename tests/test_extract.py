@@ -579,3 +579,27 @@ def test_reading_a_dtb(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         fdt_check.read_dtb(b"not a dtb")
     assert os.path.getsize(source) > 0
+
+
+# --------------------------------------------------------------------------
+# What real configurations showed (issue 11): each started in QEMU, extracted, compiled
+
+
+def test_multifunction_of_function_0_is_kept(tmp_path: Path) -> None:
+    """libvirt's ICH9 USB: the UHCI companions at 1d.0–1d.2 (function 0 says
+    `multifunction=on`), the EHCI at 1d.7. Without `multifunction` on `uhci1` the blob
+    would not compile (E1405)."""
+    argv = machine_argv([
+        "-machine", "pc-q35-7.2", "-nodefaults",
+        "-device", "ich9-usb-ehci1,id=usb,bus=pcie.0,addr=0x1d.0x7",
+        "-device", "ich9-usb-uhci1,masterbus=usb.0,firstport=0,bus=pcie.0,multifunction=on,"
+                   "addr=0x1d",
+        "-device", "ich9-usb-uhci2,masterbus=usb.0,firstport=2,bus=pcie.0,addr=0x1d.0x1",
+        "-device", "ich9-usb-uhci3,masterbus=usb.0,firstport=4,bus=pcie.0,addr=0x1d.0x2"])
+    with running(argv) as sock:
+        blob, result = extracted(sock)
+    no_warnings(result)
+    bus, uhci = _device(blob, "ich9-usb-uhci1-0")
+    assert (bus, uhci["addr"], uhci["props"]["multifunction"]) == ("pcie.0", "1d.0", True)
+    assert "multifunction" not in _device(blob, "ich9-usb-uhci2-0")[1]["props"]
+    assert _round_trip(blob, tmp_path) == blob

@@ -15,6 +15,8 @@ from compiler.lang.resolve.instances import Instances
 from compiler.lang.resolve.scope import Part, Scope
 from compiler.lang.resolve.values import Values
 
+MULTIFUNCTION = "multifunction"
+
 
 class DeviceTypes(Part):
     def __init__(self, scope: Scope, values: Values, buses: BusKinds, instances: Instances,
@@ -30,6 +32,7 @@ class DeviceTypes(Part):
         plugs = [self.bus_kinds.plug(p) for stmt in d.body if isinstance(stmt, ast.Plugs)
                  for p in stmt.plugs]
         props, links = self.props_and_links(d)
+        self.pci_function_props(plugs, props, d.name.span)
         buses = tuple(b for b in (self.bus_template(d.name.text, s) for s in d.body
                                   if isinstance(s, ast.BusBlock)) if b is not None)
         requires = tuple(n.text for s in d.body if isinstance(s, ast.Requires) for n in s.names)
@@ -89,6 +92,18 @@ class DeviceTypes(Part):
             props[n.text] = model.PropSpec(n.text, t, default, unique, n.span,
                                            derived=stmt.derived)
         return props, links
+
+    def pci_function_props(self, plugs: list[model.Plug], props: dict[str, model.PropSpec],
+                           span: Span) -> None:
+        """QEMU's `multifunction` (bool, default off), which every PCI device has: function 0
+        of a slot says with it that other functions follow. A type that plugs into a PCI
+        hierarchy has it unless it declares it itself."""
+        if MULTIFUNCTION in props:
+            return
+        kinds = (self.scope.buses.get(p.bus) for p in plugs)
+        if any(k is not None and k.address.rules.pci_hierarchy for k in kinds):
+            props[MULTIFUNCTION] = model.PropSpec(MULTIFUNCTION, model.ValueType("bool"),
+                                                  False, None, span)
 
     def bus_template(self, owner: str, b: ast.BusBlock) -> model.BusTemplate | None:
         kind = self.scope.buses.get(b.kind.text)
