@@ -31,7 +31,7 @@ from qemu_support import binary_of, machine_argv, require_binary
 from vm_support import qmp, read_argv_golden, running
 
 from compiler import cli, driver
-from compiler.base.diagnostics import render_text
+from compiler.base.diagnostics import CompileError, render_text
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
 from compiler.lang import resolve
@@ -603,3 +603,56 @@ def test_multifunction_of_function_0_is_kept(tmp_path: Path) -> None:
     assert (bus, uhci["addr"], uhci["props"]["multifunction"]) == ("pcie.0", "1d.0", True)
     assert "multifunction" not in _device(blob, "ich9-usb-uhci2-0")[1]["props"]
     assert _round_trip(blob, tmp_path) == blob
+
+
+def test_a_machine_device_qemu_moved_is_an_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-global spapr-nvram.reg=0x71000100` moves the machine's NVRAM; a blob cannot say
+    that yet (a machine device sits where its schema puts it): E1717, the blob differs
+    from QEMU, and nothing is written; `--partial` writes it with the NVRAM at 0x71000000."""
+    argv = machine_argv(["-machine", "pseries-7.2", "-nodefaults",
+                         "-global", "spapr-nvram.reg=0x71000100"])
+    with running(argv) as sock:
+        code, out, err = _extract_cli(capsys, "--qmp", sock)
+        assert (code, out) == (1, "")
+        assert _diagnostics(err) == [
+            ("error", "E1717", "the blob differs from what QEMU built: spapr-nvram is on "
+                               "`spapr-vio` at 0x71000100 in QEMU, on `spapr-vio` at 0x71000000 "
+                               "in the blob")], err
+        assert 'dev: spapr-nvram, id "nvram@71000100"' in err
+        code, out, err = _extract_cli(capsys, "--qmp", sock, "--partial")
+    assert code == 0 and "warning[E1717]" in err
+    assert _device(json.loads(out), "nvram")[1]["addr"] == "0x71000000"
+
+
+SWITCHES = [
+    "-machine", "pc-q35-7.2", "-nodefaults",
+    "-device", "pcie-root-port,id=rp1,chassis=1,port=0x10,bus=pcie.0,addr=0x2",
+    "-device", "pcie-root-port,id=rp2,chassis=2,port=0x11,bus=pcie.0,addr=0x3",
+    "-device", "x3130-upstream,id=up1,bus=rp1",
+    "-device", "xio3130-downstream,id=dn1,bus=up1,chassis=3,port=0,addr=0x0",
+    "-device", "xio3130-downstream,id=dn2,bus=up1,chassis=4,port=1,addr=0x1",
+    "-device", "x3130-upstream,id=up2,bus=rp2",
+    "-device", "xio3130-downstream,id=dn3,bus=up2,chassis=5,port=0,addr=0x0",
+    "-device", "xio3130-downstream,id=dn4,bus=up2,chassis=6,port=1,addr=0x1",
+]
+
+
+def test_downstream_port_numbers_are_per_switch(tmp_path: Path) -> None:
+    """libvirt numbers a switch's downstream ports 0, 1, … in each switch: `port` is
+    `unique per-bus` (E1105 only between ports of one upstream port)."""
+    with running(machine_argv(SWITCHES)) as sock:
+        blob, result = extracted(sock)
+    no_warnings(result)
+    ports = {i: _device(blob, i)[1]["props"].get("port", 0) for i in ("dn1", "dn2", "dn3", "dn4")}
+    assert ports == {"dn1": 0, "dn2": 1, "dn3": 0, "dn4": 1}
+    assert _round_trip(blob, tmp_path) == blob
+    # two ports of one switch with one number are still refused
+    blob = json.loads(json.dumps(blob))
+    _device(blob, "dn2")[1]["props"]["port"] = 0
+    path = tmp_path / "clash.json"
+    path.write_text(json.dumps(blob), encoding="utf-8")
+    with pytest.raises(CompileError) as refused:
+        driver.compile_input(path)
+    assert [(d.code, d.message) for d in refused.value.diagnostics] == [
+        ("E1105", "`port` 0 of `dn2` is already used by `dn1` (xio3130-downstream)")]

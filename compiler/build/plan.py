@@ -192,7 +192,10 @@ def _unique_props(library: model.Library, spec: LooseSpec, diags: Collector) -> 
             p = dtype.props.get(name)
             if p is None or p.unique is None:
                 continue
-            key = (p.unique, v.value)
+            bus = item.get("bus") if p.unique_per_bus else ""
+            if bus is None:  # per bus, on a bus not known yet: `address` compares it
+                continue
+            key = (f"{p.unique}\0{bus}", v.value)
             if key in seen:
                 diags.error("E1105", f"{name} `{v.value}` is given twice", v.span,
                             labels=[Label(seen[key], "first given here")],

@@ -23,6 +23,7 @@ class DeviceTypes(Part):
                  fdt: FdtNames) -> None:
         super().__init__(scope)
         self.values, self.bus_kinds, self.instances, self.fdt = values, buses, instances, fdt
+        self.unique_scopes: dict[str, tuple[bool, Span]] = {}  # group → (per bus, first)
 
     def device_type(self, d: ast.DeviceDecl) -> model.DeviceType:
         doc = self.single(d.body, ast.Doc, "doc")
@@ -89,9 +90,24 @@ class DeviceTypes(Part):
                     self.diags.error("E0303", "`unique` needs an integer type with a range",
                                      stmt.unique.span, help="e.g. `prop chassis: u8 unique`")
                     unique = None
+            if unique is not None and stmt.unique is not None:
+                self.unique_scope(unique, stmt.per_bus, stmt.unique.span)
             props[n.text] = model.PropSpec(n.text, t, default, unique, n.span,
-                                           derived=stmt.derived)
+                                           derived=stmt.derived,
+                                           unique_per_bus=stmt.per_bus and unique is not None)
         return props, links
+
+    def unique_scope(self, group: str, per_bus: bool, span: Span) -> None:
+        """A `unique` group is compared machine-wide or per bus, the same in every
+        declaration of it."""
+        first = self.unique_scopes.setdefault(group, (per_bus, span))
+        if first[0] != per_bus:
+            scope = {True: "per bus", False: "machine-wide"}
+            self.diags.error("E0304", f"`unique` group `{group}` is {scope[per_bus]} here but "
+                             f"{scope[first[0]]} where first declared", span,
+                             labels=[Label(first[1], "first declared here")],
+                             help="give the props of one group one scope, or the per-bus "
+                             "ones a group of their own")
 
     def pci_function_props(self, plugs: list[model.Plug], props: dict[str, model.PropSpec],
                            span: Span) -> None:
