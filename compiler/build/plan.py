@@ -200,7 +200,7 @@ def _unique_props(library: model.Library, spec: LooseSpec, diags: Collector) -> 
                 diags.error("E1105", f"{name} `{v.value}` is given twice", v.span,
                             labels=[Label(seen[key], "first given here")],
                             notes=[f"`{name}` must differ between all devices of group "
-                                   f"`{p.unique}`"],
+                                   f"`{p.unique}`" + (f" on bus `{bus}`" if bus else "")],
                             help=f"leave `{name}` out to get a free one")
             else:
                 seen[key] = v.span
