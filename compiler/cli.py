@@ -122,7 +122,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "verify":
             return _verify(args.spec, args.qemu, args.timeout, args.user_net)
         if args.command == "extract":
-            return _extract(args.qmp, args.output, args.timeout, fmt)
+            return _extract(args.qmp, args.output, args.timeout, fmt, args.partial)
         if args.command == "compile":
             if args.capacity:
                 return _capacity(args.spec)
@@ -359,6 +359,9 @@ def _add_verify_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                      help="the longest wait for QEMU's answers (default: 30)")
     ext.add_argument("--format", choices=("text", "json"), default="text",
                      help="how to print warnings and errors (json: a list on stderr)")
+    ext.add_argument("--partial", action="store_true",
+                     help="write the blob even where QEMU has what it cannot describe "
+                     "(those errors become warnings naming what the blob leaves out)")
 
 
 def _verify(path: Path, binary: str | None, timeout: float, user_net: bool) -> int:
@@ -375,15 +378,21 @@ def _verify(path: Path, binary: str | None, timeout: float, user_net: bool) -> i
     return 0
 
 
-def _extract(socket: str, output: Path | None, timeout: float, fmt: str) -> int:
+def _extract(socket: str, output: Path | None, timeout: float, fmt: str,
+             partial: bool) -> int:
+    """Exit 1 and write nothing when the blob cannot describe all of QEMU's machine
+    (`extract/report.py`), unless `partial`."""
     from compiler import driver
-    from compiler.base.diagnostics import render_json, render_text
+    from compiler.base.diagnostics import CompileError, render_json, render_text
     from compiler.emit import blob
+    from compiler.qemu.extract import report
 
     result = driver.extract(socket, timeout)
-    if result.warnings:
-        sys.stderr.write(render_json(result.warnings) if fmt == "json" else
-                         render_text(result.warnings))
+    if not result.complete and not partial:
+        raise CompileError(report.refused(result.diagnostics))
+    shown = report.partial(result.diagnostics)
+    if shown:
+        sys.stderr.write(render_json(shown) if fmt == "json" else render_text(shown))
     text = blob.blob(result.machine)
     if output is None:
         sys.stdout.write(text)

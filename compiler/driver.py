@@ -136,8 +136,8 @@ def verify(path: Path, binary: str | None = None, timeout: float = 30.0,
 
 
 def extract(socket: str, timeout: float = 30.0) -> extract_.Result:
-    """The precise machine of a running QEMU, read over its QMP socket, and warnings about
-    what QEMU does not reveal or the blob cannot say."""
+    """The precise machine of a running QEMU, read over its QMP socket, with diagnostics:
+    errors for what the blob cannot describe, warnings for notes (`extract/report.py`)."""
     from compiler.qemu.extract import build as extractor
     from compiler.qemu.extract import snapshot
 

@@ -24,13 +24,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from corpus_support import codes_of
 from qemu_support import binary_of, machine_argv, require_binary
 from vm_support import qmp, read_argv_golden, running
 
-from compiler import driver
-from compiler.base.diagnostics import render_text
+from compiler import cli, driver
+from compiler.base.diagnostics import CompileError, render_text
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
 from compiler.lang import resolve
@@ -107,7 +108,7 @@ def extracted(sock: str) -> tuple[Json, extract.Result]:
 
 
 def no_warnings(result: extract.Result) -> None:
-    assert not result.warnings, render_text(result.warnings)
+    assert not result.diagnostics, render_text(result.diagnostics)
 
 
 # --------------------------------------------------------------------------
@@ -123,8 +124,8 @@ def test_extract_gives_back_the_compiled_blob(case: str, tmp_path: Path) -> None
         default_cpu = default_cpu_model(sock, golden["machine"]["qemu"])
     files = {i for i, b in golden["backends"].items() if b.get("backend") == "file"}
     hidden = {f"QEMU does not reveal the file of chardev `{i}`" for i in files}
-    assert [d for d in result.warnings if d.message not in hidden] == [], \
-        render_text(result.warnings)
+    assert [d for d in result.diagnostics if d.message not in hidden] == [], \
+        render_text(result.diagnostics)
     assert guest_tree(got["devices"]) == guest_tree(golden["devices"])
     assert {k: golden["machine"][k] for k in ("schema", "qemu", "arch")} == \
         {k: got["machine"][k] for k in ("schema", "qemu", "arch")}
@@ -348,34 +349,99 @@ def test_hotplugged_devices(args: list[str], plugged: list[tuple[str, Mapping[st
 # Warnings and errors
 
 
-def test_what_the_blob_cannot_say_is_a_warning(tmp_path: Path) -> None:
-    """`-serial` (a device the machine creates, not the schema), a file chardev (QEMU hides
-    its path), an unknown device type (left out), `maxcpus`: each a warning at its place;
-    the blob is written all the same."""
-    argv = machine_argv(["-machine", "pc-q35-7.2", "-nodefaults", "-smp", "1,maxcpus=2",
-                         "-serial", "null", "-chardev", f"file,id=log,path={tmp_path / 'log'}",
-                         "-device", "isa-serial,chardev=log,id=com2",
-                         "-device", "virtio-mouse-pci"])
-    with running(argv) as sock:
-        out = mschema("extract", "--qmp", sock, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    blob = json.loads(out.stdout)
-    warnings = re.findall(r"^(.+?):(\d+):\d+: warning\[(E\d{4})\]: (.*)$", out.stderr, re.M)
-    assert [(c, m) for _p, _l, c, m in warnings] == [
-        ("E1716", "QEMU has 2 possible cpus (`maxcpus`) for 1 present ones, which a blob "
-                  "cannot describe"),
-        ("E1714", "`virtio-mouse-pci` is not a device type of the stdlib"),
-        ("E1716", "QEMU does not reveal the file of chardev `log`"),
-        ("E1715", "QEMU created `isa-serial` on `isa.0` by itself, which `pc-q35-7.2` does not "
-                  "predict")], out.stderr
-    # a warning about a device points at its line in `info qtree`
-    assert all(p.startswith("<info qtree of ") for p, _l, _c, _m in warnings)
-    assert "dev: virtio-mouse-pci" in out.stderr
+WHAT_IT_CANNOT_SAY = [
+    "-machine", "pc-q35-7.2", "-nodefaults", "-smp", "1,maxcpus=2", "-serial", "null",
+    "-chardev", "file,id=log,path=DIR/log", "-device", "isa-serial,chardev=log,id=com2",
+    "-device", "virtio-mouse-pci"]
+
+
+def _without_type(monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    """Extract with a stdlib that does not know `dtype` (a type QEMU can create: the
+    shipped stdlib aims to know them all)."""
+    shipped = resolve.load_library()
+    narrower = attrs.evolve(shipped, devices={k: v for k, v in shipped.devices.items()
+                                              if k != dtype})
+    monkeypatch.setattr(resolve, "load_library", lambda: narrower)
+
+
+def _extract_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["extract", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _diagnostics(stderr: str) -> list[tuple[str, str, str]]:
+    return [(sev, code, message) for _p, _l, sev, code, message in re.findall(
+        r"^(.+?):(\d+):\d+: (error|warning)\[(E\d{4})\]: (.*)$", stderr, re.M)]
+
+
+def test_what_the_blob_cannot_describe_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`maxcpus`, a file chardev (QEMU hides its path), a device of a type the stdlib does
+    not know: each an error at its place, and nothing written; `-serial` (a device the
+    machine creates, not the schema, which the blob lists) is a note, a warning."""
+    _without_type(monkeypatch, "virtio-mouse-pci")
+    target = tmp_path / "vm.json"
+    with running(_by_hand(WHAT_IT_CANNOT_SAY, tmp_path)) as sock:
+        code, out, err = _extract_cli(capsys, "--qmp", sock, "-o", str(target))
+    assert (code, out) == (1, ""), err
+    assert not target.exists()
+    assert _diagnostics(err) == [
+        ("error", "E1716", "QEMU has 2 possible cpus (`maxcpus`) for 1 present ones, which a "
+                           "blob cannot describe"),
+        ("error", "E1714", "`virtio-mouse-pci` is not a device type of the stdlib"),
+        ("error", "E1716", "QEMU does not reveal the file of chardev `log`"),
+        ("warning", "E1715", "QEMU created `isa-serial` on `isa.0` by itself, which "
+                             "`pc-q35-7.2` does not predict")], err
+    assert err.count("= note: `--partial` writes the blob all the same, without it") == 3
+    # a diagnostic about a device points at its line in `info qtree`
+    assert all(line.startswith("<info qtree of ") for line in err.splitlines()
+               if re.match(r"^\S.*: (error|warning)\[", line))
+    assert "dev: virtio-mouse-pci" in err
+
+
+def test_partial_writes_what_it_can(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`--partial`: the same diagnostics, all warnings, and the blob without what they
+    name; it compiles, and starts a machine that lacks just that."""
+    _without_type(monkeypatch, "virtio-mouse-pci")
+    args = [a for a in WHAT_IT_CANNOT_SAY if a not in ("-smp", "1,maxcpus=2")]
+    with running(_by_hand(args, tmp_path)) as sock:
+        code, out, err = _extract_cli(capsys, "--qmp", sock, "--partial")
+    assert code == 0, err
+    assert [(sev, c) for sev, c, _m in _diagnostics(err)] == [
+        ("warning", "E1714"), ("warning", "E1716"), ("warning", "E1715")]
+    assert "`--partial`" not in err
+    assert "= note: the blob leaves out `virtio-mouse-pci0`" in err
+    blob = json.loads(out)
+    types = [d[1] for kind, _b, *d in guest_tree(blob["devices"]) if kind == "device"]
+    assert "virtio-mouse-pci" not in types
     serials = [d for kind, _b, *d in guest_tree(blob["devices"]) if kind == "device"
                and d[1] == "isa-serial"]
     assert sorted((ident, origin) for ident, _t, origin, _a in serials) == [
         ("com2", "spec"), ("isa-serial0", "default")]
     assert blob["backends"]["log"] == {"backend": "file", "kind": "chardev", "path": ""}
+    blob["backends"]["log"]["path"] = str(tmp_path / "log2")  # filled in by hand
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps(blob), encoding="utf-8")
+    monkeypatch.undo()
+    with running(start_argv(blob, argv_emit.argv(driver.compile_input(path)),
+                            tmp_path)) as sock:
+        again, result = extracted(sock)
+    assert [d.code for d in result.diagnostics if d.severity == "error"] == ["E1716"]
+    assert "virtio-mouse-pci" not in json.dumps(again)
+
+
+def test_a_complete_extract_exits_0(tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A machine with every device known and nothing hidden: exit 0, the notes only."""
+    argv = machine_argv(["-machine", "pc-q35-7.2", "-nodefaults", "-serial", "null",
+                         "-chardev", "null,id=c0", "-device", "isa-serial,chardev=c0,id=com2"])
+    with running(argv) as sock:
+        code, out, err = _extract_cli(capsys, "--qmp", sock)
+    assert [(sev, c) for sev, c, _m in _diagnostics(err)] == [("warning", "E1715")], err
+    assert code == 0 and json.loads(out)["backends"]["c0"]["backend"] == "null"
 
 
 def test_a_usb_hub_qemu_adds_by_itself(tmp_path: Path) -> None:
@@ -386,8 +452,8 @@ def test_a_usb_hub_qemu_adds_by_itself(tmp_path: Path) -> None:
                          "-device", "qemu-xhci,id=x", *["-device", "usb-tablet"] * 5])
     with running(argv) as sock:
         blob, result = extracted(sock)
-    assert [d.code for d in result.warnings] == ["E1715"]
-    assert "usb-hub" in result.warnings[0].message
+    assert [d.code for d in result.diagnostics] == ["E1715"]
+    assert "usb-hub" in result.diagnostics[0].message
     usb = [(d["id"], d["type"], d["origin"], d["addr"])
            for d in _device(blob, "x")[1]["buses"][0]["devices"]]
     assert usb == [("usb-tablet0", "usb-tablet", "spec", "1"),
@@ -513,3 +579,80 @@ def test_reading_a_dtb(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         fdt_check.read_dtb(b"not a dtb")
     assert os.path.getsize(source) > 0
+
+
+# --------------------------------------------------------------------------
+# What real configurations showed (issue 11): each started in QEMU, extracted, compiled
+
+
+def test_multifunction_of_function_0_is_kept(tmp_path: Path) -> None:
+    """libvirt's ICH9 USB: the UHCI companions at 1d.0–1d.2 (function 0 says
+    `multifunction=on`), the EHCI at 1d.7. Without `multifunction` on `uhci1` the blob
+    would not compile (E1405)."""
+    argv = machine_argv([
+        "-machine", "pc-q35-7.2", "-nodefaults",
+        "-device", "ich9-usb-ehci1,id=usb,bus=pcie.0,addr=0x1d.0x7",
+        "-device", "ich9-usb-uhci1,masterbus=usb.0,firstport=0,bus=pcie.0,multifunction=on,"
+                   "addr=0x1d",
+        "-device", "ich9-usb-uhci2,masterbus=usb.0,firstport=2,bus=pcie.0,addr=0x1d.0x1",
+        "-device", "ich9-usb-uhci3,masterbus=usb.0,firstport=4,bus=pcie.0,addr=0x1d.0x2"])
+    with running(argv) as sock:
+        blob, result = extracted(sock)
+    no_warnings(result)
+    bus, uhci = _device(blob, "ich9-usb-uhci1-0")
+    assert (bus, uhci["addr"], uhci["props"]["multifunction"]) == ("pcie.0", "1d.0", True)
+    assert "multifunction" not in _device(blob, "ich9-usb-uhci2-0")[1]["props"]
+    assert _round_trip(blob, tmp_path) == blob
+
+
+def test_a_machine_device_qemu_moved_is_an_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-global spapr-nvram.reg=0x71000100` moves the machine's NVRAM; a blob cannot say
+    that yet (a machine device sits where its schema puts it): E1717, the blob differs
+    from QEMU, and nothing is written; `--partial` writes it with the NVRAM at 0x71000000."""
+    argv = machine_argv(["-machine", "pseries-7.2", "-nodefaults",
+                         "-global", "spapr-nvram.reg=0x71000100"])
+    with running(argv) as sock:
+        code, out, err = _extract_cli(capsys, "--qmp", sock)
+        assert (code, out) == (1, "")
+        assert _diagnostics(err) == [
+            ("error", "E1717", "the blob differs from what QEMU built: spapr-nvram is on "
+                               "`spapr-vio` at 0x71000100 in QEMU, on `spapr-vio` at 0x71000000 "
+                               "in the blob")], err
+        assert 'dev: spapr-nvram, id "nvram@71000100"' in err
+        code, out, err = _extract_cli(capsys, "--qmp", sock, "--partial")
+    assert code == 0 and "warning[E1717]" in err
+    assert _device(json.loads(out), "nvram")[1]["addr"] == "0x71000000"
+
+
+SWITCHES = [
+    "-machine", "pc-q35-7.2", "-nodefaults",
+    "-device", "pcie-root-port,id=rp1,chassis=1,port=0x10,bus=pcie.0,addr=0x2",
+    "-device", "pcie-root-port,id=rp2,chassis=2,port=0x11,bus=pcie.0,addr=0x3",
+    "-device", "x3130-upstream,id=up1,bus=rp1",
+    "-device", "xio3130-downstream,id=dn1,bus=up1,chassis=3,port=0,addr=0x0",
+    "-device", "xio3130-downstream,id=dn2,bus=up1,chassis=4,port=1,addr=0x1",
+    "-device", "x3130-upstream,id=up2,bus=rp2",
+    "-device", "xio3130-downstream,id=dn3,bus=up2,chassis=5,port=0,addr=0x0",
+    "-device", "xio3130-downstream,id=dn4,bus=up2,chassis=6,port=1,addr=0x1",
+]
+
+
+def test_downstream_port_numbers_are_per_switch(tmp_path: Path) -> None:
+    """libvirt numbers a switch's downstream ports 0, 1, … in each switch: `port` is
+    `unique per-bus` (E1105 only between ports of one upstream port)."""
+    with running(machine_argv(SWITCHES)) as sock:
+        blob, result = extracted(sock)
+    no_warnings(result)
+    ports = {i: _device(blob, i)[1]["props"].get("port", 0) for i in ("dn1", "dn2", "dn3", "dn4")}
+    assert ports == {"dn1": 0, "dn2": 1, "dn3": 0, "dn4": 1}
+    assert _round_trip(blob, tmp_path) == blob
+    # two ports of one switch with one number are still refused
+    blob = json.loads(json.dumps(blob))
+    _device(blob, "dn2")[1]["props"]["port"] = 0
+    path = tmp_path / "clash.json"
+    path.write_text(json.dumps(blob), encoding="utf-8")
+    with pytest.raises(CompileError) as refused:
+        driver.compile_input(path)
+    assert [(d.code, d.message) for d in refused.value.diagnostics] == [
+        ("E1105", "`port` 0 of `dn2` is already used by `dn1` (xio3130-downstream)")]

@@ -53,6 +53,11 @@ class Notation:
     # the allocator's free places never run out in practice: `hotplug` does not count them
     unbounded: ClassVar[bool] = False
 
+    def interrupt(self, addr: tuple[int, ...]) -> int | None:
+        """The interrupt number QEMU derives from the address, where it derives one; two
+        devices on one bus never share it (validate's `address-interrupts`)."""
+        return None
+
     @property
     def addressed(self) -> bool:
         """Do devices on buses of this notation have addresses at all?"""
@@ -187,6 +192,8 @@ class VioNotation(Notation):
     fdt_named_nodes = True
     unbounded = True
     _RE = re.compile(r"^0x([0-9a-fA-F]{1,8})$")
+    _QEMU_BASE = 0x71000000  # where QEMU's auto-assigned regs start
+    _IRQ_BASE = 0x1100  # SPAPR_IRQ_VIO (include/hw/ppc/spapr_irq.h)
 
     def parse(self, text: str) -> tuple[int, ...]:
         m = self._RE.match(text)
@@ -205,13 +212,27 @@ class VioNotation(Notation):
 
     def next_free(self, space: AddressSpace, free: FreePlaces, tag: str | None,
                   base: int | None) -> tuple[int, ...] | None:
-        # one scan from the schema's base, whatever the ranges; the ranges then say
-        # whether the bus's regs ran out (pseries: VIO interrupts would collide)
+        # one scan from the schema's base, as far as the regs' interrupts stay distinct
+        # (256 regs from 0x71000000: past them they would collide with the first ones)
         start = base or space.ranges("reg")[0].lo
-        reg = free.first_free(start, _UNBOUNDED)
+        last = start | 0xff if start >= self._QEMU_BASE else _UNBOUNDED
+        reg = free.first_free(start, last)
         if reg is None or space.out_of_range((reg,)) is not None:
             return None
         return (reg,)
+
+    def interrupt(self, addr: tuple[int, ...]) -> int | None:
+        """QEMU 7.2's `spapr_vio_reg_to_irq` (hw/ppc/spapr_vio.c): the interrupt a VIO
+        device claims, from its reg; two devices with one are refused at realize (`IRQ 4352
+        is not free`). The same formula as the `irq` of stdlib/spapr.mschema's FDT."""
+        reg = addr[0]
+        if reg >= self._QEMU_BASE:  # QEMU's own regs: sequential from 0x71000000
+            low = reg & 0xff
+        elif reg >= 0x30000000:  # libvirt's vtys
+            low = 0xf0 | (reg >> 12 & 0xf)
+        else:  # libvirt's 0x1000-step regs
+            low = reg >> 12 & 0xff
+        return self._IRQ_BASE | low
 
     def fdt_vars(self, addr: tuple[int, ...]) -> dict[str, object]:
         return {"reg": addr[0]}

@@ -230,7 +230,7 @@ class Allocator:
                              p.span, notes=[f"`{p.id}`: {taken.device.why.reason}"],
                              help="give this device another id")
             return
-        props = self.unique.values(p, t)
+        props = self.unique.values(p, t, bus.key)
         if props is None:
             return
         where = notations.Address(bus.space.notation, addr) if bus.rules.addressed else None

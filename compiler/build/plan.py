@@ -192,12 +192,15 @@ def _unique_props(library: model.Library, spec: LooseSpec, diags: Collector) -> 
             p = dtype.props.get(name)
             if p is None or p.unique is None:
                 continue
-            key = (p.unique, v.value)
+            bus = item.get("bus") if p.unique_per_bus else ""
+            if bus is None:  # per bus, on a bus not known yet: `address` compares it
+                continue
+            key = (f"{p.unique}\0{bus}", v.value)
             if key in seen:
                 diags.error("E1105", f"{name} `{v.value}` is given twice", v.span,
                             labels=[Label(seen[key], "first given here")],
                             notes=[f"`{name}` must differ between all devices of group "
-                                   f"`{p.unique}`"],
+                                   f"`{p.unique}`" + (f" on bus `{bus}`" if bus else "")],
                             help=f"leave `{name}` out to get a free one")
             else:
                 seen[key] = v.span

@@ -242,6 +242,34 @@ def _bus_spaces(ctx: Context) -> dict[int, tuple[tree.Bus, notations.AddressSpac
     return result
 
 
+@check("address-interrupts", "E1418", "no two devices of a bus claim the interrupt QEMU derives "
+       "from their addresses", needs=["address"])
+def address_interrupts(ctx: Context, diags: Collector) -> None:
+    """sPAPR VIO: the reg gives the interrupt (`notations.VioNotation.interrupt`); QEMU
+    refuses the second device that claims one (`IRQ 4352 is not free`)."""
+    for bus, space in _bus_spaces(ctx).values():
+        claimed: dict[int, tree.Device] = {}
+        for d in bus.devices:
+            if d.addr is None or d.addr.notation != space.notation or d.addr.written:
+                continue
+            irq = space.rules.interrupt(d.addr.value)
+            if irq is None:
+                continue
+            other = claimed.setdefault(irq, d)
+            if other is d or other.addr == d.addr:  # one address twice is E1404's
+                continue
+            diags.error("E1418", f"`{d.id}` at {d.addr} gets interrupt {irq:#x}, which "
+                        f"`{other.id}` at {other.addr} has already", ctx.span(d),
+                        labels=[Label(ctx.span(other), f"`{other.id}` ({other.type}) "
+                                      f"claims {irq:#x} here")],
+                        notes=[f"QEMU: `IRQ {irq} is not free`",
+                               "QEMU derives a VIO device's interrupt from its reg "
+                               "(`spapr_vio_reg_to_irq`): 0x1100 | its low byte from "
+                               "0x71000000 up",
+                               _rule("address-interrupts")],
+                        help=f"move `{d.id}` to a reg whose interrupt is free")
+
+
 @check("multifunction", "E1405", "other functions of a PCI slot need function 0 to say so",
        needs=["address"])
 def multifunction(ctx: Context, diags: Collector) -> None:

@@ -174,6 +174,7 @@ class PropDecl:
     default: Value | None
     unique: Name | None  # the group; `Name("")` when `unique` has no group
     derived: bool = attrs.field(default=False, kw_only=True)
+    per_bus: bool = attrs.field(default=False, kw_only=True)  # `unique … per-bus`
     span: Span = _span
 
 

@@ -109,6 +109,7 @@ class PropSpec:
     unique: str | None  # the group whose devices never share a value
     span: Span = _span
     derived: bool = attrs.field(default=False, kw_only=True)  # QEMU computes it when unset
+    unique_per_bus: bool = attrs.field(default=False, kw_only=True)  # on one bus only
 
 
 @attrs.frozen

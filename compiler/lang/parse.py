@@ -234,7 +234,8 @@ class _Builder:
             group = c[3].children[0]
             unique = self.name(group) if group is not None else ast.Name("", self.span(c[3]))
         return ast.PropDecl(self.name(c[0]), self.build(c[1]), default, unique, self.span(n),
-                            derived=c[4] is not None)
+                            derived=c[4] is not None,
+                            per_bus=c[3] is not None and c[3].children[1] is not None)
 
     def _link_decl(self, n: Any, c: list[Any]) -> ast.LinkDecl:
         flags = {str(t) for t in c[2:]}

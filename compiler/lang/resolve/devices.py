@@ -15,12 +15,15 @@ from compiler.lang.resolve.instances import Instances
 from compiler.lang.resolve.scope import Part, Scope
 from compiler.lang.resolve.values import Values
 
+MULTIFUNCTION = "multifunction"
+
 
 class DeviceTypes(Part):
     def __init__(self, scope: Scope, values: Values, buses: BusKinds, instances: Instances,
                  fdt: FdtNames) -> None:
         super().__init__(scope)
         self.values, self.bus_kinds, self.instances, self.fdt = values, buses, instances, fdt
+        self.unique_scopes: dict[str, tuple[bool, Span]] = {}  # group → (per bus, first)
 
     def device_type(self, d: ast.DeviceDecl) -> model.DeviceType:
         doc = self.single(d.body, ast.Doc, "doc")
@@ -30,6 +33,7 @@ class DeviceTypes(Part):
         plugs = [self.bus_kinds.plug(p) for stmt in d.body if isinstance(stmt, ast.Plugs)
                  for p in stmt.plugs]
         props, links = self.props_and_links(d)
+        self.pci_function_props(plugs, props, d.name.span)
         buses = tuple(b for b in (self.bus_template(d.name.text, s) for s in d.body
                                   if isinstance(s, ast.BusBlock)) if b is not None)
         requires = tuple(n.text for s in d.body if isinstance(s, ast.Requires) for n in s.names)
@@ -86,9 +90,36 @@ class DeviceTypes(Part):
                     self.diags.error("E0303", "`unique` needs an integer type with a range",
                                      stmt.unique.span, help="e.g. `prop chassis: u8 unique`")
                     unique = None
+            if unique is not None and stmt.unique is not None:
+                self.unique_scope(unique, stmt.per_bus, stmt.unique.span)
             props[n.text] = model.PropSpec(n.text, t, default, unique, n.span,
-                                           derived=stmt.derived)
+                                           derived=stmt.derived,
+                                           unique_per_bus=stmt.per_bus and unique is not None)
         return props, links
+
+    def unique_scope(self, group: str, per_bus: bool, span: Span) -> None:
+        """A `unique` group is compared machine-wide or per bus, the same in every
+        declaration of it."""
+        first = self.unique_scopes.setdefault(group, (per_bus, span))
+        if first[0] != per_bus:
+            scope = {True: "per bus", False: "machine-wide"}
+            self.diags.error("E0304", f"`unique` group `{group}` is {scope[per_bus]} here but "
+                             f"{scope[first[0]]} where first declared", span,
+                             labels=[Label(first[1], "first declared here")],
+                             help="give the props of one group one scope, or the per-bus "
+                             "ones a group of their own")
+
+    def pci_function_props(self, plugs: list[model.Plug], props: dict[str, model.PropSpec],
+                           span: Span) -> None:
+        """QEMU's `multifunction` (bool, default off), which every PCI device has: function 0
+        of a slot says with it that other functions follow. A type that plugs into a PCI
+        hierarchy has it unless it declares it itself."""
+        if MULTIFUNCTION in props:
+            return
+        kinds = (self.scope.buses.get(p.bus) for p in plugs)
+        if any(k is not None and k.address.rules.pci_hierarchy for k in kinds):
+            props[MULTIFUNCTION] = model.PropSpec(MULTIFUNCTION, model.ValueType("bool"),
+                                                  False, None, span)
 
     def bus_template(self, owner: str, b: ast.BusBlock) -> model.BusTemplate | None:
         kind = self.scope.buses.get(b.kind.text)

@@ -2,7 +2,8 @@
 backends devices link to. Only what QEMU reveals (`query-block`,
 `query-named-block-nodes`, `info network`, `query-chardev`, the QOM of `-object` rng
 backends) in the forms the blob knows (CONTRACT; what `emit/argv.py` starts again).
-Whatever else is a warning through `warn`, with the closest form the blob can say.
+Whatever else is a drop (E1716, `report`) through `warn`, with the closest form the
+blob can say.
 """
 
 from __future__ import annotations

@@ -19,9 +19,11 @@ Rules, where QEMU does not say everything:
   equal the stdlib's default or are QEMU's "unset" (`""`, `-1`); props QEMU derives at
   realize (`disable-legacy`, an IDE `serial`, a SCSI `vendor`) come back explicit;
 - backends: only those a device links to, as far as QEMU reveals them (`backends`).
-Diagnostics are warnings pointing into the `info qtree` text, at the device: E1714–E1716,
-and what `address` and `validate` find in the result (the blob would not compile as it is).
-Errors (no schema for QEMU's machine type, E1713) stop it.
+Diagnostics point into the `info qtree` text, at the device: E1714–E1717, and what
+`address` and `validate` find in the result (the blob would not compile as it is). What
+the blob cannot describe is an error, a note a warning (`report`); the blob is built all
+the same and the caller decides (`--partial`). No schema for QEMU's machine type (E1713)
+stops it.
 
 The steps, one module each: `qtree` (QEMU's devices as records), `machine` (schema,
 options, cpus, memory), `match` (which devices are the user's, which QEMU added
@@ -48,7 +50,12 @@ from compiler.qemu.extract.snapshot import Snapshot
 @attrs.frozen
 class Result:
     machine: tree.Machine
-    warnings: tuple[Diagnostic, ...]
+    diagnostics: tuple[Diagnostic, ...]  # errors: what the blob cannot describe (`report`)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the blob describes all of QEMU's machine (no drop)."""
+        return not any(d.severity == "error" for d in self.diagnostics)
 
 
 def build(snap: Snapshot, library: model.Library) -> Result:
@@ -65,7 +72,7 @@ def build(snap: Snapshot, library: model.Library) -> Result:
     if extras:  # listed as devices of origin `default`, with ids of their own
         assembly = assemble(scene, {**ids, **{r.index: fresh.fresh(r.device.type)
                                               for r in extras}})
-    warnings.add_as_warnings(assembly.diagnostics)
+    warnings.add_as_drops(assembly.diagnostics)
     result = tree.Machine(expand.machine_info(schema, options), assembly.root,
                           machine.cpus(snap, warnings), machine.memory(snap, warnings),
                           assembly.backends, snap.name)

@@ -1,8 +1,8 @@
 """`mschema extract`: one device of `info qtree` → the `Planned` device the allocator
 places exactly where QEMU has it: its origin, the props the stdlib declares for its type
 as QEMU holds them, and its links with the backends they name. What the stdlib cannot say
-is a warning: an unknown or internal type leaves the device out (E1714), a value outside
-the stdlib's type leaves the prop out (E1716). Placing and checking are `allocate`'s.
+is a drop (`report`): an unknown or internal type leaves the device out (E1714), a value
+outside the stdlib's type leaves the prop out (E1716). Placing and checking are `allocate`'s.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`mschema extract`'s last look at its result: the blob compiles (`validate`) and
 describes what QEMU built (`compare` with `info qtree` once more), but for the devices
-already reported as left out. What still differs is a warning (E1715), never hidden.
+already reported as left out. What still differs is a drop (E1717), never hidden.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def recheck(machine: tree.Machine, scene: Scene, assembly: Assembly) -> None:
     qtree = scene.qtree
     diags = Collector()
     validate.validate(machine, scene.library, qtree.top, diags)
-    scene.warnings.add_as_warnings(diags.items)
+    scene.warnings.add_as_drops(diags.items)
     blob = json.loads(blob_emit.blob(machine))
     ids = compare.emitted_ids(blob)
     kept = [r for r in qtree.records if r.index not in assembly.left_out]
@@ -36,7 +36,7 @@ def recheck(machine: tree.Machine, scene: Scene, assembly: Assembly) -> None:
     for diff in compare.compare_all(blob, _renamed(scene, assembly), info=qtree.info,
                                     walk_ports=[r.port for r in kept]):
         at = by_entry.get(diff.built) if diff.built is not None else None
-        scene.warnings.warn("E1715", f"the blob differs from what QEMU built: {diff.message}",
+        scene.warnings.warn("E1717", f"the blob differs from what QEMU built: {diff.message}",
                             at or spans.get(diff.device or ""),
                             notes=[f"difference: {diff.kind}"])
 
