@@ -102,9 +102,14 @@ def make_host_files(argv: Sequence[str], directory: Path) -> None:
     """Create the images and 9p directories of an adapted argv in `directory`: each
     `-blockdev` file in the format of the node above it (qcow2 or raw, 16 MiB), UEFI
     variables as a copy of Debian's OVMF_VARS_4M.fd."""
-    nodes = [json.loads(v) for o, v in zip(argv, argv[1:]) if o == "-blockdev"
+    nodes = [json.loads(v) for o, v in itertools.pairwise(argv) if o == "-blockdev"
              and v.startswith("{")]
-    formats = {str(n.get("file")): str(n["driver"]) for n in nodes if isinstance(n.get("file"), str)}
+    for node in list(nodes):  # a protocol node written inside its format node
+        if isinstance(node.get("file"), dict):
+            nodes.append({**node["file"], "node-name": f"{node['node-name']}-file"})
+            node["file"] = f"{node['node-name']}-file"
+    formats = {str(n.get("file")): str(n["driver"]) for n in nodes
+               if isinstance(n.get("file"), str)}
     for node in nodes:
         name = str(node.get("filename", ""))
         if node.get("driver") != "file" or not name.startswith("images/"):
@@ -119,7 +124,7 @@ def make_host_files(argv: Sequence[str], directory: Path) -> None:
         fmt = formats.get(str(node.get("node-name")), "raw")
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2" if fmt == "qcow2" else "raw",
                         str(target), "16M"], check=True, capture_output=True)
-    for option, value in zip(argv, argv[1:]):
+    for option, value in itertools.pairwise(argv):
         if option == "-fsdev":
             for part in value.split(","):
                 if part.startswith("path="):
@@ -226,19 +231,6 @@ def mschema(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def first_diagnostic(stderr: str) -> str:
-    """The first diagnostic of a `--format json` run, as `CODE: message` (no paths)."""
-    try:
-        found = json.loads(stderr)
-    except json.JSONDecodeError:
-        lines = [line for line in stderr.splitlines() if line.strip()]
-        return lines[0] if lines else "(no diagnostic)"
-    if not found:
-        return "(no diagnostic)"
-    first = found[0]
-    return f"{first['severity']}[{first['code']}]: {first['message']}"
-
-
 def _stable(text: str, directory: Path) -> str:
     """A reason that does not change from run to run: no scratch paths, one line."""
     text = text.replace(str(directory), "DIR")
@@ -283,35 +275,36 @@ _serial = itertools.count()
 
 
 def run_case(case: str, directory: Path) -> Outcome:
-    """Start, extract, compile, start again, compare; the outcome with its reason."""
+    """Start, extract, compile, start again, compare; the outcome with its reason.
+
+    `extract` exits 1 when it cannot describe something; then `--partial` writes what it
+    could, and the case goes on (the rebuilt machine shows what was lost). The case fails
+    when extract exited non-zero or the two views differ; the reason is then extract's first
+    diagnostic (what it could not describe explains the rest), else the first difference."""
     argv = case_argv(case)
     make_host_files(argv, directory)
     blob = directory / "blob.json"
-    details: list[str] = []
     try:
         with _started(argv, directory) as sock:
             original = view(sock)
             done = mschema("extract", "--qmp", sock, "-o", str(blob), "--format", "json",
                            cwd=directory)
-            if done.returncode == 1 and not blob.exists():
-                details.append(done.stderr)
-                partial = mschema("extract", "--qmp", sock, "--partial", "-o", str(blob),
-                                  "--format", "json", cwd=directory)
-                if partial.returncode not in (0, 1) or not blob.exists():
-                    return Outcome("fails", "extract: " + _stable(
-                        first_diagnostic(done.stderr), directory), tuple(details))
+            if done.returncode != 0 and not blob.exists():
+                mschema("extract", "--qmp", sock, "--partial", "-o", str(blob), "--format",
+                        "json", cwd=directory)
     except RuntimeError as e:
         return Outcome("fails", "QEMU refuses the original: " + _stable(_qemu_refusal(e),
                                                                        directory))
-    extract_diag = json.loads(done.stderr) if done.stderr.strip().startswith("[") else []
-    details += [f"{d['severity']}[{d['code']}]: {d['message']}" for d in extract_diag]
+    diagnostics = _diagnostics(done.stderr)
+    extract_reason = "extract: " + _stable(diagnostics[0] if diagnostics else
+                                           first_line(done.stderr), directory)
+    if not blob.exists():
+        return Outcome("fails", extract_reason, (done.stderr,))
     compiled = mschema("compile", str(blob), "--emit", "argv", "--format", "json", cwd=directory)
     if compiled.returncode != 0:
-        details.append(compiled.stderr)
-        reason = first_diagnostic(done.stderr) if extract_diag else first_diagnostic(
-            compiled.stderr)
-        return Outcome("fails", ("extract: " if extract_diag else "compile: ")
-                       + _stable(reason, directory), tuple(details))
+        reason = extract_reason if diagnostics else "compile: " + _stable(
+            (_diagnostics(compiled.stderr) or [first_line(compiled.stderr)])[0], directory)
+        return Outcome("fails", reason, (*diagnostics, compiled.stderr))
     rebuilt = json.loads(compiled.stdout)
     extra = [] if "-accel" in rebuilt else ["-accel", "tcg"]
     try:
@@ -319,15 +312,39 @@ def run_case(case: str, directory: Path) -> Outcome:
             again = view(sock)
     except RuntimeError as e:
         return Outcome("fails", "QEMU refuses the rebuilt argv: " + _stable(_qemu_refusal(e),
-                                                                           directory))
+                                                                           directory),
+                       tuple(diagnostics))
     found = view_differences(original, again)
-    if extract_diag:
-        # what extract could not describe comes first: it is why the rest differs
-        return Outcome("fails", "extract: " + _stable(first_diagnostic(done.stderr), directory),
-                       (*details, *found))
-    if found:
-        return Outcome("fails", _stable(found[0], directory), tuple(found))
-    return Outcome("rebuilds")
+    if found or done.returncode != 0:
+        reason = extract_reason if diagnostics else _stable(_first_difference(found),
+                                                            directory)
+        return Outcome("fails", reason, (*diagnostics, *found))
+    return Outcome("rebuilds", details=tuple(diagnostics))
+
+
+def _first_difference(found: Sequence[str]) -> str:
+    """The first device that differs, else every machine setting that does (by name)."""
+    devices = [f for f in found if f.startswith("device ")]
+    if devices:
+        return devices[0]
+    names = [f.removeprefix("machine ").split(" is ", 1)[0].removeprefix("/machine ")
+             for f in found]
+    return "machine settings differ: " + ", ".join(names)
+
+
+def _diagnostics(stderr: str) -> list[str]:
+    """`--format json` diagnostics as `severity[CODE]: message`, in mschema's order."""
+    try:
+        found = json.loads(stderr) if stderr.strip() else []
+    except json.JSONDecodeError:
+        return []
+    return [f"{d['severity']}[{d['code']}]: {d['message']}" for d in found
+            if isinstance(d, dict)]
+
+
+def first_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "(nothing on stderr)"
 
 
 def run_in_scratch(case: str) -> tuple[str, Outcome]:

@@ -256,7 +256,7 @@ def _blockdev(a: Adapter, option: str, value: str | None) -> None:
 
 def _netdev(a: Adapter, option: str, value: str | None) -> None:
     assert value is not None
-    o = obj(value) if value.startswith("{") else {
+    o: dict[str, object] = obj(value) if value.startswith("{") else {
         k: v for k, v in (p.split("=", 1) if "=" in p else ("type", p)
                           for p in value.split(","))}
     if o.get("type") != "user":
@@ -386,7 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         (OUT / f"{case}.args").write_text("".join(f"{w}\n" for w in adapted.argv))
         rows[case] = row(case, file, args.version, adapted.changes)
-    left_out = "".join(f"- libvirt {args.version} `{k}`: {v}\n" for k, v in sorted(LEFT_OUT.items()))
+    left_out = "".join(f"- libvirt {args.version} `{k}`: {v}\n"
+                       for k, v in sorted(LEFT_OUT.items()))
     sources.write_text(SOURCES_HEAD + "".join(f"{rows[k]}\n" for k in sorted(rows)) +
                        "\nLeft out (they need what no test machine has, or QEMU 7.2 refuses "
                        "them as written):\n\n" + left_out)
