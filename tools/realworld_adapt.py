@@ -399,8 +399,10 @@ SOURCES_HEAD = """\
 
 Each case is one QEMU command line from a public project's test data, adapted by
 `tools/realworld_adapt.py` to run under QEMU 7.2 with TCG and without host resources; the
-changes column lists every change it made. libvirt's test data is part of libvirt, licensed
-LGPL-2.1-or-later (libvirt's `COPYING.LESSER`); the adapted command lines keep that licence.
+changes column lists every change it made. The libvirt cases come from the libvirt 9.0.0
+release tarball (`libvirt-9.0.0.tar.xz`, as Debian 12's `libvirt` source package ships it),
+directory `tests/qemuxml2argvdata/`: libvirt's test data is part of libvirt, licensed
+LGPL-2.1-or-later (libvirt's `COPYING.LESSER`), and the adapted command lines keep that licence.
 
 | case | source | licence | changes |
 |---|---|---|---|
