@@ -275,13 +275,17 @@ _serial = itertools.count()
 
 
 def run_case(case: str, directory: Path) -> Outcome:
+    """`run_argv` of the case's argv."""
+    return run_argv(case_argv(case), directory)
+
+
+def run_argv(argv: Sequence[str], directory: Path) -> Outcome:
     """Start, extract, compile, start again, compare; the outcome with its reason.
 
     `extract` exits 1 when it cannot describe something; then `--partial` writes what it
     could, and the case goes on (the rebuilt machine shows what was lost). The case fails
     when extract exited non-zero or the two views differ; the reason is then extract's first
     diagnostic (what it could not describe explains the rest), else the first difference."""
-    argv = case_argv(case)
     make_host_files(argv, directory)
     blob = directory / "blob.json"
     try:

@@ -22,6 +22,7 @@ from realworld_support import (
     Outcome,
     cases,
     read_expected,
+    run_argv,
     run_in_scratch,
     view,
     view_differences,
@@ -136,3 +137,14 @@ def test_comparison_is_not_vacuous(tmp_path: Path) -> None:
     assert any("e1000e[addr=06.0]: `mac`" in f for f in found), found
     assert any(f.startswith("machine /machine boot") for f in found), found
     assert view_differences(a, a) == []
+
+
+@pytest.mark.parametrize("golden", ["q35-rng", "pseries-options"])
+def test_what_mschema_compiled_rebuilds(golden: str, tmp_path: Path) -> None:
+    """The other side: a machine mschema compiled itself (a golden argv) goes through the
+    same start, extract, compile, start and compare, and rebuilds."""
+    words = (ROOT / "tests" / "vm" / f"{golden}.argv").read_text(encoding="utf-8").split("\n")
+    argv = [require_binary(words[0].rsplit("/", 1)[-1]), *filter(None, words[1:]), "-accel",
+            "tcg"]
+    outcome = run_argv(argv, tmp_path)
+    assert outcome.line() == "rebuilds", outcome.details
