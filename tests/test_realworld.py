@@ -94,8 +94,9 @@ def failures_text(expected: dict[str, str]) -> str:
         if outcome.startswith("fails: "):
             by_reason.setdefault(outcome.removeprefix("fails: "), []).append(case)
     rebuilt = sum(1 for o in expected.values() if o == "rebuilds")
-    lines = [f"{rebuilt} of {len(expected)} real-world cases rebuild into the same machine; "
-             "the others fail, for these reasons (the first thing each lacks):", ""]
+    lines = [f"{rebuilt} of {len(expected)} real-world cases rebuild into the same machine "
+             "(`tests/realworld/EXPECTED`);", "the others fail, for these reasons (the first "
+             "thing each lacks; how many cases):", ""]
     for reason, names in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         lines.append(f"- {reason.replace('|', '/')} ({len(names)}): " +
                      ", ".join(f"`{n}`" for n in names))
