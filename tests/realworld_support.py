@@ -6,11 +6,14 @@ paused from the case's argv with a QMP socket; `mschema extract` reads the preci
 `mschema compile BLOB --emit argv` gives the argv of the same machine; QEMU `B` starts from it;
 then QEMU's two views are compared: every device (`info qtree`: type, place in the tree,
 address and every qdev property QEMU prints, but the names of backends), and every machine
-setting (each scalar QOM property of `/machine`, the cpus and their type, the memory, the
-uuid; `-name` is the host's label, not the guest's). A case
-`rebuilds` when nothing differs; otherwise it `fails` with one reason: the first error of the
-step that went wrong (extract's first diagnostic, compile's, QEMU's refusal), or the first
-difference. `tests/realworld/EXPECTED` holds each case's outcome (test_realworld.py).
+setting (each scalar QOM property of `/machine`, `-boot` and `-smp` among them; the cpus
+and their type; the memory; the uuid). `-global` shows in the props of the devices it
+reaches, `-rtc driftfix` in the RTC's. Not compared, as QEMU shows them nowhere or they are
+the host's: `-name`, `-rtc base`/`clock`, the CPU's feature flags, `-no-shutdown`,
+`-watchdog-action`, `-sandbox`, `-msg`, `-overcommit`. A case `rebuilds` when nothing
+differs; otherwise it `fails` with one reason: the first error of the step that went wrong
+(extract's first diagnostic, compile's, QEMU's refusal), or the first difference.
+`tests/realworld/EXPECTED` holds each case's outcome (test_realworld.py).
 """
 
 from __future__ import annotations
