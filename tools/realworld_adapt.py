@@ -65,11 +65,13 @@ def image(path: str) -> str:
 
 
 class Adapter:
+    """One command line through `HANDLERS`, option by option: `out` is the adapted argv,
+    `changes` says (once each) what was changed and why."""
+
     def __init__(self, words: Sequence[str]) -> None:
         self.words = list(words)
         self.out: list[str] = []
         self.changes: list[str] = []
-        self.dropped_chardevs: set[str] = set()
 
     def note(self, change: str) -> None:
         if change not in self.changes:
@@ -81,6 +83,9 @@ class Adapter:
         i = 0
         while i < len(rest):
             option = rest[i]
+            if not option.startswith("-"):
+                raise Refused(f"`{option}` where an option was expected (an option this tool "
+                              "does not know takes a value: add it to VALUED)")
             if option in VALUED:
                 value = rest[i + 1]
                 i += 2
@@ -92,17 +97,10 @@ class Adapter:
                 self.out += [option] if value is None else [option, value]
             else:
                 handler(self, option, value)
-        self.check_links()
         return Adapted(tuple(self.out), tuple(self.changes))
 
     def keep(self, option: str, value: str | None) -> None:
         self.out += [option] if value is None else [option, value]
-
-    def check_links(self) -> None:
-        for word in self.out:
-            for name in self.dropped_chardevs:
-                if f'"chardev":"{name}"' in word or f"chardev={name}," in word:
-                    raise Refused(f"a device still uses the dropped chardev {name}")
 
 
 VALUED = {"-name", "-object", "-machine", "-accel", "-cpu", "-m", "-overcommit", "-smp",
