@@ -111,10 +111,31 @@ VALUED = {"-name", "-object", "-machine", "-accel", "-cpu", "-m", "-overcommit",
           "-fw_cfg", "-loadvm", "-add-fd", "-tpmdev", "-iscsi", "-mem-path", "-action", "-set"}
 
 
-def obj(value: str) -> dict[str, object]:
-    parsed = json.loads(value)
-    assert isinstance(parsed, dict)
-    return parsed
+def obj(value: str, first: str = "driver") -> dict[str, object]:
+    """An option's value as JSON or in QEMU's `TYPE,key=value,…` form (`first` names the
+    leading word: `driver` of -device, `qom-type` of -object)."""
+    if value.startswith("{"):
+        parsed = json.loads(value)
+        assert isinstance(parsed, dict)
+        return parsed
+    if ",," in value:
+        raise Refused(f"an escaped comma in {value}")
+    out: dict[str, object] = {}
+    for i, part in enumerate(value.split(",")):
+        key, eq, val = part.partition("=")
+        if not eq and i == 0:
+            out[first] = key
+        else:
+            out[key] = val
+    return out
+
+
+def unparse(o: dict[str, object], like: str, first: str = "driver") -> str:
+    """`o` in the form `like` was written in."""
+    if like.startswith("{"):
+        return dumps(o)
+    rest = ",".join(f"{k}={v}" for k, v in o.items() if k != first)
+    return f"{o[first]},{rest}" if first in o else rest
 
 
 def dumps(value: dict[str, object]) -> str:
@@ -126,8 +147,8 @@ def _drop_S(a: Adapter, option: str, value: str | None) -> None:
 
 
 def _accel(a: Adapter, option: str, value: str | None) -> None:
-    if value is not None and value.split(",")[0] == "kvm":
-        a.note("`-accel kvm` → `-accel tcg`")
+    if value is not None and value.split(",")[0] in ("kvm", "hvf", "whpx", "nvmm", "xen"):
+        a.note(f"`-accel {value.split(',')[0]}` → `-accel tcg`")
         value = "tcg"
     a.keep(option, value)
 
@@ -157,7 +178,7 @@ def _cpu(a: Adapter, option: str, value: str | None) -> None:
 
 def _object(a: Adapter, option: str, value: str | None) -> None:
     assert value is not None
-    o = obj(value)
+    o = obj(value, "qom-type")
     kind = o.get("qom-type")
     if kind == "secret":
         a.note("`-object secret` dropped (a host key file)")
@@ -165,13 +186,13 @@ def _object(a: Adapter, option: str, value: str | None) -> None:
     if kind == "rng-random":
         a.note("`rng-random` keeps `/dev/urandom`")
         o["filename"] = "/dev/urandom"
-        value = dumps(o)
+        value = unparse(o, value, "qom-type")
     if kind == "memory-backend-ram" and "host-nodes" in o:
         a.note(f"`-object memory-backend-ram,id={o['id']}`: `host-nodes` and `policy` dropped "
                "(the host's NUMA nodes)")
         o.pop("host-nodes")
         o.pop("policy", None)
-        value = dumps(o)
+        value = unparse(o, value, "qom-type")
     if kind in ("rng-egd", "memory-backend-file", "memory-backend-memfd"):
         raise Refused(f"`-object {kind}` needs a host resource")
     a.keep(option, value)
@@ -204,11 +225,12 @@ def _drop_display(a: Adapter, option: str, value: str | None) -> None:
 
 def _audiodev(a: Adapter, option: str, value: str | None) -> None:
     assert value is not None
-    o = obj(value)
+    o = obj(value, "")
     if o.get("driver") != "none":
         a.note(f"`-audiodev` driver `{o.get('driver')}` → `none`")
         o = {"id": o["id"], "driver": "none"}
-    a.keep(option, dumps(o))
+        value = unparse(o, value, "")
+    a.keep(option, value)
 
 
 def _global(a: Adapter, option: str, value: str | None) -> None:
@@ -298,6 +320,24 @@ def _drop_tpmdev(a: Adapter, option: str, value: str | None) -> None:
     a.note(f"`-tpmdev {value}` dropped (a host TPM or swtpm socket)")
 
 
+def _numa(a: Adapter, option: str, value: str | None) -> None:
+    """QEMU 7.2 refuses `-numa node,mem=` on its 7.2 machines: a RAM backend per node, as
+    libvirt writes it for newer QEMUs."""
+    assert value is not None
+    parts = value.split(",")
+    mem = next((p for p in parts if p.startswith("mem=")), None)
+    if mem is None:
+        a.keep(option, value)
+        return
+    node = next(p for p in parts if p.startswith("nodeid=")).removeprefix("nodeid=")
+    size = int(mem.removeprefix("mem="))
+    a.note("`-numa node,…,mem=SIZE` (refused by QEMU 7.2) → `-object memory-backend-ram` and "
+           "`-numa node,…,memdev=`, as libvirt writes it for newer QEMUs")
+    a.keep("-object", dumps({"qom-type": "memory-backend-ram", "id": f"ram-node{node}",
+                             "size": size * 1024 * 1024}))
+    a.keep(option, ",".join(f"memdev=ram-node{node}" if p == mem else p for p in parts))
+
+
 def _refuse(a: Adapter, option: str, value: str | None) -> None:
     raise Refused(f"{option} {value or ''}".strip())
 
@@ -332,6 +372,7 @@ HANDLERS: dict[str, Callable[[Adapter, str, str | None], None]] = {
     "-incoming": _refuse,
     "-kernel": _refuse,
     "-tpmdev": _drop_tpmdev,
+    "-numa": _numa,
 }
 
 
@@ -345,6 +386,8 @@ LEFT_OUT = {
     "ppc64-default-cpu-kvm-pseries-2.7.ppc64-latest.args": "pseries-2.7 has HTM on, which "
     "needs KVM (its TCG twin is in the corpus)",
     "pseries-phb-numa-node.ppc64-latest.args": "2 threads per core need KVM on pseries",
+    "autoindex.args": "QEMU 7.2 refuses it as written: \"USB bus 'usb2.0' not found\" (the "
+    "companion controllers come before their EHCI)",
     "pseries-vio-user-assigned.ppc64-latest.args": "QEMU 7.2 refuses it as written: "
     "\"IRQ 4352 is not free\"",
 }
@@ -352,7 +395,7 @@ LEFT_OUT = {
 
 def case_name(file: str) -> str:
     stem = Path(file).name
-    for suffix in (".x86_64-latest.args", ".ppc64-latest.args"):
+    for suffix in (".x86_64-latest.args", ".ppc64-latest.args", ".args"):
         stem = stem.removesuffix(suffix)
     return f"libvirt-{stem}"
 
