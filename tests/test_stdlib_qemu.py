@@ -334,6 +334,22 @@ CASES = [
     case("isa-debugcon", X86, *NULL_CHARDEV, "-device", "isa-debugcon,id=dev0,chardev=chr0"),
     case("usb-serial", X86, *XHCI, *NULL_CHARDEV, "-device",
          "usb-serial,id=dev0,bus=usb0.0,chardev=chr0"),
+    case("sm501", PPC, "-device", "sm501,id=dev0"),
+    case("tpci200", X86, "-device", "tpci200,id=dev0"),
+    case("ipoctal232", X86, "-device", "tpci200,id=ip0", "-device", "ipoctal232,id=dev0"),
+    case("usb-braille", X86, *XHCI, *NULL_CHARDEV, "-device",
+         "usb-braille,id=dev0,bus=usb0.0,chardev=chr0"),
+    case("isa-vga", X86, "-device", "isa-vga,id=dev0"),
+    case("isa-cirrus-vga", X86, "-device", "isa-cirrus-vga,id=dev0"),
+    case("sga", X86, "-device", "sga,id=dev0"),
+    case("ramfb", X86, "-device", "ramfb,id=dev0"),
+    case("sb16", X86, "-device", "sb16,id=dev0"),
+    case("cs4231a", X86, "-device", "cs4231a,id=dev0"),
+    case("ib700", X86, "-device", "ib700,id=dev0"),
+    case("isa-debug-exit", X86, "-device", "isa-debug-exit,id=dev0"),
+    case("pc-testdev", X86, "-device", "pc-testdev,id=dev0"),
+    case("hyperv-testdev", X86, "-device", "hyperv-testdev,id=dev0"),
+    case("isa-applesmc", X86, "-device", "isa-applesmc,id=dev0"),
 ]
 
 # Created only by the machine itself (no -device); test_show_qemu compares their buses.
