@@ -355,7 +355,9 @@ def test_what_the_blob_cannot_say_is_a_warning(tmp_path: Path) -> None:
     argv = machine_argv(["-machine", "pc-q35-7.2", "-nodefaults", "-smp", "1,maxcpus=2",
                          "-serial", "null", "-chardev", f"file,id=log,path={tmp_path / 'log'}",
                          "-device", "isa-serial,chardev=log,id=com2",
-                         "-device", "tpci200"])  # a type no stdlib file describes
+                         # a type the stdlib leaves out (a host resource by name)
+                         "-object", "memory-backend-ram,id=shm0,size=1M",
+                         "-device", "ivshmem-plain,memdev=shm0"])
     with running(argv) as sock:
         out = mschema("extract", "--qmp", sock, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -364,13 +366,13 @@ def test_what_the_blob_cannot_say_is_a_warning(tmp_path: Path) -> None:
     assert [(c, m) for _p, _l, c, m in warnings] == [
         ("E1716", "QEMU has 2 possible cpus (`maxcpus`) for 1 present ones, which a blob "
                   "cannot describe"),
-        ("E1714", "`tpci200` is not a device type of the stdlib"),
+        ("E1714", "`ivshmem-plain` is not a device type of the stdlib"),
         ("E1716", "QEMU does not reveal the file of chardev `log`"),
         ("E1715", "QEMU created `isa-serial` on `isa.0` by itself, which `pc-q35-7.2` does not "
                   "predict")], out.stderr
     # a warning about a device points at its line in `info qtree`
     assert all(p.startswith("<info qtree of ") for p, _l, _c, _m in warnings)
-    assert "dev: tpci200" in out.stderr
+    assert "dev: ivshmem-plain" in out.stderr
     serials = [d for kind, _b, *d in guest_tree(blob["devices"]) if kind == "device"
                and d[1] == "isa-serial"]
     assert sorted((ident, origin) for ident, _t, origin, _a in serials) == [
