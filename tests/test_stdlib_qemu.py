@@ -350,6 +350,12 @@ CASES = [
     case("pc-testdev", X86, "-device", "pc-testdev,id=dev0"),
     case("hyperv-testdev", X86, "-device", "hyperv-testdev,id=dev0"),
     case("isa-applesmc", X86, "-device", "isa-applesmc,id=dev0"),
+    case("at24c-eeprom", PPC, "-device", "sm501,id=sm0", "-device",
+         "at24c-eeprom,id=dev0,bus=sm501.i2c,address=0x51,rom-size=256"),
+    case("ds1338", PPC, "-device", "sm501,id=sm0", "-device",
+         "ds1338,id=dev0,bus=sm501.i2c,address=0x68"),
+    case("m41t80", PPC, "-device", "sm501,id=sm0", "-device",
+         "m41t80,id=dev0,bus=sm501.i2c,address=0x69"),
 ]
 
 # Created only by the machine itself (no -device); test_show_qemu compares their buses.
