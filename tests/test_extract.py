@@ -175,7 +175,7 @@ def _round_trip(first: Json, directory: Path) -> Json:
     return second
 
 
-@pytest.mark.parametrize("case", ["q35-full", "pseries-full"])
+@pytest.mark.parametrize("case", ["q35-full", "pseries-full", "q35-display-audio"])
 def test_compiled_extracted_blob_starts_the_same_machine(case: str, tmp_path: Path) -> None:
     golden = json.loads((VM / f"{case}.json").read_text(encoding="utf-8"))
     argv = read_argv_golden(VM / f"{case}.argv")
