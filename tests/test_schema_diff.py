@@ -67,7 +67,8 @@ def test_q35_7_0_to_7_2_says_what_qemu_changes() -> None:
     compat = [line.split(": ", 1)[1] for line in lines[2:]]
     assert "compat virtio-rng-pci vectors: 0 → (QEMU's default)" in compat
     assert "compat virtio-net-device queue_reset: false → (QEMU's default: true)" in compat
-    assert len(lines) == 2 + 8, lines
+    assert "compat virtio-rng-pci-non-transitional vectors: 0 → (QEMU's default)" in compat
+    assert len(lines) == 2 + 11, lines
     assert all(line.startswith("schemas/pc-q35/pc-q35-7.1.machine:") for line in lines[2:])
 
 
