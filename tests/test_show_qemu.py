@@ -363,8 +363,11 @@ def test_compat_props_match_qemu(family: str) -> None:
                 if device.type == key[0]:
                     raw = device.prop(key[1])
                     assert raw is not None, f"{version}: info qtree shows no {key}"
-                    assert key not in values, f"{version}: two {key[0]} devices"
-                    values[key] = qtree_value(raw)
+                    # a virtio-*-device sits in several hosts (virtio-rng-pci and its
+                    # -transitional variants each hold a virtio-rng-device): all agree
+                    value = qtree_value(raw)
+                    assert values.get(key, value) == value, f"{version}: {key[0]} devices differ"
+                    values[key] = value
         assert sorted(values) == keys, f"{version}: QEMU built no device for some of {keys}"
         seen[version] = values
     newest = seen[versions[0]]
