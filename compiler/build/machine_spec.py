@@ -13,7 +13,7 @@ import attrs
 
 from compiler.base.diagnostics import Collector
 from compiler.base.source import Span
-from compiler.base.units import parse_size
+from compiler.base.units import parse_size, qemu_ram_size
 from compiler.build import expand, plan, tree
 from compiler.lang import expr, model
 from compiler.spec.loose import LooseSpec
@@ -97,7 +97,8 @@ def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
             diags.error("E1003", f"`memory` must be a size, not `{mv.value}`", mv.span,
                         help='write bytes, or a number with K, M, G or T: `memory = "4G"`')
         else:
-            memory["size"] = size
+            # what QEMU makes of it (8 KiB multiples), written out in the blob
+            memory["size"] = qemu_ram_size(size)
     return cpus, memory
 
 

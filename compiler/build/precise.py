@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from compiler.base import notations
+from compiler.base import notations, units
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
@@ -151,6 +151,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     options = expand.option_values(schema, given, diags)
     cpus = r.scalar_map(top.get("cpus", {}), ("cpus",))
     memory = r.scalar_map(top.get("memory", {}), ("memory",))
+    _check_memory(r, memory)
     backends = _backends(r, top["backends"])
     r.known_types = set(library.devices)
     devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
@@ -168,6 +169,19 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
     diags.check()
     return Loaded(machine, schema, options, Plan(tuple(devices), backends))
+
+
+def _check_memory(r: _Reader, memory: dict[str, tree.PropValue]) -> None:
+    """A size QEMU can give a guest: a positive number of bytes that `-m` does not round."""
+    size = memory.get("size")
+    if size is None:
+        return
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        r.fail(("memory", "size"), "`memory.size` must be a positive number of bytes")
+    elif size != units.qemu_ram_size(size):
+        r.fail(("memory", "size"), f"`memory.size` {size} is not a multiple of "
+               f"{units.RAM_ALIGN} bytes: QEMU would give the guest "
+               f"{units.qemu_ram_size(size)}")
 
 
 def _option_text(v: tree.PropValue) -> str:

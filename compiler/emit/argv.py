@@ -11,7 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from compiler.base import notations
+from compiler.base import notations, units
 from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
@@ -104,9 +104,7 @@ def argv(m: tree.Machine) -> list[str]:
     args += ["-smp", ",".join(smp)]
     memory = dict(m.memory)
     if "size" in memory:
-        size = int(memory["size"])
-        # -m takes MiB without a suffix; a byte count needs its `b` suffix
-        args += ["-m", f"{size >> 20}M" if size % (1 << 20) == 0 else f"{size}b"]
+        args += ["-m", units.ram_size_arg(int(memory["size"]))]
     for ident, body in sorted(m.backends):
         args += _backend_args(ident, dict(body))
     for bus, device, _depth in tree.walk(m.root):

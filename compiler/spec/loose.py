@@ -44,7 +44,6 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "device": (("type", 'add `type = "virtio-rng-pci"`, the QEMU type of the device'),),
 }
 DISK_FORMATS = ("qcow2", "raw")
-MIB = 1 << 20
 Json = Any  # TOML/JSON values: the loader checks shapes itself
 
 
@@ -486,10 +485,6 @@ def _size(what: str, v: Value, diags: Collector) -> None:
     if sign or size == 0:
         diags.error("E1006", f"`{what}` must be more than 0 bytes, not `{x}`", v.span,
                     help=size_help)
-    elif size % MIB:
-        diags.error("E1006", f"`{what}` must be a whole number of MiB, not {size} bytes",
-                    v.span, help=f"QEMU's `-m` counts in MiB: write "
-                    f"`{what} = \"{size // MIB + 1}M\"`")
 
 
 def _mac(what: str, v: Value, diags: Collector) -> None:

@@ -100,6 +100,8 @@ def main() -> None:
             "multifunction")),
         "prop-not-scalar": (q, lambda x: find(x["devices"], "net0")["props"].update(
             mac=[1, 2])),
+        # QEMU rounds `-m` up to 8 KiB: a blob must say what the guest gets
+        "memory-not-8k": (q, lambda x: x["memory"].update(size=1000)),
         "blockdev-without-file": (q, lambda x: x["backends"]["disk0"].pop("file")),
         "file-chardev-without-path": (p, lambda x: x["backends"]["serial0"].update(
             backend="file")),
