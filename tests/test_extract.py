@@ -350,8 +350,8 @@ def test_hotplugged_devices(args: list[str], plugged: list[tuple[str, Mapping[st
 
 def test_what_the_blob_cannot_say_is_a_warning(tmp_path: Path) -> None:
     """`-serial` (a device the machine creates, not the schema), a file chardev (QEMU hides
-    its path), an unknown device type (left out), `maxcpus`: each a warning at its place;
-    the blob is written all the same."""
+    its path), an unknown device type (left out): each a warning at its place; the blob is
+    written all the same, with `maxcpus` (no warning: the blob says it)."""
     argv = machine_argv(["-machine", "pc-q35-7.2", "-nodefaults", "-smp", "1,maxcpus=2",
                          "-serial", "null", "-chardev", f"file,id=log,path={tmp_path / 'log'}",
                          "-device", "isa-serial,chardev=log,id=com2",
@@ -361,9 +361,8 @@ def test_what_the_blob_cannot_say_is_a_warning(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     blob = json.loads(out.stdout)
     warnings = re.findall(r"^(.+?):(\d+):\d+: warning\[(E\d{4})\]: (.*)$", out.stderr, re.M)
+    assert blob["cpus"] == {"count": 1, "maxcpus": 2, "sockets": 1, "cores": 2, "threads": 1}
     assert [(c, m) for _p, _l, c, m in warnings] == [
-        ("E1716", "QEMU has 2 possible cpus (`maxcpus`) for 1 present ones, which a blob "
-                  "cannot describe"),
         ("E1714", "`virtio-mouse-pci` is not a device type of the stdlib"),
         ("E1716", "QEMU does not reveal the file of chardev `log`"),
         ("E1715", "QEMU created `isa-serial` on `isa.0` by itself, which `pc-q35-7.2` does not "

@@ -261,9 +261,15 @@ def test_qom_and_machine_comparisons_are_not_vacuous() -> None:
     assert compare.qom_differences(blob, [2 if a == 1 else a for a in answers])
     cpus = [{"props": {"socket-id": 0, "core-id": 0, "thread-id": 0}}]
     memory = {"base-memory": blob["memory"]["size"]}
-    assert not compare.machine_differences(blob, [cpus, memory])
-    assert compare.machine_differences(blob, [cpus * 2, memory])
-    assert compare.machine_differences(blob, [cpus, {"base-memory": 1}])
+    smp = {"cpus": 1, "maxcpus": 1, "sockets": 1, "cores": 1, "threads": 1}
+    assert not compare.machine_differences(blob, [cpus, memory, smp])
+    assert compare.machine_differences(blob, [cpus * 2, memory, smp])
+    assert compare.machine_differences(blob, [cpus, {"base-memory": 1}, smp])
+    assert compare.machine_differences(blob, [cpus, memory, {**smp, "maxcpus": 2}])
+    assert compare.machine_differences(blob, [cpus, memory, {**smp, "cores": 2}])
+    hotpluggable = {**blob, "cpus": {**blob["cpus"], "maxcpus": 2, "cores": 2}}
+    assert not compare.machine_differences(hotpluggable, [cpus, memory,
+                                                          {**smp, "maxcpus": 2, "cores": 2}])
 
 
 def test_runnable_argv() -> None:

@@ -24,7 +24,7 @@ Pairs = tuple[tuple[str, tree.PropValue], ...]
 @attrs.frozen
 class MachineSpec:
     options: Mapping[str, expr.Scalar]  # every option of the schema, typed
-    cpus: Pairs  # count, sockets, cores, threads, and `model` if given
+    cpus: Pairs  # count, sockets, cores, threads; `maxcpus` and `model` if given
     memory: Pairs  # size
     env: expr.Env  # what the schema's conditions read: options, spec facts, item counts
     spares: int  # hot-plug ports to keep free
@@ -39,6 +39,7 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
                                    {k: v.key_span for k, v in spec.options.items()})
     cpus, memory = _cpus_memory(spec, schema.default_memory, diags)
     facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
+    facts["cpus.maxcpus"] = int(cpus.get("maxcpus", facts["cpus.count"]))
     for key in ("sockets", "cores", "threads"):
         facts[f"cpus.{key}"] = int(cpus.get(key, 1))
     counts: dict[str, int] = {}
@@ -88,7 +89,9 @@ def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
             diags.error("E1003", f"`cpus.{k}` must be a positive integer", v.span)
     where = cv.span if cv is not None else next(
         (v.span for v in spec.cpus.values()), spec.span)
-    _topology(cpus, cv is not None or "count" in spec.cpus, where, diags)
+    maxcpus = spec.cpus.get("maxcpus")
+    _topology(cpus, cv is not None or "count" in spec.cpus, where,
+              maxcpus.span if maxcpus is not None else where, diags)
     memory: dict[str, tree.PropValue] = {"size": schema_memory}
     mv = spec.top.get("memory")
     if mv is not None:
@@ -103,24 +106,46 @@ def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
 
 
 def _topology(cpus: dict[str, tree.PropValue], count_given: bool, span: Span,
-              diags: Collector) -> None:
-    """Fill sockets/cores/threads as QEMU 7.2's -smp does for 7.x machines, which prefer
-    cores (hw/core/machine-smp.c): missing sockets and threads are 1, cores take the rest,
-    and a missing count is the product."""
-    def number(key: str, default: int) -> int:
+              maxcpus_span: Span, diags: Collector) -> None:
+    """Fill the topology as QEMU 7.2's -smp does for 7.x machines, which prefer cores
+    (hw/core/machine-smp.c, smp_parse): `maxcpus` is the count when missing; with cores
+    missing, sockets and threads default to 1 and cores take the rest of maxcpus; with
+    sockets missing, threads default to 1 and sockets take the rest; missing threads take
+    what is left. The product must be maxcpus, and the count at most maxcpus. `maxcpus`
+    stays in `cpus` only when it is not the count (then all possible cpus are present)."""
+    def given(key: str) -> int:
         v = cpus.get(key)
-        return v if isinstance(v, int) and not isinstance(v, bool) else default
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
-    sockets, threads = number("sockets", 1), number("threads", 1)
-    count = number("count", 1)
-    if "cores" in cpus:
-        cores = number("cores", 1)
-        if not count_given:
-            count = sockets * cores * threads
+    count = given("count") if count_given else 0
+    maxcpus, sockets, cores, threads = (given(k) for k in ("maxcpus", "sockets", "cores",
+                                                           "threads"))
+    if count == 0 and maxcpus == 0:
+        sockets, cores, threads = sockets or 1, cores or 1, threads or 1
     else:
-        cores = max(1, count // (sockets * threads))
+        maxcpus = maxcpus or count
+        if cores == 0:
+            sockets, threads = sockets or 1, threads or 1
+            cores = maxcpus // (sockets * threads)
+        elif sockets == 0:
+            threads = threads or 1
+            sockets = maxcpus // (cores * threads)
+        if threads == 0:
+            threads = maxcpus // (sockets * cores)
+    product = sockets * cores * threads
+    maxcpus = maxcpus or product
+    count = count or maxcpus
     cpus.update(count=count, sockets=sockets, cores=cores, threads=threads)
-    if sockets * cores * threads != count:
+    cpus.pop("maxcpus", None)
+    if maxcpus != count:
+        cpus["maxcpus"] = maxcpus
+    shown = f"{maxcpus} possible cpus (`maxcpus`)" if "maxcpus" in cpus else f"{count} cpus"
+    if product != maxcpus:
         diags.error("E1010", f"invalid CPU topology: {sockets} socket(s) × {cores} core(s) × "
-                    f"{threads} thread(s) is not {count} cpus", span,
-                    help="give a count that is their product, or leave one of them out")
+                    f"{threads} thread(s) is not {shown}", maxcpus_span,
+                    help=f"give a {'`maxcpus`' if 'maxcpus' in cpus else 'count'} that is "
+                    "their product, or leave one of them out")
+    elif count > maxcpus:
+        diags.error("E1010", f"invalid CPU topology: {count} cpus are more than {maxcpus} "
+                    "possible cpus (`maxcpus`)", maxcpus_span,
+                    help="give a `maxcpus` of at least the count, or leave it out")

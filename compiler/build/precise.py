@@ -152,6 +152,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     cpus = r.scalar_map(top.get("cpus", {}), ("cpus",))
     memory = r.scalar_map(top.get("memory", {}), ("memory",))
     _check_memory(r, memory)
+    _check_cpus(r, cpus)
     backends = _backends(r, top["backends"])
     r.known_types = set(library.devices)
     devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
@@ -182,6 +183,28 @@ def _check_memory(r: _Reader, memory: dict[str, tree.PropValue]) -> None:
         r.fail(("memory", "size"), f"`memory.size` {size} is not a multiple of "
                f"{units.RAM_ALIGN} bytes: QEMU would give the guest "
                f"{units.qemu_ram_size(size)}")
+
+
+def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:
+    """A topology QEMU 7.2 takes as written: sockets × cores × threads is `maxcpus` (the
+    count when absent), which is more than the count when given."""
+    numbers = {k: v for k, v in cpus.items() if isinstance(v, int) and not isinstance(v, bool)}
+    for key in ("count", "maxcpus", "sockets", "cores", "threads"):
+        if key in cpus and (key not in numbers or numbers[key] < 1):
+            r.fail(("cpus", key), f"`cpus.{key}` must be a positive integer")
+            return
+    if "model" in cpus and not isinstance(cpus["model"], str):
+        r.fail(("cpus", "model"), "`cpus.model` must be a string")
+    count = numbers.get("count", 1)
+    if "maxcpus" in numbers and numbers["maxcpus"] <= count:
+        r.fail(("cpus", "maxcpus"), f"`cpus.maxcpus` must be more than the count ({count}): "
+               "leave it out when every cpu is present")
+        return
+    possible = numbers.get("maxcpus", count)
+    product = numbers.get("sockets", 1) * numbers.get("cores", 1) * numbers.get("threads", 1)
+    if product != possible:
+        r.fail(("cpus",), f"invalid CPU topology: sockets × cores × threads is {product}, "
+               f"not {possible}")
 
 
 def _option_text(v: tree.PropValue) -> str:

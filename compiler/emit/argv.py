@@ -98,7 +98,7 @@ def argv(m: tree.Machine) -> list[str]:
     if "model" in cpus:
         args += ["-cpu", str(cpus["model"])]
     smp = [str(cpus.get("count", 1))]
-    for key in ("sockets", "cores", "threads"):
+    for key in ("maxcpus", "sockets", "cores", "threads"):
         if key in cpus:
             smp.append(f"{key}={cpus[key]}")
     args += ["-smp", ",".join(smp)]

@@ -384,14 +384,17 @@ def qom_differences(blob: Mapping[str, Json], answers: Sequence[object],
 MACHINE_REQUESTS: tuple[tuple[str, Mapping[str, object]], ...] = (
     ("query-cpus-fast", {}),
     ("query-memory-size-summary", {}),
+    # the topology QEMU parsed from -smp, with `maxcpus` (possible cpus, present or not)
+    ("qom-get", {"path": "/machine", "property": "smp"}),
 )
 
 
 def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> list[Difference]:
     """The blob's `cpus` and `memory` against the answers to `MACHINE_REQUESTS`: the CPU
-    count, the topology where QEMU reports it (x86: socket/core/thread ids; pseries only
-    core ids), and the base memory."""
-    cpus, summary = answers
+    count, the topology as QEMU parsed it (`/machine` `smp`, with `maxcpus`: the count when
+    the blob has none) and, when every possible cpu is present, as the cpus QEMU built
+    report it (x86: socket/core/thread ids; pseries only core ids), and the base memory."""
+    cpus, summary, smp = answers
     want = blob["cpus"]
     found = []
 
@@ -400,6 +403,13 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
 
     if "count" in want and len(cpus) != want["count"]:
         differ("`cpus.count`", want["count"], len(cpus))
+    possible = want.get("maxcpus", want.get("count"))
+    for key, mine in (("maxcpus", possible), *((k, want.get(k)) for k in
+                                               ("sockets", "cores", "threads"))):
+        if mine is not None and smp.get(key) != mine:
+            differ(f"`cpus.{key}`", mine, smp.get(key))
+    if possible != len(cpus):  # the ids below count present cpus only
+        cpus = []
     props = [c["props"] for c in cpus]
     for key, field in (("sockets", "socket-id"), ("threads", "thread-id")):
         if key in want and props and all(field in p for p in props):

@@ -37,7 +37,7 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "rng": ("backend", "model", "id", "addr"),
     "device": ("type", "id", "bus", "addr", "props"),
     "graphics": ("type", "id", "addr"),
-    "cpus": ("count", "sockets", "cores", "threads", "model"),
+    "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model"),
 }
 REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "disk": (("file", 'add `file = "/var/lib/vm/disk.qcow2"`, the image on the host'),),
@@ -90,6 +90,8 @@ class LooseSpec:
                 return self.cpus[key].span
             if key == "count" and "cpus" in self.top:
                 return self.top["cpus"].span
+            if key == "maxcpus":  # QEMU's default: the count
+                return self.fact_span("cpus.count")
             return self.cpus_span
         v = self.top.get(fact)
         return v.span if v is not None else None
@@ -572,7 +574,8 @@ TOP_CHECKS: dict[str, Check] = {
     "hotplug-slots": _integer(0),
 }
 ITEM_CHECKS: dict[tuple[str, str], Check] = {
-    **{("cpus", k): _integer(1) for k in ("count", "sockets", "cores", "threads")},
+    **{("cpus", k): _integer(1) for k in ("count", "maxcpus", "sockets", "cores",
+                                                     "threads")},
     **{(t, "bootindex"): _integer(0) for t in ("disk", "cdrom", "nic")},
     ("disk", "readonly"): _bool,
     **{(t, "format"): _one_of(f"{t} format", DISK_FORMATS) for t in ("disk", "cdrom", "usb")},

@@ -100,6 +100,9 @@ def main() -> None:
             "multifunction")),
         "prop-not-scalar": (q, lambda x: find(x["devices"], "net0")["props"].update(
             mac=[1, 2])),
+        # sockets × cores × threads must be maxcpus (here 1, not 2), and maxcpus > count
+        "cpus-topology": (q, lambda x: x["cpus"].update(maxcpus=2)),
+        "cpus-maxcpus-not-more": (q, lambda x: x["cpus"].update(maxcpus=1)),
         # QEMU rounds `-m` up to 8 KiB: a blob must say what the guest gets
         "memory-not-8k": (q, lambda x: x["memory"].update(size=1000)),
         "blockdev-without-file": (q, lambda x: x["backends"]["disk0"].pop("file")),
