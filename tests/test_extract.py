@@ -133,6 +133,7 @@ def test_extract_gives_back_the_compiled_blob(case: str, tmp_path: Path) -> None
     if "model" not in got["cpus"] and cpus.get("model") == default_cpu:
         del cpus["model"]
     assert got["cpus"] == cpus and got["memory"] == golden["memory"]
+    assert got.get("boot") == golden.get("boot")  # -boot: only what was given, both ways
     # options: QEMU resolves q35's vmport=auto to on; the rest it holds as given
     options = {k: v for k, v in golden["machine"]["options"].items() if k != "vmport"}
     assert options.items() <= got["machine"]["options"].items()

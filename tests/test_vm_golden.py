@@ -262,14 +262,19 @@ def test_qom_and_machine_comparisons_are_not_vacuous() -> None:
     cpus = [{"props": {"socket-id": 0, "core-id": 0, "thread-id": 0}}]
     memory = {"base-memory": blob["memory"]["size"]}
     smp = {"cpus": 1, "maxcpus": 1, "sockets": 1, "cores": 1, "threads": 1}
-    assert not compare.machine_differences(blob, [cpus, memory, smp])
-    assert compare.machine_differences(blob, [cpus * 2, memory, smp])
-    assert compare.machine_differences(blob, [cpus, {"base-memory": 1}, smp])
-    assert compare.machine_differences(blob, [cpus, memory, {**smp, "maxcpus": 2}])
-    assert compare.machine_differences(blob, [cpus, memory, {**smp, "cores": 2}])
+    boot = {"order": "cad"}
+    assert not compare.machine_differences(blob, [cpus, memory, smp, boot])
+    assert compare.machine_differences(blob, [cpus * 2, memory, smp, boot])
+    assert compare.machine_differences(blob, [cpus, {"base-memory": 1}, smp, boot])
+    assert compare.machine_differences(blob, [cpus, memory, {**smp, "maxcpus": 2}, boot])
+    assert compare.machine_differences(blob, [cpus, memory, {**smp, "cores": 2}, boot])
+    menu = {**blob, "boot": {"menu": True}}
+    assert not compare.machine_differences(menu, [cpus, memory, smp, {**boot, "menu": True}])
+    assert compare.machine_differences(menu, [cpus, memory, smp, boot])
     hotpluggable = {**blob, "cpus": {**blob["cpus"], "maxcpus": 2, "cores": 2}}
     assert not compare.machine_differences(hotpluggable, [cpus, memory,
-                                                          {**smp, "maxcpus": 2, "cores": 2}])
+                                                          {**smp, "maxcpus": 2, "cores": 2},
+                                                          boot])
 
 
 def test_runnable_argv() -> None:

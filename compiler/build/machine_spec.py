@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 import attrs
 
-from compiler.base.diagnostics import Collector
+from compiler.base.diagnostics import Collector, quote_list
+from compiler.base.settings import boot_problem
 from compiler.base.source import Span
 from compiler.base.units import parse_size, qemu_ram_size
 from compiler.build import expand, plan, tree
@@ -31,6 +32,7 @@ class MachineSpec:
     spares_span: Span  # where the spec says so (else the whole spec)
     spares_required: bool  # the spec asks for them: too few is an error
     name: str
+    boot: Pairs = ()  # QEMU's -boot, as the spec gives it
 
 
 def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> MachineSpec:
@@ -52,7 +54,7 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
         expr.Env(options, facts, counts),
         schema.placement.spare_ports if spares_value is None else int(spares_value.value),
         spares_value.span if spares_value else spec.span, spares_value is not None,
-        str(name_value.value) if name_value else "")
+        str(name_value.value) if name_value else "", _boot(spec, schema, diags))
 
 
 def check_rules(schema: model.MachineSchema, spec: LooseSpec, env: expr.Env,
@@ -63,6 +65,20 @@ def check_rules(schema: model.MachineSchema, spec: LooseSpec, env: expr.Env,
         if not expr.holds(c.condition, env):
             diags.error("E1301", c.message, plan.check_span(c.condition, spec),
                         notes=[f"rule `{c.name}` of `{schema.name}` ({c.span})"])
+
+
+def _boot(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> Pairs:
+    """`[boot]` as given (the spec checked each value); the drive letters of `order`
+    against the machine's (`quirk boot-devices`; QEMU refuses others at start)."""
+    devices = next((str(q.value) for q in schema.quirks if q.name == "boot-devices"), None)
+    order = spec.boot.get("order")
+    if order is not None and devices is not None:
+        problem = boot_problem("order", order.value, devices)
+        if problem is not None:
+            diags.error("E1006", f"`boot.order` {problem}", order.span,
+                        notes=[f"`{schema.name}` boots from {quote_list(list(devices))} "
+                               "(its `quirk boot-devices`)"])
+    return tuple(sorted((k, v.value) for k, v in spec.boot.items()))
 
 
 def _option_text(value: object) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from compiler.base import notations, units
+from compiler.base import notations, settings, units
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
@@ -113,7 +113,7 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
 def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> Loaded:
     diags = Collector()
     r = _Reader(source, diags)
-    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "devices",
+    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "devices",
                            "backends"), ("format", "machine", "devices", "backends"))
     if top is None:
         diags.check()
@@ -153,6 +153,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     memory = r.scalar_map(top.get("memory", {}), ("memory",))
     _check_memory(r, memory)
     _check_cpus(r, cpus)
+    boot = r.scalar_map(top.get("boot", {}), ("boot",))
     backends = _backends(r, top["backends"])
     r.known_types = set(library.devices)
     devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
@@ -164,7 +165,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
                              "system")
     machine = tree.Machine(info, given_tree, tuple(sorted(cpus.items())),
                            tuple(sorted(memory.items())), backends,
-                           name if isinstance(name, str) else "")
+                           name if isinstance(name, str) else "", _boot(r, schema, boot))
     rebuilt = _rebuild(schema, library, options, devices, backends, source, diags)
     diags.check()
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
@@ -183,6 +184,21 @@ def _check_memory(r: _Reader, memory: dict[str, tree.PropValue]) -> None:
         r.fail(("memory", "size"), f"`memory.size` {size} is not a multiple of "
                f"{units.RAM_ALIGN} bytes: QEMU would give the guest "
                f"{units.qemu_ram_size(size)}")
+
+
+def _boot(r: _Reader, schema: model.MachineSchema, boot: dict[str, tree.PropValue]
+          ) -> tuple[tuple[str, tree.PropValue], ...]:
+    """QEMU's -boot as the blob sets it: known keys (E1603), values QEMU takes (E1602)."""
+    devices = next((str(q.value) for q in schema.quirks if q.name == "boot-devices"), None)
+    for key, value in boot.items():
+        if key not in settings.BOOT_KEYS:
+            r.diags.error("E1603", f"unknown key `{key}` in `boot`", r.span(("boot", key)),
+                          notes=[f"`boot` takes {quote_list(list(settings.BOOT_KEYS))}"])
+            continue
+        problem = settings.boot_problem(key, value, devices)
+        if problem is not None:
+            r.fail(("boot", key), f"`boot.{key}` {problem}")
+    return tuple(sorted(boot.items()))
 
 
 def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:

@@ -11,7 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from compiler.base import notations, units
+from compiler.base import notations, settings, units
 from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
@@ -105,6 +105,8 @@ def argv(m: tree.Machine) -> list[str]:
     memory = dict(m.memory)
     if "size" in memory:
         args += ["-m", units.ram_size_arg(int(memory["size"]))]
+    if m.boot:
+        args += ["-boot", settings.boot_arg(dict(m.boot))]
     for ident, body in sorted(m.backends):
         args += _backend_args(ident, dict(body))
     for bus, device, _depth in tree.walk(m.root):

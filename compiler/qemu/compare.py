@@ -386,6 +386,8 @@ MACHINE_REQUESTS: tuple[tuple[str, Mapping[str, object]], ...] = (
     ("query-memory-size-summary", {}),
     # the topology QEMU parsed from -smp, with `maxcpus` (possible cpus, present or not)
     ("qom-get", {"path": "/machine", "property": "smp"}),
+    # -boot as QEMU holds it (BootConfiguration): `order` always, the rest when given
+    ("qom-get", {"path": "/machine", "property": "boot"}),
 )
 
 
@@ -394,7 +396,7 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
     count, the topology as QEMU parsed it (`/machine` `smp`, with `maxcpus`: the count when
     the blob has none) and, when every possible cpu is present, as the cpus QEMU built
     report it (x86: socket/core/thread ids; pseries only core ids), and the base memory."""
-    cpus, summary, smp = answers
+    cpus, summary, smp, boot = answers
     want = blob["cpus"]
     found = []
 
@@ -423,6 +425,9 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
     size = blob["memory"].get("size")
     if size is not None and summary["base-memory"] != size:
         differ("`memory.size`", size, summary["base-memory"])
+    for key, mine in sorted(blob.get("boot", {}).items()):
+        if boot.get(key) != mine:
+            differ(f"`boot.{key}`", mine, boot.get(key))
     return found
 
 

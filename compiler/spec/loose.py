@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from compiler.base import settings
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from compiler.base.source import SourceFile, Span, whole_file
 from compiler.lang import model
@@ -26,7 +27,7 @@ from compiler.spec import jsonpos, tomlpos
 from compiler.spec.jsonpos import PathKey
 
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
-SINGLE_TABLES = ("options", "graphics", "cpus")
+SINGLE_TABLES = ("options", "graphics", "cpus", "boot")
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr"),
@@ -38,6 +39,7 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "device": ("type", "id", "bus", "addr", "props"),
     "graphics": ("type", "id", "addr"),
     "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model"),
+    "boot": settings.BOOT_KEYS,
 }
 REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "disk": (("file", 'add `file = "/var/lib/vm/disk.qcow2"`, the image on the host'),),
@@ -81,6 +83,7 @@ class LooseSpec:
     items: tuple[Item, ...]
     span: Span = attrs.field(eq=False, repr=False)
     cpus_span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    boot: Mapping[str, Value] = attrs.field(factory=dict)  # `[boot]`: QEMU's -boot
 
     def fact_span(self, fact: str) -> Span | None:
         """Where the spec sets a spec fact (`cpus.count`, `memory`, …), if it does."""
@@ -319,6 +322,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     options: dict[str, Value] = {}
     cpus: dict[str, Value] = {}
     cpus_span: Span | None = None
+    boot: dict[str, Value] = {}
     items: list[Item] = []
     for key, v in data.items():
         kspan, vspan = spans((key,))
@@ -338,6 +342,12 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
         elif key == "cpus" and isinstance(v, dict):
             cpus = _fields("cpus", value(("cpus",), v), diags)
             cpus_span = vspan
+        elif key == "boot":
+            if not isinstance(v, dict):
+                diags.error("E1003", f"`boot` must be a table, not {describe(v)}", vspan,
+                            help="write it as `[boot]`, e.g. with `menu = true`")
+                continue
+            boot = _fields("boot", value(("boot",), v), diags)
         elif key in TOP_KEYS:
             top[key] = value((key,), v)
             _check(key, top[key], TOP_CHECKS[key], diags)
@@ -372,7 +382,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                     help='add `machine = "pc-q35"` (or another machine: `mschema show`)')
     diags.check()
     items.sort(key=lambda it: (it.span.start, it.kind, it.index))
-    return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span)
+    return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span, boot)
 
 
 def suggest(name: str, known: list[str]) -> str | None:
@@ -400,7 +410,7 @@ def _fields(table: str, x: Value, diags: Collector) -> dict[str, Value]:
             _unknown(k, v.key_span, list(allowed), f"`{table}`", diags)
             continue
         result[k] = v
-        _check(f"{table}.{k}" if table == "cpus" else k, v,
+        _check(f"{table}.{k}" if table in ("cpus", "boot") else k, v,
                ITEM_CHECKS.get((table, k), _string), diags)
     return result
 
@@ -548,6 +558,17 @@ def _scalar(what: str, v: Value, diags: Collector) -> None:
                     f"{describe(v.value)}", v.span)
 
 
+def _boot(what: str, v: Value, diags: Collector) -> None:
+    problem = settings.boot_problem(what.partition(".")[2], v.value)
+    if problem is not None:
+        kind = "E1003" if problem.startswith("must be") and "between" not in problem \
+            else "E1006"
+        shown = f", not {describe(v.value)}" if kind == "E1003" else ""
+        diags.error(kind, f"`{what}` {problem}{shown}", v.span,
+                    help='drive letters in order, as QEMU\'s -boot takes them: `order = "dc"`'
+                    if what == "boot.order" else None)
+
+
 def _check_option(name: str, v: Value, diags: Collector) -> None:
     _scalar(f"option `{name}`", v, diags)
 
@@ -585,4 +606,5 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
     ("nic", "mac"): _mac,
     ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),
     ("device", "props"): _props,
+    **{("boot", k): _boot for k in settings.BOOT_KEYS},
 }

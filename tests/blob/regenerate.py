@@ -103,6 +103,9 @@ def main() -> None:
         # sockets × cores × threads must be maxcpus (here 1, not 2), and maxcpus > count
         "cpus-topology": (q, lambda x: x["cpus"].update(maxcpus=2)),
         "cpus-maxcpus-not-more": (q, lambda x: x["cpus"].update(maxcpus=1)),
+        # -boot: QEMU's keys only; drive letters the machine boots from
+        "boot-unknown-key": (q, lambda x: x.update(boot={"once": "d"})),
+        "boot-order-not-bootable": (q, lambda x: x.update(boot={"order": "ce"})),
         # QEMU rounds `-m` up to 8 KiB: a blob must say what the guest gets
         "memory-not-8k": (q, lambda x: x["memory"].update(size=1000)),
         "blockdev-without-file": (q, lambda x: x["backends"]["disk0"].pop("file")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from compiler.base import settings
 from compiler.base.diagnostics import CompileError, error, quote_list
 from compiler.base.source import SourceFile
 from compiler.build import tree
@@ -74,6 +75,19 @@ def cpus(snap: Snapshot, warnings: Warnings) -> Pairs:
     cpu, default = snap.cpu_type, snap.default_cpu_type
     if cpu and default and cpu != default:
         found["model"] = re.sub(r"-[^-]+-cpu$", "", cpu)
+    return tuple(sorted(found.items()))
+
+
+def boot(snap: Snapshot, schema: model.MachineSchema) -> Pairs:
+    """-boot as QEMU holds it: what was given (QOM shows only those), and `order` unless it
+    is the machine's own (`quirk boot-order`)."""
+    default_order = next((q.value for q in schema.quirks if q.name == "boot-order"), None)
+    found: dict[str, tree.PropValue] = {}
+    for key in settings.BOOT_KEYS:
+        value = snap.boot.get(key)
+        if isinstance(value, (bool, int, str)) and not (key == "order" and
+                                                        value == default_order):
+            found[key] = value
     return tuple(sorted(found.items()))
 
 
