@@ -255,10 +255,15 @@ def test_qom_and_machine_comparisons_are_not_vacuous() -> None:
         if d["origin"] != "machine":
             answers += [v for _, v in sorted(d["props"].items())]
             answers += [v for _, v in sorted(d.get("backend", {}).items())]
-    assert len(answers) == len(compare.qom_requests(blob))
-    assert not compare.qom_differences(blob, answers)
-    assert compare.qom_differences(blob, [*answers[:-1], "other"])
-    assert compare.qom_differences(blob, [2 if a == 1 else a for a in answers])
+    options = dict(sorted(blob["machine"]["options"].items()))
+    assert len(answers) + len(options) == len(compare.qom_requests(blob))
+    assert not compare.qom_differences(blob, [*answers, *options.values()])
+    assert compare.qom_differences(blob, [*answers[:-1], "other", *options.values()])
+    assert compare.qom_differences(blob, [2 if a == 1 else a for a in
+                                          [*answers, *options.values()]])
+    # a machine option QOM holds otherwise; `auto` is QEMU's to resolve (vmport reads `on`)
+    assert compare.qom_differences(blob, [*answers, *{**options, "usb": True}.values()])
+    assert not compare.qom_differences(blob, [*answers, *{**options, "vmport": "on"}.values()])
     cpus = [{"props": {"socket-id": 0, "core-id": 0, "thread-id": 0}}]
     memory = {"base-memory": blob["memory"]["size"]}
     smp = {"cpus": 1, "maxcpus": 1, "sockets": 1, "cores": 1, "threads": 1}

@@ -339,7 +339,8 @@ def prop_differences(blob: Mapping[str, Json], root: process.QtreeBus) -> list[D
 
 def qom_requests(blob: Mapping[str, Json]) -> list[tuple[str, Mapping[str, object]]]:
     """QMP `qom-get`s reading back every prop and backend link of every emitted device
-    (`/machine/peripheral/ID`), in the order `qom_differences` expects the answers."""
+    (`/machine/peripheral/ID`), then every machine option (`/machine`, QOM props of the
+    machine), in the order `qom_differences` expects the answers."""
     requests: list[tuple[str, Mapping[str, object]]] = []
     for _, _, device in blob_walk(blob["devices"]):
         if device["origin"] == "machine":
@@ -347,6 +348,8 @@ def qom_requests(blob: Mapping[str, Json]) -> list[tuple[str, Mapping[str, objec
         path = f"/machine/peripheral/{device['id']}"
         for name in [*sorted(device.get("props", {})), *sorted(device.get("backend", {}))]:
             requests.append(("qom-get", {"path": path, "property": name}))
+    for name in sorted(blob["machine"]["options"]):
+        requests.append(("qom-get", {"path": "/machine", "property": name}))
     return requests
 
 
@@ -378,6 +381,12 @@ def qom_differences(blob: Mapping[str, Json], answers: Sequence[object],
             if not handed:
                 found.append(Difference("props", f"{name_of}: backend link `{name}` is "
                                         f"{shown!r} in QOM, {target!r} in the blob", ident))
+    for name, value in sorted(blob["machine"]["options"].items()):
+        shown = pending.pop(0)
+        # `auto` is QEMU's to resolve from the rest of the machine (q35's vmport reads `on`)
+        if value != "auto" and not same_value(value, shown):
+            found.append(Difference("machine", f"machine option `{name}` is {shown!r} in QOM, "
+                                    f"{value!r} in the blob"))
     return found
 
 
