@@ -1,11 +1,13 @@
 """Machine-wide settings of QEMU's command line that are neither `-machine` options nor
-devices: `-boot` (QEMU 7.2's BootConfiguration, QOM `/machine` `boot`). The keys, their
-types and QEMU's ranges, for the loose spec, the blob and the argv alike; which drive
-letters a machine boots from is its schema's (`quirk boot-devices`).
+devices: `-boot` (QEMU 7.2's BootConfiguration, QOM `/machine` `boot`) and `-rtc`. The
+keys, their types and QEMU's ranges, for the loose spec, the blob and the argv alike; which
+drive letters a machine boots from is its schema's (`quirk boot-devices`).
 """
 
 from __future__ import annotations
 
+import datetime
+import re
 from collections.abc import Mapping
 
 # in QEMU's order (qapi/machine.json, BootConfiguration)
@@ -48,3 +50,42 @@ def boot_arg(boot: Mapping[str, object]) -> str:
             text = ("on" if value else "off") if isinstance(value, bool) else str(value)
             parts.append(f"{key}={text}")
     return ",".join(parts)
+
+
+# -rtc (softmmu/vl.c configure_rtc): where the guest's clock starts, which host clock drives
+# it, and whether lost ticks of the x86 RTC are made up (`slew`: mc146818rtc's
+# lost_tick_policy)
+RTC_KEYS = ("base", "clock", "driftfix")
+_RTC_CHOICES = {"clock": ("host", "rt", "vm"), "driftfix": ("none", "slew")}
+_RTC_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2})?")
+
+
+def rtc_date(base: str) -> datetime.datetime | None:
+    """A `base` that is a date (QEMU's `2006-06-17T16:01:21` or `2006-06-17`), or None."""
+    if not _RTC_DATE.fullmatch(base):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(base)
+    except ValueError:
+        return None
+
+
+def rtc_problem(key: str, value: object) -> str | None:
+    """What is wrong with `rtc.KEY = value` in words (after the key's name), or None."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if key in _RTC_CHOICES:
+        choices = _RTC_CHOICES[key]
+        return None if value in choices else \
+            "must be " + ", ".join(f"`{c}`" for c in choices[:-1]) + f" or `{choices[-1]}`"
+    if key == "base" and value not in ("utc", "localtime") and rtc_date(value) is None:
+        # QEMU would take `2006-13-01` and move it to 2007: the guest's date must be the one
+        # written
+        return ("must be `utc`, `localtime` or a date that exists, as "
+                "`2006-06-17T16:01:21` or `2006-06-17`")
+    return None
+
+
+def rtc_arg(rtc: Mapping[str, object]) -> str:
+    """`-rtc`'s value, the keys in a fixed order."""
+    return ",".join(f"{key}={rtc[key]}" for key in RTC_KEYS if key in rtc)

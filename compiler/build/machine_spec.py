@@ -33,6 +33,7 @@ class MachineSpec:
     spares_required: bool  # the spec asks for them: too few is an error
     name: str
     boot: Pairs = ()  # QEMU's -boot, as the spec gives it
+    rtc: Pairs = ()  # QEMU's -rtc, as the spec gives it
 
 
 def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> MachineSpec:
@@ -54,7 +55,8 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
         expr.Env(options, facts, counts),
         schema.placement.spare_ports if spares_value is None else int(spares_value.value),
         spares_value.span if spares_value else spec.span, spares_value is not None,
-        str(name_value.value) if name_value else "", _boot(spec, schema, diags))
+        str(name_value.value) if name_value else "", _boot(spec, schema, diags),
+        tuple(sorted((k, v.value) for k, v in spec.rtc.items())))
 
 
 def check_rules(schema: model.MachineSchema, spec: LooseSpec, env: expr.Env,

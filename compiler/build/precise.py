@@ -113,8 +113,8 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
 def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> Loaded:
     diags = Collector()
     r = _Reader(source, diags)
-    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "devices",
-                           "backends"), ("format", "machine", "devices", "backends"))
+    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "rtc",
+                           "devices", "backends"), ("format", "machine", "devices", "backends"))
     if top is None:
         diags.check()
         raise AssertionError("unreachable")
@@ -154,6 +154,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     _check_memory(r, memory)
     _check_cpus(r, cpus)
     boot = r.scalar_map(top.get("boot", {}), ("boot",))
+    rtc = r.scalar_map(top.get("rtc", {}), ("rtc",))
     backends = _backends(r, top["backends"])
     r.known_types = set(library.devices)
     devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
@@ -165,7 +166,8 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
                              "system")
     machine = tree.Machine(info, given_tree, tuple(sorted(cpus.items())),
                            tuple(sorted(memory.items())), backends,
-                           name if isinstance(name, str) else "", _boot(r, schema, boot))
+                           name if isinstance(name, str) else "", _boot(r, schema, boot),
+                           _rtc(r, rtc))
     rebuilt = _rebuild(schema, library, options, devices, backends, source, diags)
     diags.check()
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
@@ -199,6 +201,19 @@ def _boot(r: _Reader, schema: model.MachineSchema, boot: dict[str, tree.PropValu
         if problem is not None:
             r.fail(("boot", key), f"`boot.{key}` {problem}")
     return tuple(sorted(boot.items()))
+
+
+def _rtc(r: _Reader, rtc: dict[str, tree.PropValue]) -> tuple[tuple[str, tree.PropValue], ...]:
+    """QEMU's -rtc as the blob sets it: known keys (E1603), values QEMU takes (E1602)."""
+    for key, value in rtc.items():
+        if key not in settings.RTC_KEYS:
+            r.diags.error("E1603", f"unknown key `{key}` in `rtc`", r.span(("rtc", key)),
+                          notes=[f"`rtc` takes {quote_list(list(settings.RTC_KEYS))}"])
+            continue
+        problem = settings.rtc_problem(key, value)
+        if problem is not None:
+            r.fail(("rtc", key), f"`rtc.{key}` {problem}")
+    return tuple(sorted(rtc.items()))
 
 
 def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:

@@ -107,6 +107,8 @@ def argv(m: tree.Machine) -> list[str]:
         args += ["-m", units.ram_size_arg(int(memory["size"]))]
     if m.boot:
         args += ["-boot", settings.boot_arg(dict(m.boot))]
+    if m.rtc:
+        args += ["-rtc", settings.rtc_arg(dict(m.rtc))]
     for ident, body in sorted(m.backends):
         args += _backend_args(ident, dict(body))
     for bus, device, _depth in tree.walk(m.root):

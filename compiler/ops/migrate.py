@@ -70,6 +70,7 @@ def differences(src: tree.Machine, dst: tree.Machine,
     for label, a, b in (("option", dict(src.info.options), dict(dst.info.options)),
                         ("cpus", _cpus(src), _cpus(dst)),
                         ("boot", dict(src.boot), dict(dst.boot)),
+                        ("rtc", dict(src.rtc), dict(dst.rtc)),
                         ("memory", dict(src.memory), dict(dst.memory))):
         for key in sorted(set(a) | set(b)):
             # `auto` is QEMU's to resolve from the rest of the machine (compared anyway):

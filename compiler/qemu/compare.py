@@ -25,6 +25,7 @@ what qtree does not print (`bootindex`) and the backend links (`drive`, `netdev`
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +33,7 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from compiler.base import notations
+from compiler.base import notations, settings
 from compiler.qemu import process
 
 Json = Any  # the blob's and QMP's decoded JSON
@@ -397,6 +398,8 @@ MACHINE_REQUESTS: tuple[tuple[str, Mapping[str, object]], ...] = (
     ("qom-get", {"path": "/machine", "property": "smp"}),
     # -boot as QEMU holds it (BootConfiguration): `order` always, the rest when given
     ("qom-get", {"path": "/machine", "property": "boot"}),
+    # the guest's RTC date now (struct tm), where -rtc base starts it
+    ("qom-get", {"path": "/machine", "property": "rtc-time"}),
 )
 
 
@@ -405,7 +408,7 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
     count, the topology as QEMU parsed it (`/machine` `smp`, with `maxcpus`: the count when
     the blob has none) and, when every possible cpu is present, as the cpus QEMU built
     report it (x86: socket/core/thread ids; pseries only core ids), and the base memory."""
-    cpus, summary, smp, boot = answers
+    cpus, summary, smp, boot, rtc_time = answers
     want = blob["cpus"]
     found = []
 
@@ -437,7 +440,37 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
     for key, mine in sorted(blob.get("boot", {}).items()):
         if boot.get(key) != mine:
             differ(f"`boot.{key}`", mine, boot.get(key))
+    base = blob.get("rtc", {}).get("base")
+    if isinstance(base, str):
+        shown = _rtc_time(rtc_time)
+        want = _rtc_start(base)
+        # QEMU was started a moment ago (paused; a host clock still runs)
+        if shown is None or abs((shown - want).total_seconds()) > RTC_SLACK_SECONDS:
+            differ("the RTC date (`rtc.base`)", f"{want:%Y-%m-%dT%H:%M:%S} ({base})",
+                   f"{shown:%Y-%m-%dT%H:%M:%S}" if shown else repr(rtc_time))
     return found
+
+
+RTC_SLACK_SECONDS = 600
+
+
+def _rtc_start(base: str) -> datetime.datetime:
+    """Where `-rtc base=` starts the guest's clock, as a naive date-time."""
+    if base == "localtime":
+        return datetime.datetime.now().replace(microsecond=0)
+    date = settings.rtc_date(base)
+    if date is not None:
+        return date
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _rtc_time(tm: Json) -> datetime.datetime | None:
+    """QOM's `rtc-time` (a struct tm) as a date-time."""
+    try:
+        return datetime.datetime(tm["tm_year"] + 1900, tm["tm_mon"] + 1, tm["tm_mday"],
+                                 tm["tm_hour"], tm["tm_min"], tm["tm_sec"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def bus_owners(blob: Mapping[str, Json]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from compiler.spec import jsonpos, tomlpos
 from compiler.spec.jsonpos import PathKey
 
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
-SINGLE_TABLES = ("options", "graphics", "cpus", "boot")
+SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc")
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr"),
@@ -40,6 +40,7 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "graphics": ("type", "id", "addr"),
     "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model"),
     "boot": settings.BOOT_KEYS,
+    "rtc": settings.RTC_KEYS,
 }
 REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "disk": (("file", 'add `file = "/var/lib/vm/disk.qcow2"`, the image on the host'),),
@@ -84,6 +85,7 @@ class LooseSpec:
     span: Span = attrs.field(eq=False, repr=False)
     cpus_span: Span | None = attrs.field(default=None, eq=False, repr=False)
     boot: Mapping[str, Value] = attrs.field(factory=dict)  # `[boot]`: QEMU's -boot
+    rtc: Mapping[str, Value] = attrs.field(factory=dict)  # `[rtc]`: QEMU's -rtc
 
     def fact_span(self, fact: str) -> Span | None:
         """Where the spec sets a spec fact (`cpus.count`, `memory`, …), if it does."""
@@ -323,6 +325,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     cpus: dict[str, Value] = {}
     cpus_span: Span | None = None
     boot: dict[str, Value] = {}
+    rtc: dict[str, Value] = {}
     items: list[Item] = []
     for key, v in data.items():
         kspan, vspan = spans((key,))
@@ -342,12 +345,17 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
         elif key == "cpus" and isinstance(v, dict):
             cpus = _fields("cpus", value(("cpus",), v), diags)
             cpus_span = vspan
-        elif key == "boot":
+        elif key in ("boot", "rtc"):
             if not isinstance(v, dict):
-                diags.error("E1003", f"`boot` must be a table, not {describe(v)}", vspan,
-                            help="write it as `[boot]`, e.g. with `menu = true`")
+                diags.error("E1003", f"`{key}` must be a table, not {describe(v)}", vspan,
+                            help=f"write it as `[{key}]`, e.g. with "
+                            + ("`menu = true`" if key == "boot" else '`base = "localtime"`'))
                 continue
-            boot = _fields("boot", value(("boot",), v), diags)
+            fields = _fields(key, value((key,), v), diags)
+            if key == "boot":
+                boot = fields
+            else:
+                rtc = fields
         elif key in TOP_KEYS:
             top[key] = value((key,), v)
             _check(key, top[key], TOP_CHECKS[key], diags)
@@ -382,7 +390,8 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                     help='add `machine = "pc-q35"` (or another machine: `mschema show`)')
     diags.check()
     items.sort(key=lambda it: (it.span.start, it.kind, it.index))
-    return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span, boot)
+    return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span, boot,
+                     rtc)
 
 
 def suggest(name: str, known: list[str]) -> str | None:
@@ -410,7 +419,7 @@ def _fields(table: str, x: Value, diags: Collector) -> dict[str, Value]:
             _unknown(k, v.key_span, list(allowed), f"`{table}`", diags)
             continue
         result[k] = v
-        _check(f"{table}.{k}" if table in ("cpus", "boot") else k, v,
+        _check(f"{table}.{k}" if table in ("cpus", "boot", "rtc") else k, v,
                ITEM_CHECKS.get((table, k), _string), diags)
     return result
 
@@ -569,6 +578,14 @@ def _boot(what: str, v: Value, diags: Collector) -> None:
                     if what == "boot.order" else None)
 
 
+def _rtc(what: str, v: Value, diags: Collector) -> None:
+    problem = settings.rtc_problem(what.partition(".")[2], v.value)
+    if problem == "must be a string":
+        diags.error("E1003", f"`{what}` must be a string, not {describe(v.value)}", v.span)
+    elif problem is not None:
+        diags.error("E1008", f"`{what}` {problem}, not `{v.value}`", v.span)
+
+
 def _check_option(name: str, v: Value, diags: Collector) -> None:
     _scalar(f"option `{name}`", v, diags)
 
@@ -607,4 +624,5 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
     ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),
     ("device", "props"): _props,
     **{("boot", k): _boot for k in settings.BOOT_KEYS},
+    **{("rtc", k): _rtc for k in settings.RTC_KEYS},
 }
