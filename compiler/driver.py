@@ -115,7 +115,8 @@ def compile_spec(path: Path) -> tree.Machine:
     diags.check()
     machine = tree.Machine(expand.machine_info(schema, whole.options),
                            expand.apply_compat(schema, root), whole.cpus, whole.memory,
-                           tuple(sorted(planned.backends)), whole.name)
+                           tuple(sorted(planned.backends)), whole.name, whole.boot,
+                           whole.rtc)
     validate.validate(machine, library, spec.span, diags)
     diags.check()
     return machine

@@ -234,3 +234,20 @@ def test_migrate_check_reads_props_as_qemu_does(tmp_path: Path) -> None:
     (tmp_path / "lbs.json").write_text(json.dumps(plain, indent=2) + "\n")
     same = mschema("migrate-check", "plain.json", "lbs.json", cwd=tmp_path)
     assert same.returncode == 0, same.stdout
+
+
+def test_migrate_check_classes_machine_settings(tmp_path: Path) -> None:
+    """Possible cpus, memory and -boot are guest-visible: `maxcpus` left out is the count."""
+    specs = {"src": 'cpus = { count = 2, maxcpus = 4 }\nmemory = "100000K"\n',
+             "same": 'cpus = { count = 2, maxcpus = 4, sockets = 1 }\nmemory = "102400000"\n',
+             "fewer": 'cpus = 2\nmemory = "100000K"\nboot = { menu = true }\n'}
+    for name, body in specs.items():
+        (tmp_path / f"{name}.toml").write_text(f'machine = "pc-q35"\n{body}')
+        ok(mschema("compile", f"{name}.toml", "--emit", "json", "-o", f"{name}.json",
+                   cwd=tmp_path))
+    assert mschema("migrate-check", "src.json", "same.json", cwd=tmp_path).returncode == 0
+    fewer = mschema("migrate-check", "src.json", "fewer.json", cwd=tmp_path)
+    assert fewer.returncode == 1
+    assert "guest-visible: cpus `maxcpus`: 4 → 2" in fewer.stdout
+    assert "guest-visible: cpus `cores`: 4 → 2" in fewer.stdout
+    assert "guest-visible: boot `menu`: None → True" in fewer.stdout

@@ -31,7 +31,7 @@ from compiler import driver
 from compiler.base import notations
 from compiler.build import tree
 from compiler.lang import resolve
-from compiler.qemu import verify
+from compiler.qemu import compare, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 VM = ROOT / "tests" / "vm"
@@ -341,3 +341,33 @@ def test_every_code_is_documented() -> None:
     text = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
     for code in [*verify.CODES.values(), "E1701", "E1702", "E1703"]:
         assert f"`{code}`" in text, code
+
+
+# --------------------------------------------------------------------------
+# Machine settings: values reach QEMU typed, commas doubled, and are read back from QOM
+
+
+def test_firmware_path_with_a_comma_reaches_qemu(tmp_path: Path) -> None:
+    """`-machine …,firmware=` (QEMU's -bios) with a comma in the path: the argv doubles it,
+    QEMU loads the file and QOM holds the path as written."""
+    require_binary("qemu-system-x86_64")
+    image = tmp_path / "fw,uefi.fd"
+    image.write_bytes(Path("/usr/share/qemu/OVMF.fd").read_bytes())
+    (tmp_path / "vm.toml").write_text(f'machine = "pc-q35"\n[options]\nfirmware = "{image}"\n')
+    argv = json.loads(mschema("compile", "vm.toml", "--emit", "argv", cwd=tmp_path).stdout)
+    assert argv[2] == f"pc-q35-7.2,firmware={str(image).replace(',', ',,')}"
+    result = mschema("verify", "vm.toml", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    # a blob whose firmware QEMU holds otherwise is refused by the comparison
+    (tmp_path / "vm.toml").write_text('machine = "pc-q35"\n')
+    ok = mschema("compile", "vm.toml", "--emit", "json", "-o", "vm.json", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    blob = json.loads((tmp_path / "vm.json").read_text())
+    answers: list[object] = []
+    for _, _, d in compare.blob_walk(blob["devices"]):
+        if d["origin"] != "machine":
+            answers += [v for _, v in sorted(d["props"].items())]
+    options = [v for _, v in sorted(blob["machine"]["options"].items())]
+    assert not compare.qom_differences(blob, [*answers, *options])
+    moved = [f"/elsewhere/{v}" if v == "bios-256k.bin" else v for v in options]
+    assert compare.qom_differences(blob, [*answers, *moved])

@@ -18,6 +18,7 @@ golden holds the right output, corrected from the compiler's by a function named
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import os
@@ -265,15 +266,38 @@ def test_qom_and_machine_comparisons_are_not_vacuous() -> None:
         if d["origin"] != "machine":
             answers += [v for _, v in sorted(d["props"].items())]
             answers += [v for _, v in sorted(d.get("backend", {}).items())]
-    assert len(answers) == len(compare.qom_requests(blob))
-    assert not compare.qom_differences(blob, answers)
-    assert compare.qom_differences(blob, [*answers[:-1], "other"])
-    assert compare.qom_differences(blob, [2 if a == 1 else a for a in answers])
+    options = dict(sorted(blob["machine"]["options"].items()))
+    assert len(answers) + len(options) == len(compare.qom_requests(blob))
+    assert not compare.qom_differences(blob, [*answers, *options.values()])
+    assert compare.qom_differences(blob, [*answers[:-1], "other", *options.values()])
+    assert compare.qom_differences(blob, [2 if a == 1 else a for a in
+                                          [*answers, *options.values()]])
+    # a machine option QOM holds otherwise; `auto` is QEMU's to resolve (vmport reads `on`)
+    assert compare.qom_differences(blob, [*answers, *{**options, "usb": True}.values()])
+    assert not compare.qom_differences(blob, [*answers, *{**options, "vmport": "on"}.values()])
     cpus = [{"props": {"socket-id": 0, "core-id": 0, "thread-id": 0}}]
     memory = {"base-memory": blob["memory"]["size"]}
-    assert not compare.machine_differences(blob, [cpus, memory])
-    assert compare.machine_differences(blob, [cpus * 2, memory])
-    assert compare.machine_differences(blob, [cpus, {"base-memory": 1}])
+    smp = {"cpus": 1, "maxcpus": 1, "sockets": 1, "cores": 1, "threads": 1}
+    boot = {"order": "cad"}
+    now = datetime.datetime.now(datetime.UTC)
+    rtc = {"tm_year": now.year - 1900, "tm_mon": now.month - 1, "tm_mday": now.day,
+           "tm_hour": now.hour, "tm_min": now.minute, "tm_sec": now.second}
+    assert not compare.machine_differences(blob, [cpus, memory, smp, boot, rtc])
+    assert compare.machine_differences(blob, [cpus * 2, memory, smp, boot, rtc])
+    assert compare.machine_differences(blob, [cpus, {"base-memory": 1}, smp, boot, rtc])
+    assert compare.machine_differences(blob, [cpus, memory, {**smp, "maxcpus": 2}, boot, rtc])
+    assert compare.machine_differences(blob, [cpus, memory, {**smp, "cores": 2}, boot, rtc])
+    menu = {**blob, "boot": {"menu": True}}
+    assert not compare.machine_differences(menu, [cpus, memory, smp, {**boot, "menu": True}, rtc])
+    assert compare.machine_differences(menu, [cpus, memory, smp, boot, rtc])
+    dated = {**blob, "rtc": {"base": "2006-06-17T16:01:21"}}
+    assert compare.machine_differences(dated, [cpus, memory, smp, boot, rtc])
+    then = {"tm_year": 106, "tm_mon": 5, "tm_mday": 17, "tm_hour": 16, "tm_min": 1, "tm_sec": 30}
+    assert not compare.machine_differences(dated, [cpus, memory, smp, boot, then])
+    hotpluggable = {**blob, "cpus": {**blob["cpus"], "maxcpus": 2, "cores": 2}}
+    assert not compare.machine_differences(hotpluggable, [cpus, memory,
+                                                          {**smp, "maxcpus": 2, "cores": 2},
+                                                          boot, rtc])
 
 
 def test_runnable_argv() -> None:

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 
 import attrs
 
-from compiler.base.diagnostics import Collector
+from compiler.base.diagnostics import Collector, quote_list
+from compiler.base.settings import boot_problem
 from compiler.base.source import Span
-from compiler.base.units import parse_size
+from compiler.base.units import parse_size, qemu_ram_size
 from compiler.build import expand, plan, tree
 from compiler.lang import expr, model
 from compiler.spec.loose import LooseSpec
@@ -24,13 +25,15 @@ Pairs = tuple[tuple[str, tree.PropValue], ...]
 @attrs.frozen
 class MachineSpec:
     options: Mapping[str, expr.Scalar]  # every option of the schema, typed
-    cpus: Pairs  # count, sockets, cores, threads, and `model` if given
+    cpus: Pairs  # count, sockets, cores, threads; `maxcpus` and `model` if given
     memory: Pairs  # size
     env: expr.Env  # what the schema's conditions read: options, spec facts, item counts
     spares: int  # hot-plug ports to keep free
     spares_span: Span  # where the spec says so (else the whole spec)
     spares_required: bool  # the spec asks for them: too few is an error
     name: str
+    boot: Pairs = ()  # QEMU's -boot, as the spec gives it
+    rtc: Pairs = ()  # QEMU's -rtc, as the spec gives it
 
 
 def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> MachineSpec:
@@ -39,6 +42,7 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
                                    {k: v.key_span for k, v in spec.options.items()})
     cpus, memory = _cpus_memory(spec, schema.default_memory, diags)
     facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
+    facts["cpus.maxcpus"] = int(cpus.get("maxcpus", facts["cpus.count"]))
     for key in ("sockets", "cores", "threads"):
         facts[f"cpus.{key}"] = int(cpus.get(key, 1))
     counts: dict[str, int] = {}
@@ -51,7 +55,8 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
         expr.Env(options, facts, counts),
         schema.placement.spare_ports if spares_value is None else int(spares_value.value),
         spares_value.span if spares_value else spec.span, spares_value is not None,
-        str(name_value.value) if name_value else "")
+        str(name_value.value) if name_value else "", _boot(spec, schema, diags),
+        tuple(sorted((k, v.value) for k, v in spec.rtc.items())))
 
 
 def check_rules(schema: model.MachineSchema, spec: LooseSpec, env: expr.Env,
@@ -62,6 +67,20 @@ def check_rules(schema: model.MachineSchema, spec: LooseSpec, env: expr.Env,
         if not expr.holds(c.condition, env):
             diags.error("E1301", c.message, plan.check_span(c.condition, spec),
                         notes=[f"rule `{c.name}` of `{schema.name}` ({c.span})"])
+
+
+def _boot(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> Pairs:
+    """`[boot]` as given (the spec checked each value); the drive letters of `order`
+    against the machine's (`quirk boot-devices`; QEMU refuses others at start)."""
+    devices = next((str(q.value) for q in schema.quirks if q.name == "boot-devices"), None)
+    order = spec.boot.get("order")
+    if order is not None and devices is not None:
+        problem = boot_problem("order", order.value, devices)
+        if problem is not None:
+            diags.error("E1006", f"`boot.order` {problem}", order.span,
+                        notes=[f"`{schema.name}` boots from {quote_list(list(devices))} "
+                               "(its `quirk boot-devices`)"])
+    return tuple(sorted((k, v.value) for k, v in spec.boot.items()))
 
 
 def _option_text(value: object) -> str:
@@ -88,7 +107,9 @@ def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
             diags.error("E1003", f"`cpus.{k}` must be a positive integer", v.span)
     where = cv.span if cv is not None else next(
         (v.span for v in spec.cpus.values()), spec.span)
-    _topology(cpus, cv is not None or "count" in spec.cpus, where, diags)
+    maxcpus = spec.cpus.get("maxcpus")
+    _topology(cpus, cv is not None or "count" in spec.cpus, where,
+              maxcpus.span if maxcpus is not None else where, diags)
     memory: dict[str, tree.PropValue] = {"size": schema_memory}
     mv = spec.top.get("memory")
     if mv is not None:
@@ -97,29 +118,52 @@ def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
             diags.error("E1003", f"`memory` must be a size, not `{mv.value}`", mv.span,
                         help='write bytes, or a number with K, M, G or T: `memory = "4G"`')
         else:
-            memory["size"] = size
+            # what QEMU makes of it (8 KiB multiples), written out in the blob
+            memory["size"] = qemu_ram_size(size)
     return cpus, memory
 
 
 def _topology(cpus: dict[str, tree.PropValue], count_given: bool, span: Span,
-              diags: Collector) -> None:
-    """Fill sockets/cores/threads as QEMU 7.2's -smp does for 7.x machines, which prefer
-    cores (hw/core/machine-smp.c): missing sockets and threads are 1, cores take the rest,
-    and a missing count is the product."""
-    def number(key: str, default: int) -> int:
+              maxcpus_span: Span, diags: Collector) -> None:
+    """Fill the topology as QEMU 7.2's -smp does for 7.x machines, which prefer cores
+    (hw/core/machine-smp.c, smp_parse): `maxcpus` is the count when missing; with cores
+    missing, sockets and threads default to 1 and cores take the rest of maxcpus; with
+    sockets missing, threads default to 1 and sockets take the rest; missing threads take
+    what is left. The product must be maxcpus, and the count at most maxcpus. `maxcpus`
+    stays in `cpus` only when it is not the count (then all possible cpus are present)."""
+    def given(key: str) -> int:
         v = cpus.get(key)
-        return v if isinstance(v, int) and not isinstance(v, bool) else default
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
-    sockets, threads = number("sockets", 1), number("threads", 1)
-    count = number("count", 1)
-    if "cores" in cpus:
-        cores = number("cores", 1)
-        if not count_given:
-            count = sockets * cores * threads
+    count = given("count") if count_given else 0
+    maxcpus, sockets, cores, threads = (given(k) for k in ("maxcpus", "sockets", "cores",
+                                                           "threads"))
+    if count == 0 and maxcpus == 0:
+        sockets, cores, threads = sockets or 1, cores or 1, threads or 1
     else:
-        cores = max(1, count // (sockets * threads))
+        maxcpus = maxcpus or count
+        if cores == 0:
+            sockets, threads = sockets or 1, threads or 1
+            cores = maxcpus // (sockets * threads)
+        elif sockets == 0:
+            threads = threads or 1
+            sockets = maxcpus // (cores * threads)
+        if threads == 0:
+            threads = maxcpus // (sockets * cores)
+    product = sockets * cores * threads
+    maxcpus = maxcpus or product
+    count = count or maxcpus
     cpus.update(count=count, sockets=sockets, cores=cores, threads=threads)
-    if sockets * cores * threads != count:
+    cpus.pop("maxcpus", None)
+    if maxcpus != count:
+        cpus["maxcpus"] = maxcpus
+    shown = f"{maxcpus} possible cpus (`maxcpus`)" if "maxcpus" in cpus else f"{count} cpus"
+    if product != maxcpus:
         diags.error("E1010", f"invalid CPU topology: {sockets} socket(s) × {cores} core(s) × "
-                    f"{threads} thread(s) is not {count} cpus", span,
-                    help="give a count that is their product, or leave one of them out")
+                    f"{threads} thread(s) is not {shown}", maxcpus_span,
+                    help=f"give a {'`maxcpus`' if 'maxcpus' in cpus else 'count'} that is "
+                    "their product, or leave one of them out")
+    elif count > maxcpus:
+        diags.error("E1010", f"invalid CPU topology: {count} cpus are more than {maxcpus} "
+                    "possible cpus (`maxcpus`)", maxcpus_span,
+                    help="give a `maxcpus` of at least the count, or leave it out")

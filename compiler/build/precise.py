@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from compiler.base import notations
+from compiler.base import notations, settings, units
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
@@ -113,8 +113,8 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
 def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> Loaded:
     diags = Collector()
     r = _Reader(source, diags)
-    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "devices",
-                           "backends"), ("format", "machine", "devices", "backends"))
+    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "rtc",
+                           "devices", "backends"), ("format", "machine", "devices", "backends"))
     if top is None:
         diags.check()
         raise AssertionError("unreachable")
@@ -151,6 +151,10 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     options = expand.option_values(schema, given, diags)
     cpus = r.scalar_map(top.get("cpus", {}), ("cpus",))
     memory = r.scalar_map(top.get("memory", {}), ("memory",))
+    _check_memory(r, memory)
+    _check_cpus(r, cpus)
+    boot = r.scalar_map(top.get("boot", {}), ("boot",))
+    rtc = r.scalar_map(top.get("rtc", {}), ("rtc",))
     backends = _backends(r, top["backends"])
     r.known_types = set(library.devices)
     devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
@@ -162,12 +166,76 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
                              "system")
     machine = tree.Machine(info, given_tree, tuple(sorted(cpus.items())),
                            tuple(sorted(memory.items())), backends,
-                           name if isinstance(name, str) else "")
+                           name if isinstance(name, str) else "", _boot(r, schema, boot),
+                           _rtc(r, rtc))
     rebuilt = _rebuild(schema, library, options, devices, backends, source, diags)
     diags.check()
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
     diags.check()
     return Loaded(machine, schema, options, Plan(tuple(devices), backends))
+
+
+def _check_memory(r: _Reader, memory: dict[str, tree.PropValue]) -> None:
+    """A size QEMU can give a guest: a positive number of bytes that `-m` does not round."""
+    size = memory.get("size")
+    if size is None:
+        return
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        r.fail(("memory", "size"), "`memory.size` must be a positive number of bytes")
+    elif size != units.qemu_ram_size(size):
+        r.fail(("memory", "size"), f"`memory.size` {size} is not a multiple of "
+               f"{units.RAM_ALIGN} bytes: QEMU would give the guest "
+               f"{units.qemu_ram_size(size)}")
+
+
+def _boot(r: _Reader, schema: model.MachineSchema, boot: dict[str, tree.PropValue]
+          ) -> tuple[tuple[str, tree.PropValue], ...]:
+    """QEMU's -boot as the blob sets it: known keys (E1603), values QEMU takes (E1602)."""
+    devices = next((str(q.value) for q in schema.quirks if q.name == "boot-devices"), None)
+    for key, value in boot.items():
+        if key not in settings.BOOT_KEYS:
+            r.diags.error("E1603", f"unknown key `{key}` in `boot`", r.span(("boot", key)),
+                          notes=[f"`boot` takes {quote_list(list(settings.BOOT_KEYS))}"])
+            continue
+        problem = settings.boot_problem(key, value, devices)
+        if problem is not None:
+            r.fail(("boot", key), f"`boot.{key}` {problem}")
+    return tuple(sorted(boot.items()))
+
+
+def _rtc(r: _Reader, rtc: dict[str, tree.PropValue]) -> tuple[tuple[str, tree.PropValue], ...]:
+    """QEMU's -rtc as the blob sets it: known keys (E1603), values QEMU takes (E1602)."""
+    for key, value in rtc.items():
+        if key not in settings.RTC_KEYS:
+            r.diags.error("E1603", f"unknown key `{key}` in `rtc`", r.span(("rtc", key)),
+                          notes=[f"`rtc` takes {quote_list(list(settings.RTC_KEYS))}"])
+            continue
+        problem = settings.rtc_problem(key, value)
+        if problem is not None:
+            r.fail(("rtc", key), f"`rtc.{key}` {problem}")
+    return tuple(sorted(rtc.items()))
+
+
+def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:
+    """A topology QEMU 7.2 takes as written: sockets × cores × threads is `maxcpus` (the
+    count when absent), which is more than the count when given."""
+    numbers = {k: v for k, v in cpus.items() if isinstance(v, int) and not isinstance(v, bool)}
+    for key in ("count", "maxcpus", "sockets", "cores", "threads"):
+        if key in cpus and (key not in numbers or numbers[key] < 1):
+            r.fail(("cpus", key), f"`cpus.{key}` must be a positive integer")
+            return
+    if "model" in cpus and not isinstance(cpus["model"], str):
+        r.fail(("cpus", "model"), "`cpus.model` must be a string")
+    count = numbers.get("count", 1)
+    if "maxcpus" in numbers and numbers["maxcpus"] <= count:
+        r.fail(("cpus", "maxcpus"), f"`cpus.maxcpus` must be more than the count ({count}): "
+               "leave it out when every cpu is present")
+        return
+    possible = numbers.get("maxcpus", count)
+    product = numbers.get("sockets", 1) * numbers.get("cores", 1) * numbers.get("threads", 1)
+    if product != possible:
+        r.fail(("cpus",), f"invalid CPU topology: sockets × cores × threads is {product}, "
+               f"not {possible}")
 
 
 def _option_text(v: tree.PropValue) -> str:

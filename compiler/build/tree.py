@@ -72,6 +72,8 @@ class Machine:
     memory: tuple[tuple[str, PropValue], ...] = ()
     backends: tuple[tuple[str, tuple[tuple[str, PropValue], ...]], ...] = ()
     name: str = ""
+    boot: tuple[tuple[str, PropValue], ...] = ()  # QEMU's -boot (base/settings.BOOT_KEYS)
+    rtc: tuple[tuple[str, PropValue], ...] = ()  # QEMU's -rtc (base/settings.RTC_KEYS)
 
 
 def walk(bus: Bus, depth: int = 0) -> Iterator[tuple[Bus, Device, int]]:

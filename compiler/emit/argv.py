@@ -11,7 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from compiler.base import notations
+from compiler.base import notations, settings, units
 from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
@@ -98,15 +98,17 @@ def argv(m: tree.Machine) -> list[str]:
     if "model" in cpus:
         args += ["-cpu", str(cpus["model"])]
     smp = [str(cpus.get("count", 1))]
-    for key in ("sockets", "cores", "threads"):
+    for key in ("maxcpus", "sockets", "cores", "threads"):
         if key in cpus:
             smp.append(f"{key}={cpus[key]}")
     args += ["-smp", ",".join(smp)]
     memory = dict(m.memory)
     if "size" in memory:
-        size = int(memory["size"])
-        # -m takes MiB without a suffix; a byte count needs its `b` suffix
-        args += ["-m", f"{size >> 20}M" if size % (1 << 20) == 0 else f"{size}b"]
+        args += ["-m", units.ram_size_arg(int(memory["size"]))]
+    if m.boot:
+        args += ["-boot", settings.boot_arg(dict(m.boot))]
+    if m.rtc:
+        args += ["-rtc", settings.rtc_arg(dict(m.rtc))]
     for ident, body in sorted(m.backends):
         args += _backend_args(ident, dict(body))
     for bus, device, _depth in tree.walk(m.root):

@@ -46,6 +46,10 @@ def blob(m: tree.Machine) -> str:
     obj["machine"] = machine_json(m.info)
     obj["cpus"] = dict(m.cpus)
     obj["memory"] = dict(m.memory)
+    if m.boot:
+        obj["boot"] = dict(sorted(m.boot))
+    if m.rtc:
+        obj["rtc"] = dict(sorted(m.rtc))
     obj["devices"] = [device_json(d) for d in m.root.devices]
     obj["backends"] = {ident: dict(sorted(body)) for ident, body in sorted(m.backends)}
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"

@@ -354,7 +354,9 @@ class _Builder:
         cpus = dict(m.cpus)
         self.machine_scope: dict[str, object] = {
             **dict(m.info.options),
-            "cpus.count": cpus.get("count", 1), "cpus.sockets": cpus.get("sockets", 1),
+            "cpus.count": cpus.get("count", 1),
+            "cpus.maxcpus": cpus.get("maxcpus", cpus.get("count", 1)),
+            "cpus.sockets": cpus.get("sockets", 1),
             "cpus.cores": cpus.get("cores", 1), "cpus.threads": cpus.get("threads", 1),
             "cpus.model": cpus.get("model", ""), "memory": dict(m.memory).get("size", 0),
         }

@@ -46,6 +46,15 @@ def _same_effective(library: model.Library | None, dtype: str, prop: str,
     return spec.derived or spec.default == "auto" or spec.default == given
 
 
+def _cpus(m: tree.Machine) -> dict[str, tree.PropValue]:
+    """`cpus` with `maxcpus` written out (the count when a blob leaves it out): the possible
+    cpus are guest-visible (ACPI, hot-plug slots) even when not present."""
+    cpus = dict(m.cpus)
+    if "count" in cpus:
+        cpus.setdefault("maxcpus", cpus["count"])
+    return cpus
+
+
 def differences(src: tree.Machine, dst: tree.Machine,
                 library: model.Library | None = None) -> list[Difference]:
     """`library` (the stdlib) lets a prop left at its default match one written out."""
@@ -59,7 +68,9 @@ def differences(src: tree.Machine, dst: tree.Machine,
         if a != b:
             guest(f"machine {field}: `{a}` → `{b}`")
     for label, a, b in (("option", dict(src.info.options), dict(dst.info.options)),
-                        ("cpus", dict(src.cpus), dict(dst.cpus)),
+                        ("cpus", _cpus(src), _cpus(dst)),
+                        ("boot", dict(src.boot), dict(dst.boot)),
+                        ("rtc", dict(src.rtc), dict(dst.rtc)),
                         ("memory", dict(src.memory), dict(dst.memory))):
         for key in sorted(set(a) | set(b)):
             # `auto` is QEMU's to resolve from the rest of the machine (compared anyway):

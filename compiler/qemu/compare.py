@@ -25,6 +25,7 @@ what qtree does not print (`bootindex`) and the backend links (`drive`, `netdev`
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +33,7 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from compiler.base import notations
+from compiler.base import notations, settings
 from compiler.qemu import process
 
 Json = Any  # the blob's and QMP's decoded JSON
@@ -339,7 +340,8 @@ def prop_differences(blob: Mapping[str, Json], root: process.QtreeBus) -> list[D
 
 def qom_requests(blob: Mapping[str, Json]) -> list[tuple[str, Mapping[str, object]]]:
     """QMP `qom-get`s reading back every prop and backend link of every emitted device
-    (`/machine/peripheral/ID`), in the order `qom_differences` expects the answers."""
+    (`/machine/peripheral/ID`), then every machine option (`/machine`, QOM props of the
+    machine), in the order `qom_differences` expects the answers."""
     requests: list[tuple[str, Mapping[str, object]]] = []
     for _, _, device in blob_walk(blob["devices"]):
         if device["origin"] == "machine":
@@ -347,6 +349,8 @@ def qom_requests(blob: Mapping[str, Json]) -> list[tuple[str, Mapping[str, objec
         path = f"/machine/peripheral/{device['id']}"
         for name in [*sorted(device.get("props", {})), *sorted(device.get("backend", {}))]:
             requests.append(("qom-get", {"path": path, "property": name}))
+    for name in sorted(blob["machine"]["options"]):
+        requests.append(("qom-get", {"path": "/machine", "property": name}))
     return requests
 
 
@@ -378,20 +382,33 @@ def qom_differences(blob: Mapping[str, Json], answers: Sequence[object],
             if not handed:
                 found.append(Difference("props", f"{name_of}: backend link `{name}` is "
                                         f"{shown!r} in QOM, {target!r} in the blob", ident))
+    for name, value in sorted(blob["machine"]["options"].items()):
+        shown = pending.pop(0)
+        # `auto` is QEMU's to resolve from the rest of the machine (q35's vmport reads `on`)
+        if value != "auto" and not same_value(value, shown):
+            found.append(Difference("machine", f"machine option `{name}` is {shown!r} in QOM, "
+                                    f"{value!r} in the blob"))
     return found
 
 
 MACHINE_REQUESTS: tuple[tuple[str, Mapping[str, object]], ...] = (
     ("query-cpus-fast", {}),
     ("query-memory-size-summary", {}),
+    # the topology QEMU parsed from -smp, with `maxcpus` (possible cpus, present or not)
+    ("qom-get", {"path": "/machine", "property": "smp"}),
+    # -boot as QEMU holds it (BootConfiguration): `order` always, the rest when given
+    ("qom-get", {"path": "/machine", "property": "boot"}),
+    # the guest's RTC date now (struct tm), where -rtc base starts it
+    ("qom-get", {"path": "/machine", "property": "rtc-time"}),
 )
 
 
 def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> list[Difference]:
     """The blob's `cpus` and `memory` against the answers to `MACHINE_REQUESTS`: the CPU
-    count, the topology where QEMU reports it (x86: socket/core/thread ids; pseries only
-    core ids), and the base memory."""
-    cpus, summary = answers
+    count, the topology as QEMU parsed it (`/machine` `smp`, with `maxcpus`: the count when
+    the blob has none) and, when every possible cpu is present, as the cpus QEMU built
+    report it (x86: socket/core/thread ids; pseries only core ids), and the base memory."""
+    cpus, summary, smp, boot, rtc_time = answers
     want = blob["cpus"]
     found = []
 
@@ -400,6 +417,13 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
 
     if "count" in want and len(cpus) != want["count"]:
         differ("`cpus.count`", want["count"], len(cpus))
+    possible = want.get("maxcpus", want.get("count"))
+    for key, mine in (("maxcpus", possible), *((k, want.get(k)) for k in
+                                               ("sockets", "cores", "threads"))):
+        if mine is not None and smp.get(key) != mine:
+            differ(f"`cpus.{key}`", mine, smp.get(key))
+    if possible != len(cpus):  # the ids below count present cpus only
+        cpus = []
     props = [c["props"] for c in cpus]
     for key, field in (("sockets", "socket-id"), ("threads", "thread-id")):
         if key in want and props and all(field in p for p in props):
@@ -413,7 +437,40 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
     size = blob["memory"].get("size")
     if size is not None and summary["base-memory"] != size:
         differ("`memory.size`", size, summary["base-memory"])
+    for key, mine in sorted(blob.get("boot", {}).items()):
+        if boot.get(key) != mine:
+            differ(f"`boot.{key}`", mine, boot.get(key))
+    base = blob.get("rtc", {}).get("base")
+    if isinstance(base, str):
+        shown = _rtc_time(rtc_time)
+        want = _rtc_start(base)
+        # QEMU was started a moment ago (paused; a host clock still runs)
+        if shown is None or abs((shown - want).total_seconds()) > RTC_SLACK_SECONDS:
+            differ("the RTC date (`rtc.base`)", f"{want:%Y-%m-%dT%H:%M:%S} ({base})",
+                   f"{shown:%Y-%m-%dT%H:%M:%S}" if shown else repr(rtc_time))
     return found
+
+
+RTC_SLACK_SECONDS = 600
+
+
+def _rtc_start(base: str) -> datetime.datetime:
+    """Where `-rtc base=` starts the guest's clock, as a naive date-time."""
+    if base == "localtime":
+        return datetime.datetime.now().replace(microsecond=0)
+    date = settings.rtc_date(base)
+    if date is not None:
+        return date
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _rtc_time(tm: Json) -> datetime.datetime | None:
+    """QOM's `rtc-time` (a struct tm) as a date-time."""
+    try:
+        return datetime.datetime(tm["tm_year"] + 1900, tm["tm_mon"] + 1, tm["tm_mday"],
+                                 tm["tm_hour"], tm["tm_min"], tm["tm_sec"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def bus_owners(blob: Mapping[str, Json]) -> dict[str, str]:

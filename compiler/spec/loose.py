@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from compiler.base import settings
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from compiler.base.source import SourceFile, Span, whole_file
 from compiler.lang import model
@@ -26,7 +27,7 @@ from compiler.spec import jsonpos, tomlpos
 from compiler.spec.jsonpos import PathKey
 
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
-SINGLE_TABLES = ("options", "graphics", "cpus")
+SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc")
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr"),
@@ -37,14 +38,15 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "rng": ("backend", "model", "id", "addr"),
     "device": ("type", "id", "bus", "addr", "props"),
     "graphics": ("type", "id", "addr"),
-    "cpus": ("count", "sockets", "cores", "threads", "model"),
+    "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model"),
+    "boot": settings.BOOT_KEYS,
+    "rtc": settings.RTC_KEYS,
 }
 REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "disk": (("file", 'add `file = "/var/lib/vm/disk.qcow2"`, the image on the host'),),
     "device": (("type", 'add `type = "virtio-rng-pci"`, the QEMU type of the device'),),
 }
 DISK_FORMATS = ("qcow2", "raw")
-MIB = 1 << 20
 Json = Any  # TOML/JSON values: the loader checks shapes itself
 
 
@@ -82,6 +84,8 @@ class LooseSpec:
     items: tuple[Item, ...]
     span: Span = attrs.field(eq=False, repr=False)
     cpus_span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    boot: Mapping[str, Value] = attrs.field(factory=dict)  # `[boot]`: QEMU's -boot
+    rtc: Mapping[str, Value] = attrs.field(factory=dict)  # `[rtc]`: QEMU's -rtc
 
     def fact_span(self, fact: str) -> Span | None:
         """Where the spec sets a spec fact (`cpus.count`, `memory`, …), if it does."""
@@ -91,6 +95,8 @@ class LooseSpec:
                 return self.cpus[key].span
             if key == "count" and "cpus" in self.top:
                 return self.top["cpus"].span
+            if key == "maxcpus":  # QEMU's default: the count
+                return self.fact_span("cpus.count")
             return self.cpus_span
         v = self.top.get(fact)
         return v.span if v is not None else None
@@ -318,6 +324,8 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     options: dict[str, Value] = {}
     cpus: dict[str, Value] = {}
     cpus_span: Span | None = None
+    boot: dict[str, Value] = {}
+    rtc: dict[str, Value] = {}
     items: list[Item] = []
     for key, v in data.items():
         kspan, vspan = spans((key,))
@@ -337,6 +345,17 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
         elif key == "cpus" and isinstance(v, dict):
             cpus = _fields("cpus", value(("cpus",), v), diags)
             cpus_span = vspan
+        elif key in ("boot", "rtc"):
+            if not isinstance(v, dict):
+                diags.error("E1003", f"`{key}` must be a table, not {describe(v)}", vspan,
+                            help=f"write it as `[{key}]`, e.g. with "
+                            + ("`menu = true`" if key == "boot" else '`base = "localtime"`'))
+                continue
+            fields = _fields(key, value((key,), v), diags)
+            if key == "boot":
+                boot = fields
+            else:
+                rtc = fields
         elif key in TOP_KEYS:
             top[key] = value((key,), v)
             _check(key, top[key], TOP_CHECKS[key], diags)
@@ -371,7 +390,8 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                     help='add `machine = "pc-q35"` (or another machine: `mschema show`)')
     diags.check()
     items.sort(key=lambda it: (it.span.start, it.kind, it.index))
-    return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span)
+    return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span, boot,
+                     rtc)
 
 
 def suggest(name: str, known: list[str]) -> str | None:
@@ -399,7 +419,7 @@ def _fields(table: str, x: Value, diags: Collector) -> dict[str, Value]:
             _unknown(k, v.key_span, list(allowed), f"`{table}`", diags)
             continue
         result[k] = v
-        _check(f"{table}.{k}" if table == "cpus" else k, v,
+        _check(f"{table}.{k}" if table in ("cpus", "boot", "rtc") else k, v,
                ITEM_CHECKS.get((table, k), _string), diags)
     return result
 
@@ -486,10 +506,6 @@ def _size(what: str, v: Value, diags: Collector) -> None:
     if sign or size == 0:
         diags.error("E1006", f"`{what}` must be more than 0 bytes, not `{x}`", v.span,
                     help=size_help)
-    elif size % MIB:
-        diags.error("E1006", f"`{what}` must be a whole number of MiB, not {size} bytes",
-                    v.span, help=f"QEMU's `-m` counts in MiB: write "
-                    f"`{what} = \"{size // MIB + 1}M\"`")
 
 
 def _mac(what: str, v: Value, diags: Collector) -> None:
@@ -551,6 +567,25 @@ def _scalar(what: str, v: Value, diags: Collector) -> None:
                     f"{describe(v.value)}", v.span)
 
 
+def _boot(what: str, v: Value, diags: Collector) -> None:
+    problem = settings.boot_problem(what.partition(".")[2], v.value)
+    if problem is not None:
+        kind = "E1003" if problem.startswith("must be") and "between" not in problem \
+            else "E1006"
+        shown = f", not {describe(v.value)}" if kind == "E1003" else ""
+        diags.error(kind, f"`{what}` {problem}{shown}", v.span,
+                    help='drive letters in order, as QEMU\'s -boot takes them: `order = "dc"`'
+                    if what == "boot.order" else None)
+
+
+def _rtc(what: str, v: Value, diags: Collector) -> None:
+    problem = settings.rtc_problem(what.partition(".")[2], v.value)
+    if problem == "must be a string":
+        diags.error("E1003", f"`{what}` must be a string, not {describe(v.value)}", v.span)
+    elif problem is not None:
+        diags.error("E1008", f"`{what}` {problem}, not `{v.value}`", v.span)
+
+
 def _check_option(name: str, v: Value, diags: Collector) -> None:
     _scalar(f"option `{name}`", v, diags)
 
@@ -577,7 +612,8 @@ TOP_CHECKS: dict[str, Check] = {
     "hotplug-slots": _integer(0),
 }
 ITEM_CHECKS: dict[tuple[str, str], Check] = {
-    **{("cpus", k): _integer(1) for k in ("count", "sockets", "cores", "threads")},
+    **{("cpus", k): _integer(1) for k in ("count", "maxcpus", "sockets", "cores",
+                                                     "threads")},
     **{(t, "bootindex"): _integer(0) for t in ("disk", "cdrom", "nic")},
     ("disk", "readonly"): _bool,
     **{(t, "format"): _one_of(f"{t} format", DISK_FORMATS) for t in ("disk", "cdrom", "usb")},
@@ -587,4 +623,6 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
     ("nic", "mac"): _mac,
     ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),
     ("device", "props"): _props,
+    **{("boot", k): _boot for k in settings.BOOT_KEYS},
+    **{("rtc", k): _rtc for k in settings.RTC_KEYS},
 }

@@ -100,6 +100,16 @@ def main() -> None:
             "multifunction")),
         "prop-not-scalar": (q, lambda x: find(x["devices"], "net0")["props"].update(
             mac=[1, 2])),
+        # sockets × cores × threads must be maxcpus (here 1, not 2), and maxcpus > count
+        "cpus-topology": (q, lambda x: x["cpus"].update(maxcpus=2)),
+        "cpus-maxcpus-not-more": (q, lambda x: x["cpus"].update(maxcpus=1)),
+        # -boot: QEMU's keys only; drive letters the machine boots from
+        "boot-unknown-key": (q, lambda x: x.update(boot={"once": "d"})),
+        "boot-order-not-bootable": (q, lambda x: x.update(boot={"order": "ce"})),
+        # -rtc: a date QEMU would move (to 2007-01-01)
+        "rtc-base-not-a-date": (q, lambda x: x.update(rtc={"base": "2006-13-01"})),
+        # QEMU rounds `-m` up to 8 KiB: a blob must say what the guest gets
+        "memory-not-8k": (q, lambda x: x["memory"].update(size=1000)),
         "blockdev-without-file": (q, lambda x: x["backends"]["disk0"].pop("file")),
         "file-chardev-without-path": (p, lambda x: x["backends"]["serial0"].update(
             backend="file")),

@@ -75,7 +75,7 @@ def build(snap: Snapshot, library: model.Library) -> Result:
     warnings.add_as_drops(assembly.diagnostics)
     result = tree.Machine(expand.machine_info(schema, options), assembly.root,
                           machine.cpus(snap, warnings), machine.memory(snap, warnings),
-                          assembly.backends, snap.name)
+                          assembly.backends, snap.name, machine.boot(snap, schema))
     recheck(result, scene, assembly)
     return Result(result, warnings.in_order())
 

@@ -1,6 +1,7 @@
 """`mschema extract`: the machine-level part of the blob from a `Snapshot`: the schema of
-QEMU's machine type, the machine options, `cpus` and `memory`. What a blob cannot say
-(another cpu topology, hot-plugged memory) or QEMU does not show is a warning (E1716);
+QEMU's machine type, the machine options, `cpus` (with `maxcpus` when QEMU has more
+possible cpus than present ones) and `memory`. What a blob cannot say (dies or clusters,
+hot-plugged memory) or QEMU does not show is a warning (E1716);
 no schema for the machine type (E1713) is an error. Devices are elsewhere.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from compiler.base import settings
 from compiler.base.diagnostics import CompileError, error, quote_list
 from compiler.base.source import SourceFile
 from compiler.build import tree
@@ -66,12 +68,26 @@ def cpus(snap: Snapshot, warnings: Warnings) -> Pairs:
         if smp.get(field) not in (None, 1):
             warnings.warn("E1716", f"QEMU's cpu topology has {smp[field]} {field}, which a "
                           "blob cannot describe")
-    if smp.get("maxcpus") not in (None, smp.get("cpus")):
-        warnings.warn("E1716", f"QEMU has {smp.get('maxcpus')} possible cpus (`maxcpus`) for "
-                      f"{smp.get('cpus')} present ones, which a blob cannot describe")
+    maxcpus = smp.get("maxcpus")
+    if isinstance(maxcpus, int) and not isinstance(maxcpus, bool) and maxcpus != found.get(
+            "count"):
+        found["maxcpus"] = maxcpus  # the blob's form: only when not every cpu is present
     cpu, default = snap.cpu_type, snap.default_cpu_type
     if cpu and default and cpu != default:
         found["model"] = re.sub(r"-[^-]+-cpu$", "", cpu)
+    return tuple(sorted(found.items()))
+
+
+def boot(snap: Snapshot, schema: model.MachineSchema) -> Pairs:
+    """-boot as QEMU holds it: what was given (QOM shows only those), and `order` unless it
+    is the machine's own (`quirk boot-order`)."""
+    default_order = next((q.value for q in schema.quirks if q.name == "boot-order"), None)
+    found: dict[str, tree.PropValue] = {}
+    for key in settings.BOOT_KEYS:
+        value = snap.boot.get(key)
+        if isinstance(value, (bool, int, str)) and not (key == "order" and
+                                                        value == default_order):
+            found[key] = value
     return tuple(sorted(found.items()))
 
 

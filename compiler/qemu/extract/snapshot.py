@@ -9,7 +9,7 @@ What is read, and from where:
   props and backend links the stdlib declares for their type, and the address props;
 - machine type and options: `/machine` `type` and the schema's option names;
 - cpus: `/machine` `smp`, the first cpu's QOM `type`, `query-machines`' default cpu type;
-  memory: `query-memory-size-summary`; the name: `query-name`;
+  memory: `query-memory-size-summary`; the name: `query-name`; -boot: `/machine` `boot`;
 - backends: `query-block`, `query-named-block-nodes`, `query-chardev`, `info network`,
   and the QOM `type` and `filename` of `-object` rng backends.
 """
@@ -75,6 +75,7 @@ class Snapshot:
     nodes: tuple[Mapping[str, Value], ...]  # query-named-block-nodes
     chardevs: tuple[Mapping[str, Value], ...]  # query-chardev
     objects: Mapping[str, Mapping[str, Value]]  # rng backends: QOM path → type, filename
+    boot: Mapping[str, Value] = attrs.field(factory=dict)  # `/machine` `boot` (-boot)
 
 
 def read(socket: str, library: model.Library, timeout: float) -> Snapshot:
@@ -199,7 +200,8 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
         socket, qemu_machine, tuple(options), smp, cpu_type, default_cpu, memory, name, qtree,
         network, tuple(users), tuple(_dicts(await client.execute("query-block"))),
         tuple(_dicts(await client.execute("query-named-block-nodes", {"flat": True}))),
-        tuple(_dicts(await client.execute("query-chardev"))), objects)
+        tuple(_dicts(await client.execute("query-chardev"))), objects,
+        _map(await _get(client, "/machine", "boot")))
 
 
 async def _user(client: QMPClient, path: str, name: str, anonymous: bool, qom_type: str,
