@@ -116,7 +116,7 @@ def compile_spec(path: Path) -> tree.Machine:
     machine = tree.Machine(expand.machine_info(schema, whole.options),
                            expand.apply_compat(schema, root), whole.cpus, whole.memory,
                            tuple(sorted(planned.backends)), whole.name, whole.boot,
-                           whole.rtc)
+                           whole.rtc, whole.uuid)
     validate.validate(machine, library, spec.span, diags)
     diags.check()
     return machine

@@ -31,7 +31,7 @@ BASE = """\
 machine = "{machine}"
 memory = "{memory}"
 cpus = {cpus}
-
+{uuid}
 [[disk]]
 file = "{disk}"
 serial = "{serial}"
@@ -43,7 +43,9 @@ model = "{nic}"
 RNG = '\n[[device]]\ntype = "virtio-rng-pci"\n'
 RNG_AT = '\n[[device]]\ntype = "virtio-rng-pci"\nbus = "pcie.0"\naddr = "{addr}"\n'
 DEFAULTS = {"machine": "pc-q35-7.2", "memory": "256M", "cpus": "1", "disk": "disk.qcow2",
-            "serial": "d1", "network": "user", "nic": "virtio", "extra_items": ""}
+            "serial": "d1", "network": "user", "nic": "virtio", "extra_items": "",
+            "uuid": ""}
+UUID = 'uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809"\n'
 
 
 @attrs.frozen
@@ -71,6 +73,9 @@ PAIRS = [
     Pair("disk-serial-changed", {}, {"serial": "d2"}, False, True,
          "the virtio-blk serial is configuration, not migrated state: the guest reads the new "
          "one"),
+    Pair("uuid-changed", {}, {"uuid": UUID}, False, True,
+         "QEMU does not compare -uuid by default (`validate-uuid` is off): the guest keeps the "
+         "UUID it read at boot until it reads SMBIOS again"),
     Pair("nic-model-changed", {}, {"nic": "e1000e"}, False, False),
     Pair("machine-version-changed", {}, {"machine": "pc-q35-7.1"}, False, False),
     Pair("memory-changed", {}, {"memory": "512M"}, False, False),

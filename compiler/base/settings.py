@@ -86,6 +86,19 @@ def rtc_problem(key: str, value: object) -> str | None:
     return None
 
 
+# -uuid (qemu_uuid_parse): the machine's UUID, which the guest reads in SMBIOS (x86) or the
+# device tree (pseries `vm,uuid` and `system-id`); QEMU shows it lower-case (`query-uuid`)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+NO_UUID = "00000000-0000-0000-0000-000000000000"  # what QEMU gives without `-uuid`
+
+
+def uuid_problem(value: object) -> str | None:
+    """What is wrong with `uuid = value` in words (after the key's name), or None."""
+    if not isinstance(value, str) or not _UUID.fullmatch(value.lower()):
+        return "must be a UUID as `c7a5fdbd-edaf-9455-926a-d65c16db1809`"
+    return None
+
+
 def rtc_arg(rtc: Mapping[str, object]) -> str:
     """`-rtc`'s value, the keys in a fixed order."""
     return ",".join(f"{key}={rtc[key]}" for key in RTC_KEYS if key in rtc)

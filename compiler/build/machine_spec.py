@@ -34,6 +34,7 @@ class MachineSpec:
     name: str
     boot: Pairs = ()  # QEMU's -boot, as the spec gives it
     rtc: Pairs = ()  # QEMU's -rtc, as the spec gives it
+    uuid: str = ""  # QEMU's -uuid, lower-case as QEMU shows it; "" when not given
 
 
 def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> MachineSpec:
@@ -50,13 +51,15 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
         counts[item.kind] = counts.get(item.kind, 0) + 1
     spares_value = spec.top.get("hotplug-slots")
     name_value = spec.top.get("name")
+    uuid_value = spec.top.get("uuid")
     return MachineSpec(
         options, tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
         expr.Env(options, facts, counts),
         schema.placement.spare_ports if spares_value is None else int(spares_value.value),
         spares_value.span if spares_value else spec.span, spares_value is not None,
         str(name_value.value) if name_value else "", _boot(spec, schema, diags),
-        tuple(sorted((k, v.value) for k, v in spec.rtc.items())))
+        tuple(sorted((k, v.value) for k, v in spec.rtc.items())),
+        str(uuid_value.value).lower() if uuid_value else "")
 
 
 def check_rules(schema: model.MachineSchema, spec: LooseSpec, env: expr.Env,

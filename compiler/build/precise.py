@@ -114,7 +114,8 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     diags = Collector()
     r = _Reader(source, diags)
     top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "rtc",
-                           "devices", "backends"), ("format", "machine", "devices", "backends"))
+                           "uuid", "devices", "backends"),
+                ("format", "machine", "devices", "backends"))
     if top is None:
         diags.check()
         raise AssertionError("unreachable")
@@ -155,6 +156,10 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     _check_cpus(r, cpus)
     boot = r.scalar_map(top.get("boot", {}), ("boot",))
     rtc = r.scalar_map(top.get("rtc", {}), ("rtc",))
+    uuid = top.get("uuid", "")
+    if "uuid" in top and (settings.uuid_problem(uuid) is not None or uuid != str(uuid).lower()):
+        r.fail(("uuid",), "`uuid` must be a UUID in lower case, as "
+               "`c7a5fdbd-edaf-9455-926a-d65c16db1809` (as QEMU shows it)")
     backends = _backends(r, top["backends"])
     r.known_types = set(library.devices)
     devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
@@ -167,7 +172,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     machine = tree.Machine(info, given_tree, tuple(sorted(cpus.items())),
                            tuple(sorted(memory.items())), backends,
                            name if isinstance(name, str) else "", _boot(r, schema, boot),
-                           _rtc(r, rtc))
+                           _rtc(r, rtc), str(uuid))
     rebuilt = _rebuild(schema, library, options, devices, backends, source, diags)
     diags.check()
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))

@@ -109,6 +109,8 @@ def argv(m: tree.Machine) -> list[str]:
         args += ["-boot", settings.boot_arg(dict(m.boot))]
     if m.rtc:
         args += ["-rtc", settings.rtc_arg(dict(m.rtc))]
+    if m.uuid:
+        args += ["-uuid", m.uuid]
     for ident, body in sorted(m.backends):
         args += _backend_args(ident, dict(body))
     for bus, device, _depth in tree.walk(m.root):

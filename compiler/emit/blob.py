@@ -50,6 +50,8 @@ def blob(m: tree.Machine) -> str:
         obj["boot"] = dict(sorted(m.boot))
     if m.rtc:
         obj["rtc"] = dict(sorted(m.rtc))
+    if m.uuid:
+        obj["uuid"] = m.uuid
     obj["devices"] = [device_json(d) for d in m.root.devices]
     obj["backends"] = {ident: dict(sorted(body)) for ident, body in sorted(m.backends)}
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"

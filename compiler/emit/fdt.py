@@ -21,7 +21,7 @@ from typing import Union
 
 import attrs
 
-from compiler.base import notations
+from compiler.base import notations, settings
 from compiler.base.diagnostics import CompileError, error
 from compiler.base.source import Span
 from compiler.build import tree
@@ -359,6 +359,7 @@ class _Builder:
             "cpus.sockets": cpus.get("sockets", 1),
             "cpus.cores": cpus.get("cores", 1), "cpus.threads": cpus.get("threads", 1),
             "cpus.model": cpus.get("model", ""), "memory": dict(m.memory).get("size", 0),
+            "uuid": m.uuid or settings.NO_UUID,
         }
         self.x = _Expressions(self.devices, first_path=self.first_path,
                               boot_list=self.boot_list)

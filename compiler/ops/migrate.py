@@ -71,7 +71,9 @@ def differences(src: tree.Machine, dst: tree.Machine,
                         ("cpus", _cpus(src), _cpus(dst)),
                         ("boot", dict(src.boot), dict(dst.boot)),
                         ("rtc", dict(src.rtc), dict(dst.rtc)),
-                        ("memory", dict(src.memory), dict(dst.memory))):
+                        ("memory", dict(src.memory), dict(dst.memory)),
+                        # SMBIOS / the device tree: the guest read it at boot
+                        ("uuid", {"uuid": src.uuid}, {"uuid": dst.uuid})):
         for key in sorted(set(a) | set(b)):
             # `auto` is QEMU's to resolve from the rest of the machine (compared anyway):
             # q35's vmport=auto reads back from a running QEMU as `on`

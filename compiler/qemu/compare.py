@@ -400,6 +400,8 @@ MACHINE_REQUESTS: tuple[tuple[str, Mapping[str, object]], ...] = (
     ("qom-get", {"path": "/machine", "property": "boot"}),
     # the guest's RTC date now (struct tm), where -rtc base starts it
     ("qom-get", {"path": "/machine", "property": "rtc-time"}),
+    # -uuid (all zeros without)
+    ("query-uuid", {}),
 )
 
 
@@ -408,7 +410,7 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
     count, the topology as QEMU parsed it (`/machine` `smp`, with `maxcpus`: the count when
     the blob has none) and, when every possible cpu is present, as the cpus QEMU built
     report it (x86: socket/core/thread ids; pseries only core ids), and the base memory."""
-    cpus, summary, smp, boot, rtc_time = answers
+    cpus, summary, smp, boot, rtc_time, uuid = answers
     want = blob["cpus"]
     found = []
 
@@ -440,6 +442,9 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
     for key, mine in sorted(blob.get("boot", {}).items()):
         if boot.get(key) != mine:
             differ(f"`boot.{key}`", mine, boot.get(key))
+    mine_uuid = blob.get("uuid", settings.NO_UUID)
+    if uuid.get("UUID") != mine_uuid:
+        differ("`uuid`", mine_uuid, uuid.get("UUID"))
     base = blob.get("rtc", {}).get("base")
     if isinstance(base, str):
         shown = _rtc_time(rtc_time)

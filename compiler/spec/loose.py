@@ -28,7 +28,7 @@ from compiler.spec.jsonpos import PathKey
 
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
 SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc")
-TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots")
+TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots", "uuid")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr"),
     "cdrom": ("file", "format", "interface", "bootindex", "id", "addr"),
@@ -598,6 +598,12 @@ def _name(what: str, v: Value, diags: Collector) -> None:
                     help="leave out `/`")
 
 
+def _uuid(what: str, v: Value, diags: Collector) -> None:
+    problem = settings.uuid_problem(v.value)
+    if problem is not None:
+        diags.error("E1003", f"`{what}` {problem}, not {describe(v.value)}", v.span)
+
+
 def _check(what: str, v: Value, check: Check, diags: Collector) -> None:
     if what == "cpus" and isinstance(v.value, dict):
         return
@@ -610,6 +616,7 @@ TOP_CHECKS: dict[str, Check] = {
     "cpus": _integer(1),
     "memory": _size,
     "hotplug-slots": _integer(0),
+    "uuid": _uuid,
 }
 ITEM_CHECKS: dict[tuple[str, str], Check] = {
     **{("cpus", k): _integer(1) for k in ("count", "maxcpus", "sockets", "cores",

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import attrs
 
+from compiler.base import settings
 from compiler.base.diagnostics import Diagnostic
 from compiler.build import expand, tree
 from compiler.lang import expr, model
@@ -75,7 +76,8 @@ def build(snap: Snapshot, library: model.Library) -> Result:
     warnings.add_as_drops(assembly.diagnostics)
     result = tree.Machine(expand.machine_info(schema, options), assembly.root,
                           machine.cpus(snap, warnings), machine.memory(snap, warnings),
-                          assembly.backends, snap.name, machine.boot(snap, schema))
+                          assembly.backends, snap.name, machine.boot(snap, schema),
+                          uuid="" if snap.uuid == settings.NO_UUID else snap.uuid)
     recheck(result, scene, assembly)
     return Result(result, warnings.in_order())
 

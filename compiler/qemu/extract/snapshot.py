@@ -10,6 +10,7 @@ What is read, and from where:
 - machine type and options: `/machine` `type` and the schema's option names;
 - cpus: `/machine` `smp`, the first cpu's QOM `type`, `query-machines`' default cpu type;
   memory: `query-memory-size-summary`; the name: `query-name`; -boot: `/machine` `boot`;
+  -uuid: `query-uuid`;
 - backends: `query-block`, `query-named-block-nodes`, `query-chardev`, `info network`,
   and the QOM `type` and `filename` of `-object` rng backends.
 """
@@ -76,6 +77,7 @@ class Snapshot:
     chardevs: tuple[Mapping[str, Value], ...]  # query-chardev
     objects: Mapping[str, Mapping[str, Value]]  # rng backends: QOM path → type, filename
     boot: Mapping[str, Value] = attrs.field(factory=dict)  # `/machine` `boot` (-boot)
+    uuid: str = ""  # query-uuid (-uuid; all zeros without)
 
 
 def read(socket: str, library: model.Library, timeout: float) -> Snapshot:
@@ -201,7 +203,8 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
         network, tuple(users), tuple(_dicts(await client.execute("query-block"))),
         tuple(_dicts(await client.execute("query-named-block-nodes", {"flat": True}))),
         tuple(_dicts(await client.execute("query-chardev"))), objects,
-        _map(await _get(client, "/machine", "boot")))
+        _map(await _get(client, "/machine", "boot")),
+        str(_map(await client.execute("query-uuid")).get("UUID") or ""))
 
 
 async def _user(client: QMPClient, path: str, name: str, anonymous: bool, qom_type: str,
