@@ -126,6 +126,8 @@ def test_plug_then_unplug_on_pseries_is_back_to_the_start(tmp_path: Path) -> Non
 @pytest.mark.parametrize("args, fragment, code", [
     (("--add", "add.toml"), '[[nic]]\n[[nic]]\n', "E1804"),
     (("--add", "add.toml"), '[[device]]\ntype = "VGA"\n', "E1802"),
+    # a sound card's audiodev: QEMU has no QMP command that adds one
+    (("--add", "add.toml"), '[[device]]\ntype = "AC97"\n', "E1807"),
     (("--add", "add.toml"), 'machine = "pc-q35"\n[[nic]]\n', "E1011"),
     (("--add", "add.toml"), '[[device]]\ntype = "virtio-rng-pci"\nbus = "pcie.0"\n', "E1803"),
     (("--remove", "hpet"), "", "E1806"),
@@ -139,6 +141,21 @@ def test_refusals(args: tuple[str, str], fragment: str, code: str, tmp_path: Pat
     result = mschema("hotplug", "vm.json", *args, cwd=tmp_path)
     assert result.returncode == 1 and result.stdout == ""
     assert f"error[{code}]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unplugging_a_sound_card_leaves_its_audiodev(tmp_path: Path) -> None:
+    """QEMU has no QMP command to delete an audiodev: unplugging the card is `device_del`
+    alone, and the new blob no longer lists the backend."""
+    (tmp_path / "vm.toml").write_text('machine = "pc-q35"\n[[usb]]\ndevice = "audio"\n')
+    ok(mschema("compile", "vm.toml", "--emit", "json", "-o", "vm.json", cwd=tmp_path))
+    assert json.loads((tmp_path / "vm.json").read_text())["backends"] == {
+        "usbdev0": {"kind": "audiodev", "driver": "none"}}
+    commands = [json.loads(x) for x in ok(mschema(
+        "hotplug", "vm.json", "--remove", "usbdev0", "--emit", "qmp", cwd=tmp_path)).splitlines()]
+    assert commands == [{"execute": "device_del", "arguments": {"id": "usbdev0"}}]
+    new = json.loads(ok(mschema("hotplug", "vm.json", "--remove", "usbdev0", "--emit", "json",
+                                cwd=tmp_path)))
+    assert new["backends"] == {}
 
 
 def test_migrate_check(tmp_path: Path) -> None:

@@ -233,6 +233,7 @@ USER_NET = ("-netdev", "user,id=net0")
 NULL_CHARDEV = ("-chardev", "null,id=chr0")
 VIRTIO_SERIAL = ("-device", "virtio-serial-pci,id=vser0")
 VIRTIO_SCSI = ("-device", "virtio-scsi-pci,id=scsi0")
+NONE_AUDIO = ("-audiodev", "none,id=snd0")  # a sound card's host side (QEMU 10 needs one)
 
 CASES = [
     case("virtio-blk-pci", X86, *NULL_DISK, "-device", "virtio-blk-pci,id=dev0,drive=disk0"),
@@ -349,12 +350,16 @@ CASES = [
     case("bochs-display", X86, "-device", "bochs-display,id=dev0"),
     case("secondary-vga", X86, "-device", "secondary-vga,id=dev0"),
     case("vmware-svga", X86, "-device", "vmware-svga,id=dev0"),
-    case("hda-duplex", X86, "-device", "intel-hda,id=hda0", "-device", "hda-duplex,id=dev0"),
-    case("hda-micro", X86, "-device", "ich9-intel-hda,id=hda0", "-device", "hda-micro,id=dev0"),
-    case("hda-output", X86, "-device", "intel-hda,id=hda0", "-device", "hda-output,id=dev0"),
-    case("AC97", X86, "-device", "AC97,id=dev0"),
-    case("ES1370", X86, "-device", "ES1370,id=dev0"),
-    case("usb-audio", X86, *XHCI, "-device", "usb-audio,id=dev0,bus=usb0.0"),
+    case("hda-duplex", X86, *NONE_AUDIO, "-device", "intel-hda,id=hda0", "-device",
+         "hda-duplex,id=dev0,audiodev=snd0"),
+    case("hda-micro", X86, *NONE_AUDIO, "-device", "ich9-intel-hda,id=hda0", "-device",
+         "hda-micro,id=dev0,audiodev=snd0"),
+    case("hda-output", X86, *NONE_AUDIO, "-device", "intel-hda,id=hda0", "-device",
+         "hda-output,id=dev0,audiodev=snd0"),
+    case("AC97", X86, *NONE_AUDIO, "-device", "AC97,id=dev0,audiodev=snd0"),
+    case("ES1370", X86, *NONE_AUDIO, "-device", "ES1370,id=dev0,audiodev=snd0"),
+    case("usb-audio", X86, *XHCI, *NONE_AUDIO, "-device",
+         "usb-audio,id=dev0,bus=usb0.0,audiodev=snd0"),
     case("usb-wacom-tablet", X86, *XHCI, "-device", "usb-wacom-tablet,id=dev0,bus=usb0.0"),
     case("i6300esb", X86, "-device", "i6300esb,id=dev0"),
     case("pvpanic", X86, "-device", "pvpanic,id=dev0"),
@@ -377,8 +382,10 @@ CASES = [
     case("isa-cirrus-vga", X86, "-device", "isa-cirrus-vga,id=dev0"),
     case("sga", X86, "-device", "sga,id=dev0"),
     case("ramfb", X86, "-device", "ramfb,id=dev0"),
-    case("sb16", X86, "-device", "sb16,id=dev0"),
-    case("cs4231a", X86, "-device", "cs4231a,id=dev0"),
+    case("sb16", X86, *NONE_AUDIO, "-device", "sb16,id=dev0,audiodev=snd0"),
+    case("cs4231a", X86, *NONE_AUDIO, "-device", "cs4231a,id=dev0,audiodev=snd0"),
+    case("adlib", X86, *NONE_AUDIO, "-device", "adlib,id=dev0,audiodev=snd0"),
+    case("gus", X86, *NONE_AUDIO, "-device", "gus,id=dev0,audiodev=snd0"),
     case("ib700", X86, "-device", "ib700,id=dev0"),
     case("isa-debug-exit", X86, "-device", "isa-debug-exit,id=dev0"),
     case("pc-testdev", X86, "-device", "pc-testdev,id=dev0"),

@@ -356,6 +356,11 @@ def _backend(item: Item, ident: str, dtype: model.DeviceType
         return (link.name if link else "rng"), (("backend", "random"),
                                                  ("filename", source or "/dev/urandom"),
                                                  ("kind", "rng"))
+    audio = links.get("audiodev")
+    if audio is not None:
+        # the host's sound: the guest sees the same card whatever the driver, and QEMU 10
+        # starts no sound card without one (QEMU 7.2 falls back to a default driver)
+        return audio.name, (("driver", "none"), ("kind", "audiodev"))
     return None
 
 

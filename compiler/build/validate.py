@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from compiler.base import checks, notations
+from compiler.base import backends, checks, notations
 from compiler.base.diagnostics import Collector, Label, quote_list
 from compiler.base.source import Span
 from compiler.build import tree
@@ -488,32 +488,28 @@ def bus_numbers(ctx: Context, diags: Collector) -> None:
                             "fewer devices in this domain")
 
 
-# What each backend kind needs to reach QEMU (CONTRACT backends; `spec` writes these).
-BACKEND_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "blockdev": {"": ("driver", "file")},
-    "netdev": {"": ("type",), "tap": ("ifname",), "bridge": ("br",)},
-    "chardev": {"": ("backend",), "file": ("path",), "socket": ("path",)},
-    "rng": {"": ("backend", "filename")},
-}
-
-
 @check("backend-fields", "E1410", "every backend has what its kind needs to reach QEMU")
 def backend_fields(ctx: Context, diags: Collector) -> None:
     for ident, body in ctx.machine.backends:
         fields = dict(body)
         kind = str(fields.get("kind"))
-        needs = BACKEND_FIELDS.get(kind)
         span = ctx.backend_spans.get(ident, ctx.fallback)
-        if needs is None:
+        if kind not in backends.REGISTRY:
             diags.error("E1410", f"backend `{ident}` has an unknown kind `{kind}`", span,
-                        notes=[f"kinds are {quote_list(BACKEND_FIELDS)}",
+                        notes=[f"kinds are {quote_list(backends.KINDS)}",
                                _rule("backend-fields")])
             continue
-        variant = str(fields.get("type", fields.get("backend", "")))
-        missing = [f for f in needs[""] + needs.get(variant, ()) if f not in fields]
+        rules = backends.get(kind)
+        missing = rules.missing(fields)
+        unknown = rules.unknown(fields)
         if missing:
             diags.error("E1410", f"backend `{ident}` ({kind}) has no {quote_list(missing)}",
                         span, notes=[_rule("backend-fields")])
+        elif unknown is not None:
+            field, allowed = unknown
+            diags.error("E1410", f"backend `{ident}` ({kind}) has {field} "
+                        f"`{fields[field]}`, which QEMU does not know", span,
+                        notes=[f"expected one of {quote_list(allowed)}", _rule("backend-fields")])
 
 
 TABLE.seal()

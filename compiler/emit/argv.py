@@ -1,7 +1,7 @@
 """QEMU's command line for a precise machine: a pure function of the tree.
 
-Devices and objects use QEMU 7.2's JSON syntax (`-device {"driver":…}`), so values need no
-escaping; `-chardev` has no JSON form in 7.2 and uses key=value with commas doubled.
+Devices use QEMU 7.2's JSON syntax (`-device {"driver":…}`), so values need no escaping;
+each backend's option is its kind's (`base/backends.py`).
 Every device carries its explicit bus and address; machine-created ones are never emitted.
 """
 
@@ -11,7 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from compiler.base import notations, settings, units
+from compiler.base import backends, notations, settings, units
 from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
@@ -35,25 +35,6 @@ def _machine_arg(m: tree.Machine, defaults: dict[str, tree.PropValue]) -> str:
     return ",".join(parts)
 
 
-def blockdev_options(ident: str, body: dict[str, tree.PropValue]) -> dict[str, object]:
-    """QEMU's `-blockdev` / QMP `blockdev-add` arguments for a blockdev backend."""
-    node: dict[str, object] = {"driver": body["driver"], "node-name": ident,
-                               "file": {"driver": "file", "filename": body["file"]}}
-    if body.get("read-only"):
-        node["read-only"] = True
-    return node
-
-
-def netdev_options(ident: str, body: dict[str, tree.PropValue]) -> dict[str, object]:
-    """QEMU's `-netdev` / QMP `netdev_add` arguments for a netdev backend."""
-    return {"id": ident, **{k: v for k, v in body.items() if k != "kind"}}
-
-
-def rng_options(ident: str, body: dict[str, tree.PropValue]) -> dict[str, object]:
-    """QEMU's `-object` / QMP `object-add` arguments for an rng backend."""
-    return {"qom-type": f"rng-{body['backend']}", "id": ident, "filename": body["filename"]}
-
-
 def device_options(bus: tree.Bus, device: tree.Device) -> dict[str, object]:
     """QEMU's `-device` / QMP `device_add` arguments: explicit bus and address, always."""
     obj: dict[str, object] = {"driver": device.type, "id": device.id}
@@ -64,24 +45,6 @@ def device_options(bus: tree.Bus, device: tree.Device) -> dict[str, object]:
     obj.update(dict(device.props))
     obj.update(dict(device.backend))
     return obj
-
-
-def _backend_args(ident: str, body: dict[str, tree.PropValue]) -> list[str]:
-    kind = body["kind"]
-    if kind == "blockdev":
-        return ["-blockdev", _json(blockdev_options(ident, body))]
-    if kind == "netdev":
-        return ["-netdev", _json(netdev_options(ident, body))]
-    if kind == "chardev":
-        opts = [str(body["backend"]), f"id={ident}"]
-        if body["backend"] == "file":
-            opts.append(f"path={_escape(str(body['path']))}")
-        elif body["backend"] == "socket":
-            opts += [f"path={_escape(str(body['path']))}", "server=on", "wait=off"]
-        return ["-chardev", ",".join(opts)]
-    if kind == "rng":
-        return ["-object", _json(rng_options(ident, body))]
-    raise ValueError(f"unknown backend kind {kind!r}")
 
 
 def _qemu_addr(notation: str, addr: notations.Address) -> dict[str, object]:
@@ -112,7 +75,7 @@ def argv(m: tree.Machine) -> list[str]:
     if m.uuid:
         args += ["-uuid", m.uuid]
     for ident, body in sorted(m.backends):
-        args += _backend_args(ident, dict(body))
+        args += backends.get(str(dict(body)["kind"])).argv(ident, dict(body))
     for bus, device, _depth in tree.walk(m.root):
         if device.origin == "machine":
             continue

@@ -1,49 +1,29 @@
 """QMP commands that turn one precise machine into another by hot-plug: a pure function of
 the two trees. Backends are added before the devices that use them and deleted after the
-devices that used them are gone; device arguments are exactly those of `-device`."""
+devices that used them are gone (a kind QEMU cannot delete at run time, an audiodev, stays);
+device arguments are exactly those of `-device`."""
 
 from __future__ import annotations
 
 import json
 
+from compiler.base import backends
 from compiler.build import tree
-from compiler.emit.argv import blockdev_options, device_options, netdev_options, rng_options
+from compiler.emit.argv import device_options
 
 Command = dict[str, object]
 
 
-def _chardev_backend(body: dict[str, tree.PropValue]) -> dict[str, object]:
-    kind = str(body["backend"])
-    if kind == "file":
-        return {"type": "file", "data": {"out": body["path"]}}
-    if kind == "socket":
-        return {"type": "socket", "data": {"addr": {"type": "unix",
-                                                    "data": {"path": body["path"]}},
-                                           "server": True, "wait": False}}
-    return {"type": kind, "data": {}}
+def add_backend(ident: str, body: dict[str, tree.PropValue]) -> Command | None:
+    """The command that creates a backend at run time; None where QEMU has none (an
+    audiodev): `ops/hotplug.py` refuses such a change before it gets here."""
+    return backends.get(str(body["kind"])).qmp_add(ident, body)
 
 
-def add_backend(ident: str, body: dict[str, tree.PropValue]) -> Command:
-    kind = body["kind"]
-    if kind == "blockdev":
-        return {"execute": "blockdev-add", "arguments": blockdev_options(ident, body)}
-    if kind == "netdev":
-        return {"execute": "netdev_add", "arguments": netdev_options(ident, body)}
-    if kind == "chardev":
-        return {"execute": "chardev-add",
-                "arguments": {"id": ident, "backend": _chardev_backend(body)}}
-    return {"execute": "object-add", "arguments": rng_options(ident, body)}
-
-
-def remove_backend(ident: str, body: dict[str, tree.PropValue]) -> Command:
-    kind = body["kind"]
-    if kind == "blockdev":
-        return {"execute": "blockdev-del", "arguments": {"node-name": ident}}
-    if kind == "netdev":
-        return {"execute": "netdev_del", "arguments": {"id": ident}}
-    if kind == "chardev":
-        return {"execute": "chardev-remove", "arguments": {"id": ident}}
-    return {"execute": "object-del", "arguments": {"id": ident}}
+def remove_backend(ident: str, body: dict[str, tree.PropValue]) -> Command | None:
+    """The command that deletes a backend at run time; None where QEMU has none (an
+    audiodev stays, unused, until QEMU exits)."""
+    return backends.get(str(body["kind"])).qmp_remove(ident, body)
 
 
 def transition(old: tree.Machine, new: tree.Machine) -> list[Command]:
@@ -53,7 +33,10 @@ def transition(old: tree.Machine, new: tree.Machine) -> list[Command]:
     old_backends, new_backends = dict(old.backends), dict(new.backends)
     commands: list[Command] = []
     for ident in sorted(set(new_backends) - set(old_backends)):
-        commands.append(add_backend(ident, dict(new_backends[ident])))
+        add = add_backend(ident, dict(new_backends[ident]))
+        if add is None:
+            raise ValueError(f"QEMU cannot add backend {ident!r} at run time")
+        commands.append(add)
     for bus, d, _n in tree.walk(new.root):
         if d.id not in old_ids and d.origin != "machine":
             commands.append({"execute": "device_add", "arguments": device_options(bus, d)})
@@ -65,7 +48,9 @@ def transition(old: tree.Machine, new: tree.Machine) -> list[Command]:
         if d.origin != "machine" and not parent_removed:
             commands.append({"execute": "device_del", "arguments": {"id": d.id}})
     for ident in sorted(set(old_backends) - set(new_backends)):
-        commands.append(remove_backend(ident, dict(old_backends[ident])))
+        remove = remove_backend(ident, dict(old_backends[ident]))
+        if remove is not None:
+            commands.append(remove)
     return commands
 
 

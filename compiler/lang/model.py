@@ -11,6 +11,7 @@ from typing import Literal, Union
 
 import attrs
 
+from compiler.base import backends
 from compiler.base.diagnostics import Collector, quote_list
 from compiler.base.notations import AddressSpace
 from compiler.base.source import Span
@@ -19,7 +20,7 @@ from compiler.lang.expr import Expr, Scalar
 
 _span = attrs.field(eq=False, repr=False)
 
-BACKEND_KINDS = ("blockdev", "netdev", "chardev", "rng")
+BACKEND_KINDS = backends.KINDS  # `link NAME -> KIND`: the registry's kinds
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 # The words QEMU takes for a bool machine option (`-machine q35,sata=on`), any case.

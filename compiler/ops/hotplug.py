@@ -4,7 +4,8 @@ next precise blob (origin `hotplug` on what was added) and the QMP commands that
 New devices go only where QEMU can hot-plug them: on a machine with ports (q35), into an
 empty port — `hotplug-slots` keeps spare ones — never onto the root complex; on one without
 (pseries), into a free slot of a host bridge; other kinds (USB, SCSI) onto an existing bus
-of their kind. Addresses of what is already there never change.
+of their kind. Addresses of what is already there never change. A device whose backend
+QEMU cannot create at run time (a sound card's audiodev) is refused (E1807).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import attrs
 
+from compiler.base import backends
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile
 from compiler.build import allocate, expand, plan, precise, tree, validate
@@ -60,7 +62,7 @@ def add(blob: Path, fragment: Path) -> Change:
                             expand.machine_devices(loaded.schema, env), loaded.plan, diags)
     diags.check()
     for p in fresh.devices:
-        target = _hotplug_bus(alloc, p, diags)
+        target = _hotplug_bus(alloc, p, dict(fresh.backends), diags)
         if target is not None:
             alloc.put(attrs.evolve(p, origin="hotplug"), target)
     diags.check()
@@ -106,6 +108,7 @@ def _renumber(planned: plan.Plan, fragment_spec: loose.LooseSpec, taken: set[str
 
 
 def _hotplug_bus(alloc: allocate.Allocator, p: plan.Planned,
+                 fresh_backends: dict[str, plan.Backend],
                  diags: Collector) -> allocate.Bus | None:
     library, schema = alloc.library, alloc.schema
     t = library.devices[p.type]
@@ -113,6 +116,16 @@ def _hotplug_bus(alloc: allocate.Allocator, p: plan.Planned,
         diags.error("E1802", f"`{t.name}` cannot be hot-plugged", p.span,
                     help="add it to the spec and start the machine again")
         return None
+    for _link, ident in p.backend:
+        body = dict(fresh_backends.get(ident, ()))
+        kind = str(body.get("kind"))
+        if kind in backends.REGISTRY and backends.get(kind).qmp_add(ident, body) is None:
+            diags.error("E1807", f"`{t.name}` needs an {kind} backend, which QEMU cannot add "
+                        "at run time", p.span,
+                        notes=[f"QEMU has no QMP command that creates an `-{kind}`, and "
+                               f"QEMU 10 does not start `{t.name}` without one"],
+                        help="add it to the spec and start the machine again")
+            return None
     if p.bus is not None:
         bus = alloc.bus_named(p.bus)
         if bus is None or not alloc.hotpluggable(bus):

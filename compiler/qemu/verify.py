@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from compiler.base import backends
 from compiler.base.diagnostics import Diagnostic, Label, error
 from compiler.base.source import SourceFile, Span
 from compiler.build import tree
@@ -176,14 +177,8 @@ def missing_files(machine: tree.Machine, fallback: Span) -> list[Diagnostic]:
     problems = []
     for ident, body in machine.backends:
         b = dict(body)
-        need: list[tuple[str, str]] = []
-        if b.get("kind") == "blockdev" and "file" in b:
-            need.append((str(b["file"]), "image"))
-        elif b.get("kind") == "rng" and "filename" in b:
-            need.append((str(b["filename"]), "entropy source"))
-        elif b.get("kind") == "chardev" and "path" in b:
-            need.append((os.path.dirname(str(b["path"])) or ".", "directory"))
-        for path, what in need:
+        kind = backends.REGISTRY.get(str(b.get("kind")))
+        for path, what in kind.host_files(b) if kind else ():
             if os.path.exists(path):
                 continue
             user = users.get(ident)

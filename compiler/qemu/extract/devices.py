@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from compiler.base import backends as backend_kinds
 from compiler.build import tree
 from compiler.build.place import ids as place_ids
 from compiler.build.plan import Backend, Planned
@@ -88,10 +89,9 @@ class DevicePlanner:
             if target in ("", None):
                 target = next((v for c in self.scene.qtree.below(r) if c.index not in self.ids
                                and (v := prop_value(c.device, name)) not in ("", None)), None)
-            if link.backend == "rng" and isinstance(target, str) and \
-                    not target.startswith("/objects/"):
-                target = None  # the device's own default backend, not an `-object`
-            if isinstance(target, str) and target:
+            # None: unset, or an rng device's own default backend, not an `-object`
+            target = backend_kinds.get(link.backend).target(target)
+            if target is not None:
                 made = self._backend(link.backend, target, r)
                 if made is not None:
                     links[name] = made

@@ -12,7 +12,8 @@ What is read, and from where:
   memory: `query-memory-size-summary`; the name: `query-name`; -boot: `/machine` `boot`;
   -uuid: `query-uuid`;
 - backends: `query-block`, `query-named-block-nodes`, `query-chardev`, `info network`,
-  and the QOM `type` and `filename` of `-object` rng backends.
+  the QOM `type` and `filename` of `-object` rng backends, and `query-audiodevs` where
+  QEMU has it (8.0 on).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from compiler.base import backends as backend_kinds
 from compiler.lang import model
 from compiler.qemu.compare import QEMU_ADDRESS_PROPS
 
@@ -78,6 +80,8 @@ class Snapshot:
     objects: Mapping[str, Mapping[str, Value]]  # rng backends: QOM path → type, filename
     boot: Mapping[str, Value] = attrs.field(factory=dict)  # `/machine` `boot` (-boot)
     uuid: str = ""  # query-uuid (-uuid; all zeros without)
+    # query-audiodevs (QEMU 8.0 on); None: QEMU has no such command
+    audiodevs: tuple[Mapping[str, Value], ...] | None = None
 
 
 def read(socket: str, library: model.Library, timeout: float) -> Snapshot:
@@ -195,7 +199,8 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
         t = library.devices.get(u.type)
         for link in t.links.values() if t else ():
             target = u.value(link.name)
-            if link.backend == "rng" and isinstance(target, str) and target.startswith("/"):
+            if backend_kinds.get(link.backend).qom_object and isinstance(target, str) and \
+                    target.startswith("/"):
                 objects[target] = {"type": await _get(client, target, "type"),
                                    "filename": await _get(client, target, "filename")}
     return Snapshot(
@@ -204,7 +209,17 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
         tuple(_dicts(await client.execute("query-named-block-nodes", {"flat": True}))),
         tuple(_dicts(await client.execute("query-chardev"))), objects,
         _map(await _get(client, "/machine", "boot")),
-        str(_map(await client.execute("query-uuid")).get("UUID") or ""))
+        str(_map(await client.execute("query-uuid")).get("UUID") or ""), await _audiodevs(client))
+
+
+async def _audiodevs(client: QMPClient) -> tuple[Mapping[str, Value], ...] | None:
+    """query-audiodevs, or None where QEMU has no such command (7.2)."""
+    from qemu.qmp import ExecuteError
+
+    try:
+        return tuple(_dicts(await client.execute("query-audiodevs")))
+    except ExecuteError:
+        return None
 
 
 async def _user(client: QMPClient, path: str, name: str, anonymous: bool, qom_type: str,
