@@ -93,7 +93,7 @@ def _check(tmp: Path, name: str, data: bytes,
         output.unlink()
     code, out, err = _run(command(path, output))
     assert code in (0, 1), f"exit {code}:\n{err[-3000:]}"
-    assert "Traceback" not in err and "E9999" not in err, err[-3000:]
+    assert "Traceback" not in err and "error[E9999]" not in err, err[-3000:]
     if code == 1:  # diagnostics, at a place of the input (or the command line); no output
         first = err.splitlines()[0] if err else ""
         found = FIRST_LINE.match(first)
