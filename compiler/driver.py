@@ -68,12 +68,18 @@ def _read_blob(path: Path) -> tuple[SourceFile, dict[str, object]] | None:
     reports unreadable JSON with a position)."""
     import json
 
+    from compiler.base import limits
     from compiler.build import precise
 
     try:
         text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if limits.first_excess(text, "json") is not None:
+        return None  # past a limit: the loose loader says where
+    try:
         data = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError):
+    except ValueError:
         return None
     if not precise.is_blob(data):
         return None

@@ -71,3 +71,41 @@ def test_a_long_line_shows_a_window_around_the_caret(tmp_path: Path) -> None:
                       next(line for line in lines if "^" in line))
     assert source.startswith("1 | …")
     assert source[carets.index("^"):].startswith('"bogus"')
+
+
+def test_inputs_past_the_limits_are_diagnostics_not_crashes(tmp_path: Path) -> None:
+    # each once crashed: tomllib's and json's recursion, Python's 4300-digit int() limit,
+    # a dotted key as deep as nested tables
+    deep = "[" * 3000 + "]" * 3000
+    cases = {
+        "deep.toml": f'machine = "pc-q35"\nx = {deep}\n',
+        "dotted.toml": 'machine = "pc-q35"\n[options]\n' + ".".join(["a"] * 3000) + " = 1\n",
+        "deep.json": f'{{"machine": "pc-q35", "x": {deep}}}',
+        "digits.toml": f'machine = "pc-q35"\nmemory = {"9" * 5000}\n',
+        "digits.json": f'{{"machine": "pc-q35", "memory": {"9" * 5000}}}',
+        "size.toml": f'machine = "pc-q35"\nmemory = "{"9" * 5000}G"\n',
+        "blob.json": f'{{"format": "mschema-precise/1", "x": {deep}}}',
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        out = tmp_path / f"{name}.out"
+        done = run("compile", str(path), "--emit", "json", "-o", str(out))
+        assert done.returncode == 1, (name, done.stderr[-2000:])
+        assert done.stderr.startswith(f"{path}:") and "error[E1012]" in done.stderr, name
+        assert not out.exists(), name
+    fragment = tmp_path / "add.toml"
+    fragment.write_text('[[nic]]\nnetwork = "user"\n', encoding="utf-8")
+    done = run("hotplug", str(tmp_path / "blob.json"), "--add", str(fragment))
+    assert done.returncode == 1 and "error[E1012]" in done.stderr, done.stderr[-2000:]
+    done = run("hotplug", str(tmp_path / "missing.json"), "--add", str(fragment))
+    assert done.returncode == 1 and "error[E1001]" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_schema_past_the_limits_is_a_diagnostic(tmp_path: Path) -> None:
+    path = tmp_path / "deep.machine"
+    path.write_text("machine m {\n    check c: " + "not " * 3000 + "true else \"x\"\n}\n",
+                    encoding="utf-8")
+    done = run("lint", str(path))
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.startswith(f"{path}:2:") and "error[E0104]" in done.stderr

@@ -18,7 +18,12 @@ from typing import ClassVar, Protocol
 
 import attrs
 
+from compiler.base.limits import MAX_DIGITS
+
 Scalar = bool | int | str  # a prop value as QEMU reports it
+# a decimal field, and the digits after a field's first: at most MAX_DIGITS, as every number
+_N = f"[0-9]{{1,{MAX_DIGITS}}}"
+_MORE = f"[0-9]{{0,{MAX_DIGITS - 1}}}"
 
 
 _UNBOUNDED = 1 << 64  # past every address
@@ -247,7 +252,7 @@ class ScsiNotation(Notation):
     syntax_help = "write SCSI addresses as `CHANNEL:TARGET:LUN`, e.g. `0:3:0`"
     qemu_props = ("channel", "scsi-id", "lun")
     scan_field = "target"
-    _RE = re.compile(r"^([0-9]+):([0-9]+):([0-9]+)$")
+    _RE = re.compile(rf"^({_N}):({_N}):({_N})$")
 
     def parse(self, text: str) -> tuple[int, ...]:
         m = self._RE.match(text)
@@ -279,7 +284,7 @@ class UsbNotation(Notation):
     qemu_props = ("port",)
     scan_field = "port"
     hub_paths = True
-    _RE = re.compile(r"^[1-9][0-9]*(\.[1-9][0-9]*)*$")
+    _RE = re.compile(rf"^[1-9]{_MORE}(\.[1-9]{_MORE})*$")
 
     def parse(self, text: str) -> tuple[int, ...]:
         if not self._RE.match(text):
@@ -315,7 +320,7 @@ class UnitNotation(Notation):
     syntax_help = "write IDE/SATA addresses as the unit number, e.g. `0`"
     qemu_props = ("unit",)
     scan_field = "unit"
-    _RE = re.compile(r"^[0-9]+$")
+    _RE = re.compile(rf"^{_N}$")
 
     def parse(self, text: str) -> tuple[int, ...]:
         if not self._RE.match(text):

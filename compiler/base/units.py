@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
+from compiler.base.limits import MAX_DIGITS
+
 SUFFIX = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE = re.compile(r"^([0-9]+)([KMGT]?)$", re.IGNORECASE)
+_SIZE = re.compile(rf"^([0-9]{{1,{MAX_DIGITS}}})([KMGT]?)$", re.IGNORECASE)
 # QEMU 7.2 rounds every `-m` size up to a multiple of 8 KiB (softmmu/vl.c,
 # parse_memory_options: `QEMU_ALIGN_UP(sz, 8192)`); machines may refuse more (pseries:
 # a multiple of 256 MiB, a `check` rule of its schema)

@@ -300,7 +300,7 @@ def _devices(r: _Reader, value: Json, path: PathKey, bus: str) -> Iterator[Plann
         for j, b in enumerate(buses):
             bp = (*p, "buses", j)
             bobj = r.obj(b, bp, ("name", "kind", "devices"), ("name", "kind", "devices"))
-            if bobj is not None and isinstance(bobj.get("name"), str):
+            if bobj is not None and isinstance(bobj.get("name"), str) and "devices" in bobj:
                 yield from _devices(r, bobj["devices"], (*bp, "devices"), str(bobj["name"]))
 
 

@@ -7,17 +7,23 @@ translated into our diagnostics (E01xx) so users never see lark's own wording.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compiler.base import limits
 from compiler.base.diagnostics import CompileError, error
 from compiler.base.source import SourceFile, Span
 from compiler.lang import ast
 
 if TYPE_CHECKING:
-    from lark import Lark, Token
+    from lark import Lark, Token, Tree
 
 GRAMMAR = Path(__file__).with_name("grammar") / "mschema.lark"
+# a run of digits past the limit, in the tokens that hold numbers
+_DECIMAL = re.compile(f"[0-9]{{{limits.MAX_DIGITS + 1},}}")
+_DIGITS = {"INT": re.compile(f"[0-9a-fA-F]{{{limits.MAX_DIGITS + 1},}}"),
+           "ADDRESS": _DECIMAL, "NAME": _DECIMAL}  # names: machine versions are numbers
 
 # What users see for each terminal in "expected ..." notes.
 TERMINAL_NAMES = {
@@ -135,9 +141,41 @@ def parse_module(source: SourceFile) -> ast.Module:
         tree = _parser().parse(source.text, start="start")
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
+    _check_limits(source, tree)
     builder = _Builder(source)
     decls = tuple(builder.build(child) for child in tree.children)
     return ast.Module(source.path, decls, source.span(0, len(source.text)))
+
+
+def _check_limits(source: SourceFile, tree: Tree[Any], fixed: Span | None = None) -> None:
+    """E0104 where the parse tree nests deeper than MAX_DEPTH (`not not …`, `a + a + …`,
+    blocks in blocks) or a number has more than MAX_DIGITS digits: past them the builder and
+    the stages after it would recurse too deeply or `int()` refuse. Iterative, so any depth
+    is measured without recursing; `fixed` is the span of a string holding an expression."""
+    from lark import Token
+
+    stack: list[tuple[Any, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Token):
+            digits = _DIGITS.get(node.type)
+            found = digits.search(str(node)) if digits else None
+            if found:
+                start = (node.start_pos or 0) + found.start()
+                span = fixed or source.span(start, start + len(found.group()))
+                raise CompileError([error(
+                    "E0104", f"number too long: more than {limits.MAX_DIGITS} digits", span,
+                    help=f"mschema reads numbers of up to {limits.MAX_DIGITS} digits")])
+            continue
+        if depth > limits.MAX_DEPTH:
+            meta = node.meta
+            span = fixed or (source.span(meta.start_pos, meta.start_pos + 1)
+                             if not getattr(meta, "empty", True) else source.span(0, 0))
+            raise CompileError([error(
+                "E0104", f"nested too deeply: more than {limits.MAX_DEPTH} levels of blocks "
+                "and expressions inside each other", span,
+                help="write it flatter: the shipped schemas need at most 20 levels")])
+        stack.extend((c, depth + 1) for c in node.children if c is not None)
 
 
 def parse_file(path: str | Path) -> ast.Module:
@@ -392,6 +430,7 @@ class _Builder:
             if literal:
                 parts.append("".join(literal))
                 literal = []
+            _check_limits(self.source, tree, span)
             parts.append(ast.FxInterp(_Builder(self.source, span).build(tree), fmt,
                                       span))
             i = end + 1

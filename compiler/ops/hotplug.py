@@ -15,7 +15,7 @@ from pathlib import Path
 
 import attrs
 
-from compiler.base import backends
+from compiler.base import backends, limits
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile
 from compiler.build import allocate, expand, plan, precise, tree, validate
@@ -32,10 +32,12 @@ class Change:
 def _load(path: Path) -> tuple[precise.Loaded, SourceFile]:
     import json
 
-    text = path.read_text(encoding="utf-8")
-    source = SourceFile.from_text(str(path), text)
+    source = loose.read_source(path)
+    excess = limits.check(source, "json")  # before json's recursion and int() can fail
+    if excess is not None:
+        raise CompileError([excess])
     try:
-        data = json.loads(text)
+        data = json.loads(source.text)
     except ValueError as exc:
         raise CompileError([error("E1801", f"`{path}` is not a precise blob: {exc}",
                                   source.span(0, 0))]) from None
@@ -85,7 +87,7 @@ def _renumber(planned: plan.Plan, fragment_spec: loose.LooseSpec, taken: set[str
     for p in planned.devices:
         ident = p.id
         if ident not in given_ids and ident in used:
-            m = re.match(r"^(.*?)(\d+)$", ident)
+            m = re.match(r"^(.*?)(\d{1,9})$", ident)  # a bounded count: int() takes it
             prefix, n = (m.group(1), int(m.group(2))) if m else (ident, 0)
             while f"{prefix}{n}" in used:
                 n += 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from compiler.base import settings
+from compiler.base import limits, settings
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from compiler.base.source import SourceFile, Span, whole_file
 from compiler.lang import model
@@ -111,6 +111,21 @@ def load(path: str | Path, *, fragment: bool = False) -> LooseSpec:
     """Read a `.toml` or `.json` loose spec; raise `CompileError` with every shape problem.
     A `fragment` (for `hotplug --add`) holds only items: the machine is the blob's."""
     path = Path(path)
+    source = read_source(path)
+    if path.suffix == ".json":
+        data, where = _decode_json(source)
+    else:
+        data, where = _decode_toml(source)
+    if not isinstance(data, dict):  # only JSON can say so: a TOML document is a table
+        raise CompileError([error("E1002", f"a spec must be a JSON object, not {describe(data)}",
+                                  where.get((), (source.span(0, 0),) * 2)[1],
+                                  help='start from `{"machine": "pc-q35"}`')])
+    return from_data(source, data, where, fragment=fragment)
+
+
+def read_source(path: Path) -> SourceFile:
+    """The text of an input file (a spec, a blob), CRLF as LF; E1001 when it cannot be read
+    or is not UTF-8 (at the first bad byte)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -127,16 +142,7 @@ def load(path: str | Path, *, fragment: bool = False) -> LooseSpec:
         raise CompileError([error("E1001", f"cannot read `{path}`: it is not UTF-8 "
                                   f"(byte 0x{raw[exc.start]:02x})", source.span(at, at + 1),
                                   help="save the file as UTF-8")]) from None
-    source = SourceFile.from_text(str(path), text)
-    if path.suffix == ".json":
-        data, where = _decode_json(source)
-    else:
-        data, where = _decode_toml(source)
-    if not isinstance(data, dict):  # only JSON can say so: a TOML document is a table
-        raise CompileError([error("E1002", f"a spec must be a JSON object, not {describe(data)}",
-                                  where.get((), (source.span(0, 0),) * 2)[1],
-                                  help='start from `{"machine": "pc-q35"}`')])
-    return from_data(source, data, where, fragment=fragment)
+    return SourceFile.from_text(str(path), text)
 
 
 Where = dict[PathKey, tuple[Span, Span]]
@@ -151,6 +157,9 @@ def _decode_json(source: SourceFile) -> tuple[Json, Where]:
     text = source.text
     if text.startswith("\ufeff"):
         raise CompileError([_bom(source, "JSON")])
+    excess = limits.check(source, "json")  # before json's recursion and int() can fail
+    if excess is not None:
+        raise CompileError([excess])
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -191,6 +200,9 @@ def _decode_toml(source: SourceFile) -> tuple[Json, Where]:
 
     if source.text.startswith("\ufeff"):
         raise CompileError([_bom(source, "TOML")])
+    excess = limits.check(source, "toml")  # before tomllib's recursion and int() can fail
+    if excess is not None:
+        raise CompileError([excess])
     try:
         data = tomllib.loads(source.text)
     except tomllib.TOMLDecodeError as exc:
@@ -494,6 +506,10 @@ def _size(what: str, v: Value, diags: Collector) -> None:
         sign, size = ("-" if x < 0 else ""), abs(x)
     elif isinstance(x, str) and (m := _SIZE.fullmatch(x)):
         unit = m.group(3).upper()
+        if len(m.group(2)) > limits.MAX_DIGITS:
+            message, help_ = limits.describe("digits", "toml")
+            diags.error("E1012", f"`{what}`: {message}", v.span, help=help_)
+            return
         if unit not in _UNITS:
             diags.error("E1003", f"`{what}` has an unknown unit `{m.group(3)}`", v.span,
                         help=size_help)

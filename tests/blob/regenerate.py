@@ -50,6 +50,14 @@ def remove(x: Blob, ident: str) -> None:
     siblings(x["devices"], ident).remove(find(x["devices"], ident))
 
 
+def nested(depth: int) -> list[Any]:
+    """Arrays `depth` deep, one inside the other."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def write(path: Path, blob: Blob) -> None:
     path.write_text(json.dumps(blob, indent=2, ensure_ascii=False) + "\n")
 
@@ -113,6 +121,10 @@ def main() -> None:
         "blockdev-without-file": (q, lambda x: x["backends"]["disk0"].pop("file")),
         "file-chardev-without-path": (p, lambda x: x["backends"]["serial0"].update(
             backend="file")),
+        # past mschema's limits (compiler/base/limits.py): refused before json reads them
+        "nested-too-deep": (q, lambda x: find(x["devices"], "net0")["props"].update(
+            mac=nested(70))),
+        "number-too-long": (q, lambda x: x["memory"].update(size=10 ** 44)),
     }
     for name, (base, corrupt) in cases.items():
         blob = copy.deepcopy(base)
