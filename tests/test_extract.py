@@ -147,6 +147,9 @@ def test_extract_gives_back_the_compiled_blob(case: str, tmp_path: Path) -> None
         del cpus["model"]
     assert got["cpus"] == cpus and got["memory"] == golden["memory"]
     assert got.get("boot") == golden.get("boot")  # -boot: only what was given, both ways
+    # -rtc: only `driftfix=slew` shows (as the pc RTC's lost_tick_policy; `quirk rtc-driftfix`)
+    slew = golden.get("rtc", {}).get("driftfix") == "slew"
+    assert got.get("rtc", {}) == ({"driftfix": "slew"} if slew else {})
     # options: QEMU resolves q35's vmport=auto to on; the rest it holds as given
     options = {k: v for k, v in golden["machine"]["options"].items() if k != "vmport"}
     assert options.items() <= got["machine"]["options"].items()

@@ -77,6 +77,7 @@ def build(snap: Snapshot, library: model.Library) -> Result:
     result = tree.Machine(expand.machine_info(schema, options), assembly.root,
                           machine.cpus(snap, warnings), machine.memory(snap, warnings),
                           assembly.backends, snap.name, machine.boot(snap, schema),
+                          machine.rtc(qtree, schema),
                           uuid="" if snap.uuid == settings.NO_UUID else snap.uuid)
     recheck(result, scene, assembly)
     return Result(result, warnings.in_order())

@@ -14,6 +14,7 @@ from compiler.base.diagnostics import CompileError, error, quote_list
 from compiler.base.source import SourceFile
 from compiler.build import tree
 from compiler.lang import expr, model
+from compiler.qemu.extract.qtree import Qtree
 from compiler.qemu.extract.report import Warnings
 from compiler.qemu.extract.snapshot import Snapshot
 
@@ -89,6 +90,18 @@ def boot(snap: Snapshot, schema: model.MachineSchema) -> Pairs:
                                                         value == default_order):
             found[key] = value
     return tuple(sorted(found.items()))
+
+
+def rtc(qtree: Qtree, schema: model.MachineSchema) -> Pairs:
+    """-rtc as far as the guest's devices show it: `driftfix=slew` from the prop QEMU sets
+    for it (`quirk rtc-driftfix`, TYPE.PROP); QEMU keeps no record of `base` or `clock`."""
+    where = next((str(q.value) for q in schema.quirks if q.name == "rtc-driftfix"), None)
+    if where is None:
+        return ()
+    type_, _, prop = where.partition(".")
+    slewing = any(r.device.type == type_ and r.device.prop(prop) == '"slew"'
+                  for r in qtree.records)
+    return (("driftfix", "slew"),) if slewing else ()
 
 
 def memory(snap: Snapshot, warnings: Warnings) -> Pairs:
