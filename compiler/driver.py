@@ -120,9 +120,10 @@ def compile_spec(path: Path) -> tree.Machine:
                           spares_required=whole.spares_required)
     diags.check()
     machine = tree.Machine(expand.machine_info(schema, whole.options),
-                           expand.apply_compat(schema, root), whole.cpus, whole.memory,
-                           tuple(sorted(planned.backends)), whole.name, whole.boot,
-                           whole.rtc, whole.uuid)
+                           expand.apply_compat(schema, expand.apply_globals(planned.globals,
+                                                                            root)),
+                           whole.cpus, whole.memory, tuple(sorted(planned.backends)),
+                           whole.name, whole.boot, whole.rtc, whole.uuid, planned.globals)
     validate.validate(machine, library, spec.span, diags)
     diags.check()
     return machine

@@ -362,3 +362,19 @@ def test_usb_ports() -> None:
             "  Device 0.0, Port 4, Speed 12 Mb/s, Product QEMU USB Hub, ID: \n"
             "  Device 0.0, Port 4.1, Speed 12 Mb/s, Product QEMU USB Keyboard, ID: kbd\n")
     assert compare.usb_ports(text) == {"usb0": "1", "kbd": "4.1"}
+
+
+def test_a_machine_devices_prop_is_compared() -> None:
+    """A `-global` on a machine device (no id in QEMU) is checked in `info qtree`: without
+    it on the command line, QEMU's default shows as a difference."""
+    blob = json.loads((VM / "q35-globals.json").read_text(encoding="utf-8"))
+    argv = argv_from_golden((VM / "q35-globals.argv").read_text(encoding="utf-8"))
+    at = argv.index("driver=q35-pcihost,property=pci-hole64-size,value=1073741824")
+    del argv[at - 1:at + 1]
+    qemu = release_argv(binary_of(blob["machine"]["qemu"]), "7.2")
+    result = process.query([*qemu, *argv[1:], "-accel", "tcg"], hmp=("info qtree", "info usb"),
+                           qmp=[], timeout=30.0)
+    root = process.parse_qtree(result.hmp[0])
+    assert compare.compare(blob, root, result.hmp[1]) == [
+        "props: `q35` (q35-pcihost): `pci-hole64-size` is 34359738368 (32 GiB) in info qtree, "
+        "1073741824 in the blob"]

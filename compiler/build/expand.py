@@ -115,6 +115,20 @@ def apply_compat(schema: model.MachineSchema, bus: tree.Bus) -> tree.Bus:
     return _with_compat(bus, by_type)
 
 
+def apply_globals(globals_: tuple[tuple[str, tree.PropValue], ...], bus: tree.Bus
+                  ) -> tree.Bus:
+    """The tree with the spec's `-global`s in every device of their type that does not set
+    them already. QEMU applies them after the machine type's compat props and before the
+    board code's and `-device`'s own values: so before `apply_compat`, with the same rule."""
+    if not globals_:
+        return bus
+    by_type: dict[str, dict[str, tree.PropValue]] = {}
+    for key, value in globals_:
+        type_name, _, prop = key.rpartition(".")
+        by_type.setdefault(type_name, {})[prop] = value
+    return _with_compat(bus, by_type)
+
+
 def _with_compat(bus: tree.Bus, by_type: Mapping[str, Mapping[str, tree.PropValue]]
                  ) -> tree.Bus:
     devices = []

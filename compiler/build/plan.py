@@ -40,6 +40,8 @@ class Planned:
 class Plan:
     devices: tuple[Planned, ...]
     backends: tuple[tuple[str, Backend], ...]
+    # QEMU's -global: "TYPE.PROPERTY" → value, for every device of TYPE
+    globals: tuple[tuple[str, tree.PropValue], ...] = ()
 
 
 def plan(schema: model.MachineSchema, library: model.Library, spec: LooseSpec,
@@ -55,7 +57,28 @@ def plan(schema: model.MachineSchema, library: model.Library, spec: LooseSpec,
                         macs)
         if planned is not None:
             devices.append(planned)
-    return Plan(tuple(devices), tuple(backends))
+    return Plan(tuple(devices), tuple(backends), _globals(library, spec, diags))
+
+
+def _globals(library: model.Library, spec: LooseSpec, diags: Collector
+             ) -> tuple[tuple[str, tree.PropValue], ...]:
+    """`[globals]`: each key a stdlib device type and one of its declared props (split at
+    the last dot: type names have dots, `cfi.pflash01`), each value of that prop's type."""
+    found: dict[str, tree.PropValue] = {}
+    for key, v in spec.globals.items():
+        type_name, dot, prop = key.rpartition(".")
+        if not dot or not type_name or not prop:
+            diags.error("E1006", f"global `{key}` must be `TYPE.PROPERTY`", v.key_span,
+                        help='e.g. `"ICH9-LPC.disable_s3" = 1`')
+            continue
+        dtype = library.devices.get(type_name)
+        if dtype is None:
+            diags.error("E0202", f"unknown device type `{type_name}`", v.key_span,
+                        help=suggest(type_name, list(library.devices)))
+            continue
+        if _prop(dtype, prop, v, diags):
+            found[key] = v.value
+    return tuple(sorted(found.items()))
 
 
 def check_span(condition: expr.Expr, spec: LooseSpec) -> Span:

@@ -114,7 +114,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     diags = Collector()
     r = _Reader(source, diags)
     top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "rtc",
-                           "uuid", "devices", "backends"),
+                           "uuid", "globals", "devices", "backends"),
                 ("format", "machine", "devices", "backends"))
     if top is None:
         diags.check()
@@ -160,6 +160,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     if "uuid" in top and (settings.uuid_problem(uuid) is not None or uuid != str(uuid).lower()):
         r.fail(("uuid",), "`uuid` must be a UUID in lower case, as "
                "`c7a5fdbd-edaf-9455-926a-d65c16db1809` (as QEMU shows it)")
+    globals_ = _globals(r, library, r.scalar_map(top.get("globals", {}), ("globals",)))
     backends = _backends(r, top["backends"])
     r.known_types = set(library.devices)
     devices = list(_devices(r, top["devices"], ("devices",), "main-system-bus"))
@@ -172,8 +173,8 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     machine = tree.Machine(info, given_tree, tuple(sorted(cpus.items())),
                            tuple(sorted(memory.items())), backends,
                            name if isinstance(name, str) else "", _boot(r, schema, boot),
-                           _rtc(r, rtc), str(uuid))
-    rebuilt = _rebuild(schema, library, options, devices, backends, source, diags)
+                           _rtc(r, rtc), str(uuid), globals_)
+    rebuilt = _rebuild(schema, library, options, devices, backends, globals_, source, diags)
     diags.check()
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
     diags.check()
@@ -206,6 +207,25 @@ def _boot(r: _Reader, schema: model.MachineSchema, boot: dict[str, tree.PropValu
         if problem is not None:
             r.fail(("boot", key), f"`boot.{key}` {problem}")
     return tuple(sorted(boot.items()))
+
+
+def _globals(r: _Reader, library: model.Library, given: dict[str, tree.PropValue]
+             ) -> tuple[tuple[str, tree.PropValue], ...]:
+    """QEMU's -global as the blob sets it: a stdlib type's declared prop (E1604, E1602),
+    a value of its type (E1602)."""
+    for key, value in given.items():
+        type_name, _, prop = key.rpartition(".")
+        dtype = library.devices.get(type_name)
+        if dtype is None:
+            r.diags.error("E1604", f"unknown device type `{type_name}` in global `{key}`",
+                          r.span(("globals", key)))
+            continue
+        spec = dtype.props.get(prop)
+        if spec is None or not spec.type.check(value):
+            r.fail(("globals", key), f"global `{key}` must name a property `{type_name}` "
+                   "declares, with a value of its type" if spec is None else
+                   f"global `{key}` must be {spec.type.describe()}")
+    return tuple(sorted(given.items()))
 
 
 def _rtc(r: _Reader, rtc: dict[str, tree.PropValue]) -> tuple[tuple[str, tree.PropValue], ...]:
@@ -367,6 +387,7 @@ def _given_tree(r: _Reader, library: model.Library, value: Json, path: PathKey, 
 def _rebuild(schema: model.MachineSchema, library: model.Library,
              options: dict[str, expr.Scalar], devices: list[Planned],
              backends: tuple[tuple[str, tuple[tuple[str, tree.PropValue], ...]], ...],
+             globals_: tuple[tuple[str, tree.PropValue], ...],
              source: SourceFile, diags: Collector) -> tree.Bus:
     unknown = [d for d in devices if d.type not in library.devices]
     for d in unknown:
@@ -374,9 +395,9 @@ def _rebuild(schema: model.MachineSchema, library: model.Library,
                     notes=[f"expected one of {quote_list(library.devices)}"])
     diags.check()
     env = expr.Env(options)
-    return expand.apply_compat(schema, allocate.assign(
+    return expand.apply_compat(schema, expand.apply_globals(globals_, allocate.assign(
         schema, library, expand.machine_devices(schema, env), Plan(tuple(devices), backends),
-        0, source.span(0, 0), diags))
+        0, source.span(0, 0), diags)))
 
 
 def _compare(given: tree.Bus, rebuilt: tree.Bus, diags: Collector,

@@ -75,6 +75,7 @@ class Machine:
     boot: tuple[tuple[str, PropValue], ...] = ()  # QEMU's -boot (base/settings.BOOT_KEYS)
     rtc: tuple[tuple[str, PropValue], ...] = ()  # QEMU's -rtc (base/settings.RTC_KEYS)
     uuid: str = ""  # QEMU's -uuid, lower-case; "" leaves QEMU's (all zeros)
+    globals: tuple[tuple[str, PropValue], ...] = ()  # QEMU's -global: "TYPE.PROP" → value
 
 
 def walk(bus: Bus, depth: int = 0) -> Iterator[tuple[Bus, Device, int]]:

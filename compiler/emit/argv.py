@@ -74,6 +74,13 @@ def argv(m: tree.Machine) -> list[str]:
         args += ["-rtc", settings.rtc_arg(dict(m.rtc))]
     if m.uuid:
         args += ["-uuid", m.uuid]
+    for key, value in m.globals:
+        type_name, _, prop = key.rpartition(".")
+        text = ("on" if value else "off") if isinstance(value, bool) else str(value)
+        # the keyval form: `TYPE.PROP=` would split `cfi.pflash01` at its first dot
+        args += ["-global", ",".join(f"{k}={_escape(v)}" for k, v in
+                                     (("driver", type_name), ("property", prop),
+                                      ("value", text)))]
     for ident, body in sorted(m.backends):
         args += backends.get(str(dict(body)["kind"])).argv(ident, dict(body))
     for bus, device, _depth in tree.walk(m.root):

@@ -52,6 +52,8 @@ def blob(m: tree.Machine) -> str:
         obj["rtc"] = dict(sorted(m.rtc))
     if m.uuid:
         obj["uuid"] = m.uuid
+    if m.globals:
+        obj["globals"] = dict(m.globals)
     obj["devices"] = [device_json(d) for d in m.root.devices]
     obj["backends"] = {ident: dict(sorted(body)) for ident, body in sorted(m.backends)}
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"

@@ -317,13 +317,20 @@ def same_value(value: Json, shown: Json) -> bool:
 
 
 def prop_differences(blob: Mapping[str, Json], root: process.QtreeBus) -> list[Difference]:
-    """Props of emitted devices that `info qtree` shows with another value (by id)."""
+    """Props of devices that `info qtree` shows with another value: emitted devices by id;
+    the machine's own (no id in QEMU) by type where QEMU has one device of that type and the
+    blob gives it props (a `-global`, a schema value), so a machine prop is checked too."""
     by_id = {d.id: d for _, d in process.walk(root) if d.id}
+    by_type: dict[str, list[process.QtreeDevice]] = {}
+    for _, d in process.walk(root):
+        by_type.setdefault(d.type, []).append(d)
     found = []
     for _, _, device in blob_walk(blob["devices"]):
         if device["origin"] == "machine":
-            continue
-        built = by_id.get(str(device["id"]))
+            alike = by_type.get(str(device["type"]), [])
+            built = alike[0] if len(alike) == 1 and device.get("props") else None
+        else:
+            built = by_id.get(str(device["id"]))
         if built is None:
             continue  # reported by `diff_entries`
         inner = [d for b in built.buses if b.type == "virtio-pci-bus" for d in b.devices]

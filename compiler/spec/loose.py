@@ -27,7 +27,7 @@ from compiler.spec import jsonpos, tomlpos
 from compiler.spec.jsonpos import PathKey
 
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
-SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc")
+SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc", "globals")
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots", "uuid")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr"),
@@ -86,6 +86,8 @@ class LooseSpec:
     cpus_span: Span | None = attrs.field(default=None, eq=False, repr=False)
     boot: Mapping[str, Value] = attrs.field(factory=dict)  # `[boot]`: QEMU's -boot
     rtc: Mapping[str, Value] = attrs.field(factory=dict)  # `[rtc]`: QEMU's -rtc
+    # `[globals]`: QEMU's -global, "TYPE.PROPERTY" → value
+    globals: Mapping[str, Value] = attrs.field(factory=dict)
 
     def fact_span(self, fact: str) -> Span | None:
         """Where the spec sets a spec fact (`cpus.count`, `memory`, …), if it does."""
@@ -338,6 +340,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     cpus_span: Span | None = None
     boot: dict[str, Value] = {}
     rtc: dict[str, Value] = {}
+    globals_: dict[str, Value] = {}
     items: list[Item] = []
     for key, v in data.items():
         kspan, vspan = spans((key,))
@@ -345,6 +348,15 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
             diags.error("E1011", f"a hot-plug fragment holds devices only, not `{key}`", kspan,
                         notes=[f"it takes {quote_list(ITEM_TABLES)}"],
                         help="the machine, cpus, memory and options are the blob's")
+            continue
+        if key == "globals":
+            if not isinstance(v, dict):
+                diags.error("E1003", f"`globals` must be a table, not {describe(v)}", vspan,
+                            help='write it as `[globals]`, e.g. `"ICH9-LPC.disable_s3" = 1`')
+                continue
+            globals_ = {k: value(("globals", k), x) for k, x in v.items()}
+            for k, x in globals_.items():
+                _scalar(f"global `{k}`", x, diags)
             continue
         if key == "options":
             if not isinstance(v, dict):
@@ -403,7 +415,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     diags.check()
     items.sort(key=lambda it: (it.span.start, it.kind, it.index))
     return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span, boot,
-                     rtc)
+                     rtc, globals_)
 
 
 def suggest(name: str, known: list[str]) -> str | None:

@@ -125,6 +125,13 @@ def main() -> None:
         "nested-too-deep": (q, lambda x: find(x["devices"], "net0")["props"].update(
             mac=nested(70))),
         "number-too-long": (q, lambda x: x["memory"].update(size=10 ** 44)),
+        # -global: a prop the stdlib declares for a known type; the devices' props show it
+        "global-unknown-prop": (q, lambda x: x.update(globals={"ICH9-LPC.disable_s5": 1})),
+        "global-unknown-type": (q, lambda x: x.update(globals={"PIIX4_PM.disable_s3": 1})),
+        "global-not-in-props": (q, lambda x: x.update(globals={"ICH9-LPC.disable_s3": 1})),
+        # the machine's uuid as QEMU shows it (lower case)
+        "uuid-upper-case": (q, lambda x: x.update(
+            uuid="C7A5FDBD-EDAF-9455-926A-D65C16DB1809")),
     }
     for name, (base, corrupt) in cases.items():
         blob = copy.deepcopy(base)
