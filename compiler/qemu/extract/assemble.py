@@ -22,7 +22,8 @@ from compiler.qemu.extract.scene import Scene
 
 @attrs.frozen
 class Assembly:
-    root: tree.Bus
+    root: tree.Bus  # with the machine version's compat props
+    bare: tree.Bus  # without them: where `-global`s go first
     diagnostics: tuple[Diagnostic, ...]  # the allocator's
     ids: Mapping[int, str]  # record index → blob id, for every device the blob lists
     bus_names: Mapping[BusKey, str]  # the buses the blob names otherwise than QEMU
@@ -50,5 +51,5 @@ def assemble(scene: Scene, ids: Mapping[int, str]) -> Assembly:
     made = tuple(sorted(planner.backends.items()))
     root = allocate.assign(scene.schema, scene.library, scene.machine_devices,
                           Plan(tuple(planned), made), 0, scene.qtree.top, diags)
-    return Assembly(expand.apply_compat(scene.schema, root), tuple(diags.items), ids,
+    return Assembly(expand.apply_compat(scene.schema, root), root, tuple(diags.items), ids,
                     bus_names, frozenset(left_out), made)

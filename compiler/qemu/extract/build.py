@@ -74,11 +74,15 @@ def build(snap: Snapshot, library: model.Library) -> Result:
         assembly = assemble(scene, {**ids, **{r.index: fresh.fresh(r.device.type)
                                               for r in extras}})
     warnings.add_as_drops(assembly.diagnostics)
-    result = tree.Machine(expand.machine_info(schema, options), assembly.root,
+    found_globals = machine.globals_(scene, assembly)
+    root = expand.apply_compat(schema, expand.apply_globals(found_globals, assembly.bare)) \
+        if found_globals else assembly.root
+    result = tree.Machine(expand.machine_info(schema, options), root,
                           machine.cpus(snap, warnings), machine.memory(snap, warnings),
                           assembly.backends, snap.name, machine.boot(snap, schema),
                           machine.rtc(qtree, schema),
-                          uuid="" if snap.uuid == settings.NO_UUID else snap.uuid)
+                          uuid="" if snap.uuid == settings.NO_UUID else snap.uuid,
+                          globals=found_globals)
     recheck(result, scene, assembly)
     return Result(result, warnings.in_order())
 

@@ -14,8 +14,10 @@ from compiler.base.diagnostics import CompileError, error, quote_list
 from compiler.base.source import SourceFile
 from compiler.build import tree
 from compiler.lang import expr, model
-from compiler.qemu.extract.qtree import Qtree
+from compiler.qemu.extract.assemble import Assembly
+from compiler.qemu.extract.qtree import Qtree, Record, prop_value
 from compiler.qemu.extract.report import Warnings
+from compiler.qemu.extract.scene import Scene
 from compiler.qemu.extract.snapshot import Snapshot
 
 Pairs = tuple[tuple[str, tree.PropValue], ...]
@@ -102,6 +104,56 @@ def rtc(qtree: Qtree, schema: model.MachineSchema) -> Pairs:
     slewing = any(r.device.type == type_ and r.device.prop(prop) == '"slew"'
                   for r in qtree.records)
     return (("driftfix", "slew"),) if slewing else ()
+
+
+def globals_(scene: Scene, assembly: Assembly) -> Pairs:
+    """QEMU's -global, as far as `info qtree` shows: a declared prop of a machine device
+    that the machine version leaves to QEMU's default or a compat value, and QEMU shows
+    otherwise. A prop the schema sets on the device itself is the board code's, which a
+    -global cannot change. Machine devices are matched as `match.unpredicted` does: by
+    bus, type and address, in creation order."""
+    def machine_devices(bus: tree.Bus) -> dict[tuple[str, str, str | None], list[tree.Device]]:
+        found: dict[tuple[str, str, str | None], list[tree.Device]] = {}
+        for b, d, _n in tree.walk(bus):
+            if d.origin == "machine":
+                key = (b.name, d.type, None if d.addr is None else str(d.addr))
+                found.setdefault(key, []).append(d)
+        return found
+
+    with_compat, own = machine_devices(assembly.root), machine_devices(assembly.bare)
+    qtree = scene.qtree
+    taken: dict[tuple[str, str, str | None], int] = {}
+    found: dict[str, tree.PropValue] = {}
+    for r in qtree.creation_order():
+        if r.index in scene.users or _below_user(scene, r):
+            continue  # a user device's children: their props are its code's
+        key = (assembly.bus_names.get(r.bus_key, r.bus.name), r.device.type, qtree.addr(r))
+        n = taken.get(key, 0)
+        if n >= len(with_compat.get(key, ())):
+            continue
+        taken[key] = n + 1
+        device, explicit = with_compat[key][n], dict(own[key][n].props)
+        dtype = scene.library.devices.get(device.type)
+        have = dict(device.props)
+        for name, spec in dtype.props.items() if dtype else ():
+            expected, shown = have.get(name, spec.default), prop_value(r.device, name)
+            # a `multifunction` type's board code sets the flag itself
+            board = name == "multifunction" and dtype is not None and dtype.multifunction
+            if name in explicit or board or expected is None or \
+                    not isinstance(shown, (bool, int, str)):
+                continue
+            if spec.type.check(shown) and shown != expected:
+                found[f"{device.type}.{name}"] = shown
+    return tuple(sorted(found.items()))
+
+
+def _below_user(scene: Scene, r: Record) -> bool:
+    owner = r.owner
+    while owner is not None:
+        if owner in scene.users:
+            return True
+        owner = scene.qtree.records[owner].owner
+    return False
 
 
 def memory(snap: Snapshot, warnings: Warnings) -> Pairs:
