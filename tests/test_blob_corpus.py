@@ -71,3 +71,11 @@ def test_every_golden_blob_matches_the_shipped_json_schema() -> None:
     assert len(blobs) > 20
     for path in blobs:
         jsonschema.validate(json.loads(path.read_text()), schema)
+
+
+def test_the_json_schema_knows_every_backend_kind() -> None:
+    """The blob's JSON Schema lists the backend kinds of the registry, no more, no fewer."""
+    from compiler.base import backends
+    schema = json.loads((ROOT / "compiler/spec/blob.schema.json").read_text())
+    body = schema["properties"]["backends"]["additionalProperties"]
+    assert body["properties"]["kind"]["enum"] == list(backends.KINDS)

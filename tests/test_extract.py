@@ -28,7 +28,7 @@ import attrs
 import pytest
 from corpus_support import codes_of
 from qemu_support import binary_of, machine_argv, release_argv, require_binary
-from vm_support import qmp, read_argv_golden, running
+from vm_support import make_host_files, qmp, read_argv_golden, running
 
 from compiler import cli, driver
 from compiler.base import backends as kinds
@@ -76,16 +76,7 @@ def props_by_id(devices: list[Json]) -> dict[str, dict[str, object]]:
 
 
 def make_files(blob: Mapping[str, Json], directory: Path) -> None:
-    for name, fmt in verify.backing_files(blob):
-        target = directory / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            continue
-        if fmt == "qcow2":
-            subprocess.run([require_binary("qemu-img"), "create", "-q", "-f", "qcow2",
-                            str(target), "64M"], check=True, timeout=30)
-        else:
-            target.write_bytes(b"\0" * 65536)
+    make_host_files(blob, directory, 65536)
 
 
 def start_argv(blob: Mapping[str, Json], argv: list[str], directory: Path) -> list[str]:
@@ -140,6 +131,8 @@ def test_extract_gives_back_the_compiled_blob(case: str, tmp_path: Path) -> None
         default_cpu = default_cpu_model(sock, golden["machine"]["qemu"])
     files = {i for i, b in golden["backends"].items() if b.get("backend") == "file"}
     hidden = {f"QEMU does not reveal the file of chardev `{i}`" for i in files}
+    exports = {i for i, b in golden["backends"].items() if b.get("kind") == "fsdev"}
+    hidden |= {f"QEMU does not reveal the directory of fsdev `{i}`" for i in exports}
     unrevealed_only(result, hidden)
     assert guest_tree(got["devices"]) == guest_tree(golden["devices"])
     assert {k: golden["machine"][k] for k in ("schema", "qemu", "arch")} == \
@@ -177,6 +170,9 @@ def test_extract_gives_back_the_compiled_blob(case: str, tmp_path: Path) -> None
             assert have == {"kind": "netdev", "type": "user"}
         elif ident in files:
             assert have == {**body, "path": ""}
+        elif ident in exports:  # neither the directory nor how it is shared
+            assert have == {"kind": "fsdev", "driver": "local", "path": "",
+                            "security_model": "none"}
         elif "path" in body:
             assert have == {**body, "path": str(tmp_path / str(body["path"]))}
         else:

@@ -15,7 +15,6 @@ together by index (`spapr_dt_drc` walks a QOM property hash table). Cases: every
 from __future__ import annotations
 
 import json
-import subprocess
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,14 +57,7 @@ def _cells(data: bytes) -> list[bytes]:
 
 
 def _backing_files(blob: dict[str, object], directory: Path) -> None:
-    for name, fmt in vm_support.backing_files(blob):
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "qcow2":
-            subprocess.run([require_binary("qemu-img"), "create", "-q", "-f", "qcow2",
-                            str(path), "64M"], check=True, timeout=30)
-        else:
-            subprocess.run(["truncate", "-s", "1M", str(path)], check=True, timeout=30)
+    vm_support.make_host_files(blob, directory)
 
 
 def both_trees(spec: Path, scratch: Path) -> tuple[bytes, bytes]:

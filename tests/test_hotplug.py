@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from corpus_support import codes_of
 from qemu_support import require_binary
-from vm_support import backing_files, compare, runnable_argv
+from vm_support import compare, make_host_files, runnable_argv
 
 from compiler.qemu import process
 
@@ -34,9 +34,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def make_files(blob: dict[str, Any], directory: Path) -> None:
-    for name, _fmt in backing_files(blob):
-        with (directory / name).open("wb") as f:
-            f.truncate(1 << 20)
+    make_host_files(blob, directory)
 
 
 def absolute(command: dict[str, Any], directory: Path) -> tuple[str, dict[str, Any]]:

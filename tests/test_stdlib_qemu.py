@@ -230,6 +230,8 @@ NULL_DISK = ("-blockdev", "driver=null-co,node-name=disk0")
 ROOT_PORT = ("-device", "pcie-root-port,id=rp0,chassis=1")
 XHCI = ("-device", "qemu-xhci,id=usb0")
 USER_NET = ("-netdev", "user,id=net0")
+# a 9p export of the QEMU process's working directory
+FSDEV = ("-fsdev", "local,id=fs0,path=.,security_model=none")
 NULL_CHARDEV = ("-chardev", "null,id=chr0")
 VIRTIO_SERIAL = ("-device", "virtio-serial-pci,id=vser0")
 VIRTIO_SCSI = ("-device", "virtio-scsi-pci,id=scsi0")
@@ -397,6 +399,8 @@ CASES = [
          "ds1338,id=dev0,bus=sm501.i2c,address=0x68"),
     case("m41t80", PPC, "-device", "sm501,id=sm0", "-device",
          "m41t80,id=dev0,bus=sm501.i2c,address=0x69"),
+    *(case(t, X86, *FSDEV, "-device", f"{t},id=dev0,fsdev=fs0,mount_tag=share")
+      for t in ("virtio-9p-pci", "virtio-9p-pci-transitional", "virtio-9p-pci-non-transitional")),
     case("intel-iommu", X86, "-device", "intel-iommu,id=dev0"),
     # a companion, as declared: with `masterbus` its ports join the EHCI's bus
     case(

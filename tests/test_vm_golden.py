@@ -37,9 +37,8 @@ from qemu_support import (
     case_family,
     families,
     release_argv,
-    require_binary,
 )
-from vm_support import argv_from_golden, argv_golden_text, emitted_argv_json
+from vm_support import argv_from_golden, argv_golden_text, emitted_argv_json, make_host_files
 
 from compiler.qemu import compare, process, verify
 
@@ -190,15 +189,7 @@ def test_golden(case: str, kind: str, update_goldens: bool) -> None:
 
 
 def _make_backing_files(blob: dict[str, object], directory: Path) -> None:
-    for name, fmt in verify.backing_files(blob):
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "qcow2":
-            img = require_binary("qemu-img")
-            subprocess.run([img, "create", "-q", "-f", "qcow2", str(path), "64M"], check=True,
-                           timeout=30)
-        else:
-            subprocess.run(["truncate", "-s", "1M", str(path)], check=True, timeout=30)
+    make_host_files(blob, directory)
 
 
 @pytest.mark.parametrize("release", RELEASES)

@@ -19,6 +19,9 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from qemu_support import require_binary
 
 from compiler.qemu.compare import (  # noqa: F401  (re-exported)
     MACHINE_REQUESTS,
@@ -124,3 +127,22 @@ def qmp(sock: str, *commands: tuple[str, Mapping[str, object]]) -> list[object]:
             await client.disconnect()
 
     return asyncio.run(asyncio.wait_for(session(), 20))
+
+
+def make_host_files(blob: Mapping[str, Any], directory: Path, size: int = 1 << 20) -> None:
+    """The host side a blob's backends need, under `directory`: qcow2 or raw images
+    (`size` bytes), and the directories fsdevs export."""
+    for name, fmt in backing_files(blob):
+        path = directory / name
+        if fmt == "directory":
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            continue
+        if fmt == "qcow2":
+            subprocess.run([require_binary("qemu-img"), "create", "-q", "-f", "qcow2",
+                            str(path), "64M"], check=True, timeout=30)
+        else:
+            with path.open("wb") as f:
+                f.truncate(size)

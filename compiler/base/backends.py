@@ -354,8 +354,44 @@ class Audiodev(BackendKind):
         return {"driver": driver}
 
 
+# `-fsdev local`'s security models (fsdev/qemu-fsdev-opts.c, QEMU 7.2)
+FSDEV_SECURITY_MODELS = ("none", "passthrough", "mapped-xattr", "mapped-file")
+
+
+class Fsdev(BackendKind):
+    """An `-fsdev local`: the host directory a 9p device exports. QEMU has no QMP command to
+    add or delete one, and reveals neither its path nor its security model."""
+
+    name = "fsdev"
+    needs = ("driver", "path", "security_model")
+
+    def unknown(self, body: Body) -> tuple[str, tuple[str, ...]] | None:
+        if body.get("driver", "local") != "local":
+            return ("driver", ("local",))
+        model = body.get("security_model")
+        return None if model is None or model in FSDEV_SECURITY_MODELS else \
+            ("security_model", FSDEV_SECURITY_MODELS)
+
+    def argv(self, ident: str, body: Body) -> list[str]:
+        # keyval only (QEMU 7.2 has no JSON form for -fsdev)
+        opts = [str(body["driver"]), f"id={ident}", f"path={_escape(str(body['path']))}",
+                f"security_model={body['security_model']}"]
+        if body.get("readonly"):
+            opts.append("readonly=on")
+        return ["-fsdev", ",".join(opts)]
+
+    def host_files(self, body: Body) -> list[tuple[str, str]]:
+        return [(str(body["path"]), "directory")] if body.get("path") else []
+
+    def extract(self, qemu: Revealed, target: str, warn: Warn) -> dict[str, Scalar] | None:
+        warn(f"QEMU does not reveal the directory of fsdev `{target}`",
+             ['the blob says `path` "" and `security_model` "none": fill them in before '
+              "compiling"])
+        return {"driver": "local", "path": "", "security_model": "none"}
+
+
 REGISTRY: Mapping[str, BackendKind] = {k.name: k for k in (
-    Blockdev(), Netdev(), Chardev(), Rng(), Audiodev())}
+    Blockdev(), Netdev(), Chardev(), Rng(), Audiodev(), Fsdev())}
 KINDS = tuple(REGISTRY)
 
 

@@ -199,7 +199,7 @@ def _unique_values(spec: LooseSpec, diags: Collector) -> None:
 # Controllers and ports mschema adds are named after their bus kind (`scsi0`, `usb0`) and
 # `rp`; spec items have prefixes of their own so the two never meet.
 PREFIX = {"disk": "disk", "cdrom": "cdrom", "nic": "net", "serial": "serial", "usb": "usbdev",
-          "rng": "rng", "graphics": "video", "device": "dev"}
+          "rng": "rng", "graphics": "video", "device": "dev", "filesystem": "fs"}
 
 
 def _unique_props(library: model.Library, spec: LooseSpec, diags: Collector) -> None:
@@ -289,6 +289,8 @@ def _item(schema: model.MachineSchema, library: model.Library, item: Item, ident
         link, body = backend
         links[link] = ident
         backends.append((ident, body))
+    if item.kind == "filesystem":
+        props["mount_tag"] = str(item.get("tag"))
     if item.kind == "nic":
         mac = item.get("mac")
         props["mac"] = mac.lower() if mac else next(macs)
@@ -373,6 +375,14 @@ def _backend(item: Item, ident: str, dtype: model.DeviceType
             chr_["path"] = path
         link = links.get("chardev")
         return (link.name if link else "chardev"), tuple(sorted(chr_.items()))
+    if item.kind == "filesystem":
+        link = links.get("fsdev")
+        fs: dict[str, tree.PropValue] = {
+            "kind": "fsdev", "driver": "local", "path": str(item.get("path")),
+            "security_model": str(item.get("security-model") or "none")}
+        if item.get("readonly"):
+            fs["readonly"] = True
+        return (link.name if link else "fsdev"), tuple(sorted(fs.items()))
     if item.kind == "rng":
         link = links.get("rng")
         _kind, _, source = str(item.get("backend") or "random").partition(":")

@@ -17,7 +17,8 @@ Scalar = Union[bool, int, str]
 # Facts about the loose spec that conditions may read; `count(KIND)` counts its items.
 SPEC_FACTS = ("cpus.count", "cpus.maxcpus", "cpus.sockets", "cpus.cores", "cpus.threads",
               "memory", "hotplug-slots")
-SPEC_KINDS = ("disk", "cdrom", "nic", "serial", "graphics", "usb", "rng", "device")
+SPEC_KINDS = ("disk", "cdrom", "nic", "serial", "graphics", "usb", "rng", "device",
+              "filesystem")
 
 _span = attrs.field(eq=False, repr=False)
 

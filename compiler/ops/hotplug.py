@@ -124,8 +124,7 @@ def _hotplug_bus(alloc: allocate.Allocator, p: plan.Planned,
         if kind in backends.REGISTRY and backends.get(kind).qmp_add(ident, body) is None:
             diags.error("E1807", f"`{t.name}` needs an {kind} backend, which QEMU cannot add "
                         "at run time", p.span,
-                        notes=[f"QEMU has no QMP command that creates an `-{kind}`, and "
-                               f"QEMU 10 does not start `{t.name}` without one"],
+                        notes=[f"QEMU has no QMP command that creates an `-{kind}`"],
                         help="add it to the spec and start the machine again")
             return None
     if p.bus is not None:

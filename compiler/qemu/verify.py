@@ -160,9 +160,11 @@ def _quote(arg: str) -> str:
 
 
 def backing_files(blob: Mapping[str, Json]) -> list[tuple[str, str]]:
-    """(file name, image format) of every blockdev backend of a blob."""
-    return [(str(b["file"]), str(b["driver"])) for b in blob["backends"].values()
-            if b.get("kind") == "blockdev"]
+    """(file name, image format) of every blockdev backend of a blob, and (directory,
+    `directory`) of every fsdev."""
+    return [(str(b["file"]), str(b["driver"])) if b.get("kind") == "blockdev" else
+            (str(b["path"]), "directory") for b in blob["backends"].values()
+            if b.get("kind") == "blockdev" or (b.get("kind") == "fsdev" and b.get("path"))]
 
 
 def missing_files(machine: tree.Machine, fallback: Span) -> list[Diagnostic]:
@@ -222,7 +224,7 @@ def runnable_argv(argv: Sequence[str], directory: str) -> list[str]:
             if isinstance(file, dict) and "filename" in file:
                 file["filename"] = _absolute(file["filename"], directory)
             out[i + 1] = json.dumps(node, separators=(",", ":"))
-        elif opt == "-chardev":
+        elif opt == "-fsdev" or opt == "-chardev":
             out[i + 1] = re.sub(r"(?<=,)path=((?:[^,]|,,)*)",
                                 lambda m: "path=" + _absolute(m[1], directory.replace(",", ",,")),
                                 value)

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from compiler.base import backends as backend_kinds
 from compiler.base import limits, settings
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from compiler.base.source import SourceFile, Span, whole_file
@@ -26,7 +27,7 @@ from compiler.lang import model
 from compiler.spec import jsonpos, tomlpos
 from compiler.spec.jsonpos import PathKey
 
-ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng")
+ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng", "filesystem")
 SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc", "globals")
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots", "uuid")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
@@ -36,6 +37,8 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "serial": ("backend", "id"),
     "usb": ("device", "file", "format", "id"),
     "rng": ("backend", "model", "id", "addr"),
+    # a 9p export: the host directory, the tag the guest mounts it by
+    "filesystem": ("path", "tag", "model", "readonly", "security-model", "id", "addr"),
     "device": ("type", "id", "bus", "addr", "props"),
     "graphics": ("type", "id", "addr"),
     "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model"),
@@ -45,6 +48,8 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
 REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "disk": (("file", 'add `file = "/var/lib/vm/disk.qcow2"`, the image on the host'),),
     "device": (("type", 'add `type = "virtio-rng-pci"`, the QEMU type of the device'),),
+    "filesystem": (("path", 'add `path = "/srv/share"`, the directory on the host'),
+                   ("tag", 'add `tag = "share"`, the name the guest mounts it by')),
 }
 DISK_FORMATS = ("qcow2", "raw")
 Json = Any  # TOML/JSON values: the loader checks shapes itself
@@ -654,6 +659,9 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
     **{(t, "format"): _one_of(f"{t} format", DISK_FORMATS) for t in ("disk", "cdrom", "usb")},
     # the host's entropy: /dev/urandom, or `random:PATH` for another source
     ("rng", "backend"): _one_of("rng backend", ("random",), ("random",)),
+    ("filesystem", "readonly"): _bool,
+    ("filesystem", "security-model"): _one_of("security model",
+                                              backend_kinds.FSDEV_SECURITY_MODELS),
     ("nic", "network"): _one_of("network", ("user",), ("tap", "bridge")),
     ("nic", "mac"): _mac,
     ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),
