@@ -257,3 +257,18 @@ def test_a_temporary_file_of_a_live_process_is_kept(tmp_path: Path) -> None:
     assert mschema("compile", str(SPEC), "-o", str(tmp_path)).returncode == 0
     assert mine.exists()
 
+
+
+def test_hotplug_writes_through_the_same_writer(tmp_path: Path) -> None:
+    fragment = tmp_path / "more.toml"
+    fragment.write_text('[[nic]]\nnetwork = "user"\n')
+    blob = SPEC.with_suffix(".json")
+    link = tmp_path / "next.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    refused(mschema("hotplug", str(blob), "--add", str(fragment), "-o", str(link)), "E1503",
+            link)
+    result = mschema("hotplug", str(blob), "--add", str(fragment), "-o",
+                     str(tmp_path / "new/next.json"), umask=0o022)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "new/next.json").stat().st_mode) == 0o644
+    assert temps(tmp_path / "new") == []
