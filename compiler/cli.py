@@ -274,26 +274,25 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
     kinds = emits or list(outputs)
     name = machine.name or path.stem
     if len(emits) == 1 and output is not None:
-        _write_atomically({output: outputs[emits[0]]()})
+        _write_atomically({output: outputs[emits[0]]()},
+                          [output] if emits[0] == "shell" else [])
         return 0
     directory = output or Path("build") / name
     suffix = {"json": ".json", "argv": ".argv.json", "shell": ".sh", "dtb": ".dtb",
               "dts": ".dts"}
-    _write_atomically({directory / f"{name}{suffix[k]}": outputs[k]() for k in kinds})
+    _write_atomically({directory / f"{name}{suffix[k]}": outputs[k]() for k in kinds},
+                      [directory / f"{name}{suffix['shell']}"])
     return 0
 
 
-def _write_atomically(files: dict[Path, str | bytes]) -> None:
-    """Everything is rendered before anything is written; each file appears whole."""
-    import os
-    import tempfile
+def _write_atomically(files: dict[Path, str | bytes], executable: Sequence[Path] = ()) -> None:
+    """Everything is rendered before anything is written; the files are written as one set
+    (`base/outputs.py`: temporary files, then renames; E1502/E1503 with nothing written)."""
+    from compiler.base import outputs
 
-    for target, content in files.items():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.replace(tmp, target)
+    outputs.write([outputs.Output(path, content.encode("utf-8") if isinstance(content, str)
+                                  else content, path in executable)
+                   for path, content in files.items()])
 
 
 def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: str,

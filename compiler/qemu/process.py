@@ -188,6 +188,7 @@ async def _session(
     from qemu.qmp import ConnectError
 
     client = QMPClient("compiler.qemu")
+    client.events.event_filter = lambda _event: False  # unread: never queue them
     try:
         # The socket file appears at bind(), a moment before QEMU listens: retry refusals.
         while True:

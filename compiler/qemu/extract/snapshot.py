@@ -27,6 +27,7 @@ import attrs
 
 from compiler.base import backends as backend_kinds
 from compiler.lang import model
+from compiler.qemu import process
 from compiler.qemu.compare import QEMU_ADDRESS_PROPS
 
 if TYPE_CHECKING:
@@ -36,7 +37,24 @@ Value = object  # a decoded QMP value
 
 
 class ConnectFailed(Exception):
-    """No QMP session: no socket, refused, not QMP, or no answer in time."""
+    """No QMP session: no socket, refused, not QMP, lost, or no answer in time."""
+
+
+class BadReply(Exception):
+    """A QMP reply of the wrong shape: the peer speaks QMP, but not as QEMU does."""
+
+    def __init__(self, command: str, expected: str, value: Value) -> None:
+        super().__init__(f"QEMU's reply to `{command}` is {_describe(value)}, where "
+                         f"{expected} is expected")
+
+
+def _describe(value: Value) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{kinds.get(type(value), type(value).__name__)} ({shown})"
 
 
 @attrs.frozen
@@ -97,6 +115,11 @@ def read(socket: str, library: model.Library, timeout: float) -> Snapshot:
             notes=["QEMU serves one QMP client per socket at a time"],
             help="start QEMU with `-qmp unix:PATH,server=on,wait=off` and give that PATH")
         ]) from None
+    except BadReply as exc:
+        raise CompileError([error(
+            "E1718", str(exc), whole_file(socket),
+            notes=["the peer on this socket answers QMP, but not as QEMU 7.2 or later does"],
+            help="give `--qmp` the socket of a running QEMU")]) from None
 
 
 def snapshot(socket: str, library: model.Library, timeout: float) -> Snapshot:
@@ -110,24 +133,56 @@ def snapshot(socket: str, library: model.Library, timeout: float) -> Snapshot:
 
 
 async def _session(socket: str, library: model.Library) -> Snapshot:
-    from qemu.qmp import QMPClient, QMPError
+    from qemu.qmp import ConnectError, QMPClient, QMPError
 
     client = QMPClient("mschema-extract")
+    # Events are not read: drop them as they come, or a peer's flood of events would pile
+    # up in the client's queue without bound (qemu.qmp keeps every event for a listener).
+    client.events.event_filter = lambda _event: False
     try:
         await client.connect(socket)
+    except ConnectError as exc:
+        raise ConnectFailed(f"cannot open a QMP session on `{socket}`: "
+                            f"{_cause(exc.exc)}") from None
     except (QMPError, OSError) as exc:
         raise ConnectFailed(f"cannot open a QMP session on `{socket}`: {exc}") from None
     try:
         return await _read(client, socket, library)
     except QMPError as exc:
-        raise ConnectFailed(f"QMP failed: {exc}") from None
+        # what broke the connection, which `disconnect` raises again
+        broke = await _disconnect(client)
+        raise ConnectFailed(f"the QMP session broke off: "
+                            f"{_cause(broke) if broke else exc}") from None
     finally:
-        try:
-            await client.disconnect()
-        except Exception:
-            import logging
+        await _disconnect(client)
 
-            logging.getLogger(__name__).debug("QMP disconnect failed", exc_info=True)
+
+async def _disconnect(client: QMPClient) -> BaseException | None:
+    """Close the session; the exception that had broken it, if any."""
+    try:
+        await client.disconnect()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _cause(exc: BaseException) -> str:
+    """Why a session failed, in words that say what the peer did."""
+    from qemu.qmp.message import DeserializationError, UnexpectedTypeError
+    from qemu.qmp.qmp_client import GreetingError, ServerParseError
+
+    if isinstance(exc, GreetingError):
+        return f"its greeting is not QMP's ({_cause(exc.exc)})"
+    if isinstance(exc, (DeserializationError, UnexpectedTypeError, ServerParseError,
+                        UnicodeDecodeError)):
+        return "QEMU sent a message that is not QMP's JSON"
+    if isinstance(exc, EOFError):
+        return "QEMU closed the connection"
+    if isinstance(exc, ConnectionError):
+        return f"the connection was lost ({exc.strerror or exc})"
+    if isinstance(exc, (ValueError, asyncio.LimitOverrunError)) and "limit" in str(exc):
+        return "QEMU sent a message longer than 10 MiB"
+    return str(exc) or type(exc).__name__
 
 
 async def _get(client: QMPClient, path: str, prop: str) -> Value | None:
@@ -139,6 +194,22 @@ async def _get(client: QMPClient, path: str, prop: str) -> Value | None:
         return None
 
 
+async def _get_str(client: QMPClient, path: str, prop: str) -> str | None:
+    """A QOM property that is a string (`type`, `parent_bus`), or None if there is none."""
+    value = await _get(client, path, prop)
+    if value is not None and not isinstance(value, str):
+        raise BadReply(f"qom-get {path} {prop}", "a string", value)
+    return value
+
+
+async def _get_map(client: QMPClient, path: str, prop: str) -> Mapping[str, Value]:
+    """A QOM property that is an object (`smp`, `boot`), or {} if there is none."""
+    value = await _get(client, path, prop)
+    if value is None:
+        return {}
+    return _map(f"qom-get {path} {prop}", value)
+
+
 async def _list(client: QMPClient, path: str) -> list[tuple[str, str]]:
     """(name, type) of the properties of a QOM object; [] if there is no such object."""
     from qemu.qmp import ExecuteError
@@ -147,24 +218,48 @@ async def _list(client: QMPClient, path: str) -> list[tuple[str, str]]:
         answer = await client.execute("qom-list", {"path": path})
     except ExecuteError:
         return []
-    return [(str(p["name"]), str(p["type"])) for p in _dicts(answer)]
+    found = []
+    for p in _dicts(f"qom-list {path}", answer):
+        name, kind = p.get("name"), p.get("type")
+        if not isinstance(name, str) or not isinstance(kind, str):
+            raise BadReply(f"qom-list {path}", "a list of objects with a string `name` and "
+                           "`type`", answer)
+        found.append((name, kind))
+    return found
 
 
-def _dicts(value: Value) -> list[Mapping[str, Value]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+def _dicts(command: str, value: Value) -> list[Mapping[str, Value]]:
+    """A reply that is a list of objects (every `query-*` that lists things)."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise BadReply(command, "a list of objects", value)
+    return value
 
 
-def _map(value: Value) -> Mapping[str, Value]:
-    return value if isinstance(value, dict) else {}
+def _map(command: str, value: Value) -> Mapping[str, Value]:
+    if not isinstance(value, dict):
+        raise BadReply(command, "an object", value)
+    return value
+
+
+async def _query_list(client: QMPClient, command: str,
+                      arguments: Mapping[str, object] | None = None
+                      ) -> list[Mapping[str, Value]]:
+    return _dicts(command, await client.execute(command, arguments))
+
+
+async def _query_map(client: QMPClient, command: str) -> Mapping[str, Value]:
+    return _map(command, await client.execute(command))
 
 
 async def _hmp(client: QMPClient, line: str) -> str:
     out = await client.execute("human-monitor-command", {"command-line": line})
-    return str(out).replace("\r\n", "\n")
+    if not isinstance(out, str):
+        raise BadReply(f"human-monitor-command {line}", "text", out)
+    return out.replace("\r\n", "\n")
 
 
 async def _read(client: QMPClient, socket: str, library: model.Library) -> Snapshot:
-    machine_type = str(await _get(client, "/machine", "type") or "")
+    machine_type = await _get_str(client, "/machine", "type") or ""
     qemu_machine = machine_type.removesuffix("-machine")
     schema = next((s for s in library.machines.values() if s.qemu_machine == qemu_machine),
                   None)
@@ -175,17 +270,21 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
             value = await _get(client, "/machine", name)
             if value is not None:
                 options.append((name, value))
-    smp = _map(await _get(client, "/machine", "smp"))
-    cpus = _dicts(await client.execute("query-cpus-fast"))
+    smp = await _get_map(client, "/machine", "smp")
+    cpus = await _query_list(client, "query-cpus-fast")
     cpu_type = None
     if cpus and isinstance(cpus[0].get("qom-path"), str):
-        cpu_type = str(await _get(client, str(cpus[0]["qom-path"]), "type") or "") or None
+        cpu_type = await _get_str(client, str(cpus[0]["qom-path"]), "type") or None
     default_cpu = next((str(m.get("default-cpu-type")) for m in
-                        _dicts(await client.execute("query-machines"))
+                        await _query_list(client, "query-machines")
                         if m.get("name") == qemu_machine and m.get("default-cpu-type")), None)
-    memory = _map(await client.execute("query-memory-size-summary"))
-    name = str(_map(await client.execute("query-name")).get("name") or "")
+    memory = await _query_map(client, "query-memory-size-summary")
+    name = str((await _query_map(client, "query-name")).get("name") or "")
     qtree = await _hmp(client, "info qtree")
+    try:
+        process.parse_qtree(qtree)
+    except ValueError:
+        raise BadReply("human-monitor-command info qtree", "QEMU's device tree", qtree) from None
     network = await _hmp(client, "info network")
     users = []
     for container, anonymous in (("/machine/peripheral", False),
@@ -201,15 +300,16 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
             target = u.value(link.name)
             if backend_kinds.get(link.backend).qom_object and isinstance(target, str) and \
                     target.startswith("/"):
-                objects[target] = {"type": await _get(client, target, "type"),
+                objects[target] = {"type": await _get_str(client, target, "type"),
                                    "filename": await _get(client, target, "filename")}
     return Snapshot(
         socket, qemu_machine, tuple(options), smp, cpu_type, default_cpu, memory, name, qtree,
-        network, tuple(users), tuple(_dicts(await client.execute("query-block"))),
-        tuple(_dicts(await client.execute("query-named-block-nodes", {"flat": True}))),
-        tuple(_dicts(await client.execute("query-chardev"))), objects,
-        _map(await _get(client, "/machine", "boot")),
-        str(_map(await client.execute("query-uuid")).get("UUID") or ""), await _audiodevs(client))
+        network, tuple(users), tuple(await _query_list(client, "query-block")),
+        tuple(await _query_list(client, "query-named-block-nodes", {"flat": True})),
+        tuple(await _query_list(client, "query-chardev")), objects,
+        await _get_map(client, "/machine", "boot"),
+        str((await _query_map(client, "query-uuid")).get("UUID") or ""),
+        await _audiodevs(client))
 
 
 async def _audiodevs(client: QMPClient) -> tuple[Mapping[str, Value], ...] | None:
@@ -217,7 +317,7 @@ async def _audiodevs(client: QMPClient) -> tuple[Mapping[str, Value], ...] | Non
     from qemu.qmp import ExecuteError
 
     try:
-        return tuple(_dicts(await client.execute("query-audiodevs")))
+        return tuple(await _query_list(client, "query-audiodevs"))
     except ExecuteError:
         return None
 
@@ -232,6 +332,6 @@ async def _user(client: QMPClient, path: str, name: str, anonymous: bool, qom_ty
         if prop in wanted:
             values.append((prop, await _get(client, path, prop)))
     return UserDevice(path, name, anonymous, qom_type,
-                      str(await _get(client, path, "parent_bus") or ""),
+                      await _get_str(client, path, "parent_bus") or "",
                       await _get(client, path, "hotplugged") is True,
                       tuple(sorted(values, key=lambda kv: kv[0])))
