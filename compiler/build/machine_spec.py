@@ -41,7 +41,8 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
     given = {k: (_option_text(v.value), v.span) for k, v in spec.options.items()}
     options = expand.option_values(schema, given, diags,
                                    {k: v.key_span for k, v in spec.options.items()})
-    cpus, memory = _cpus_memory(spec, schema.default_memory, diags)
+    prefer_sockets = {q.name: q.value for q in schema.quirks}.get("smp-prefer-sockets") is True
+    cpus, memory = _cpus_memory(spec, schema.default_memory, diags, prefer_sockets)
     facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
     facts["cpus.maxcpus"] = int(cpus.get("maxcpus", facts["cpus.count"]))
     for key in ("sockets", "cores", "threads"):
@@ -92,7 +93,8 @@ def _option_text(value: object) -> str:
     return str(value)
 
 
-def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
+def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector,
+                 prefer_sockets: bool = False
                  ) -> tuple[dict[str, tree.PropValue], dict[str, tree.PropValue]]:
     cpus: dict[str, tree.PropValue] = {"count": 1}
     cv = spec.top.get("cpus")
@@ -112,7 +114,7 @@ def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
         (v.span for v in spec.cpus.values()), spec.span)
     maxcpus = spec.cpus.get("maxcpus")
     _topology(cpus, cv is not None or "count" in spec.cpus, where,
-              maxcpus.span if maxcpus is not None else where, diags)
+              maxcpus.span if maxcpus is not None else where, diags, prefer_sockets)
     memory: dict[str, tree.PropValue] = {"size": schema_memory}
     mv = spec.top.get("memory")
     if mv is not None:
@@ -127,13 +129,16 @@ def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector
 
 
 def _topology(cpus: dict[str, tree.PropValue], count_given: bool, span: Span,
-              maxcpus_span: Span, diags: Collector) -> None:
-    """Fill the topology as QEMU 7.2's -smp does for 7.x machines, which prefer cores
-    (hw/core/machine-smp.c, smp_parse): `maxcpus` is the count when missing; with cores
+              maxcpus_span: Span, diags: Collector, prefer_sockets: bool = False) -> None:
+    """Fill the topology as QEMU 7.2's -smp does (hw/core/machine-smp.c, smp_parse):
+    `maxcpus` is the count when missing; machines from 6.2 on prefer cores: with cores
     missing, sockets and threads default to 1 and cores take the rest of maxcpus; with
-    sockets missing, threads default to 1 and sockets take the rest; missing threads take
-    what is left. The product must be maxcpus, and the count at most maxcpus. `maxcpus`
-    stays in `cpus` only when it is not the count (then all possible cpus are present)."""
+    sockets missing, threads default to 1 and sockets take the rest. Older ones (the
+    schema's `quirk smp-prefer-sockets`) prefer sockets: with sockets missing, cores and
+    threads default to 1 and sockets take the rest; with cores missing, threads default
+    to 1 and cores take the rest. Missing threads take what is left. The product must be
+    maxcpus, and the count at most maxcpus. `maxcpus` stays in `cpus` only when it is not
+    the count (then all possible cpus are present)."""
     def given(key: str) -> int:
         v = cpus.get(key)
         return v if isinstance(v, int) and not isinstance(v, bool) else 0
@@ -145,7 +150,14 @@ def _topology(cpus: dict[str, tree.PropValue], count_given: bool, span: Span,
         sockets, cores, threads = sockets or 1, cores or 1, threads or 1
     else:
         maxcpus = maxcpus or count
-        if cores == 0:
+        if prefer_sockets:
+            if sockets == 0:
+                cores, threads = cores or 1, threads or 1
+                sockets = maxcpus // (cores * threads)
+            elif cores == 0:
+                threads = threads or 1
+                cores = maxcpus // (sockets * threads)
+        elif cores == 0:
             sockets, threads = sockets or 1, threads or 1
             cores = maxcpus // (sockets * threads)
         elif sockets == 0:
