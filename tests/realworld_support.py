@@ -318,9 +318,10 @@ def run_argv(argv: Sequence[str], directory: Path) -> Outcome:
         with _started([require_binary(rebuilt[0]), *rebuilt[1:], *extra], directory) as sock:
             again = view(sock)
     except RuntimeError as e:
-        return Outcome("fails", "QEMU refuses the rebuilt argv: " + _stable(_qemu_refusal(e),
-                                                                           directory),
-                       tuple(diagnostics))
+        # what extract could not describe (a blob `--partial` wrote) explains a refusal
+        reason = extract_reason if done.returncode != 0 and diagnostics else \
+            "QEMU refuses the rebuilt argv: " + _stable(_qemu_refusal(e), directory)
+        return Outcome("fails", reason, tuple(diagnostics))
     found = view_differences(original, again)
     if found or done.returncode != 0:
         reason = extract_reason if diagnostics else _stable(_first_difference(found),
