@@ -36,7 +36,6 @@ SUFFIXES = (".toml", ".json")
 SPEC_CODE = re.compile(r"[\"'](E1[01]\d\d)[\"']")
 # Codes no shipped machine can produce, and why.
 UNREACHABLE = {
-    "E1104": "every shipped machine implements every loose kind (disk, nic, …)",
     "E1011": "only a hot-plug fragment (`hotplug --add`) can break it: tests/test_hotplug.py",
 }
 # Cases whose golden says what the compiler should print but does not yet, because the

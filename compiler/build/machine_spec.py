@@ -39,6 +39,7 @@ class MachineSpec:
 
 def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> MachineSpec:
     given = {k: (_option_text(v.value), v.span) for k, v in spec.options.items()}
+    given.update(_flash_options(spec, schema, diags))
     options = expand.option_values(schema, given, diags,
                                    {k: v.key_span for k, v in spec.options.items()})
     prefer_sockets = {q.name: q.value for q in schema.quirks}.get("smp-prefer-sockets") is True
@@ -61,6 +62,25 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
         str(name_value.value) if name_value else "", _boot(spec, schema, diags),
         tuple(sorted((k, v.value) for k, v in spec.rtc.items())),
         str(uuid_value.value).lower() if uuid_value else "")
+
+
+def _flash_options(spec: LooseSpec, schema: model.MachineSchema, diags: Collector
+                   ) -> dict[str, tuple[str, Span]]:
+    """`[[pflash]]` images in order are the machine's `pflash0`, `pflash1`, … options,
+    each naming its image's blockdev (the item's id, `pflashN` unless given)."""
+    found: dict[str, tuple[str, Span]] = {}
+    flashes = [item for item in spec.items if item.kind == "pflash"]
+    for n, item in enumerate(flashes):
+        option = f"pflash{n}"
+        if option not in schema.options:
+            diags.error("E1104", f"`{schema.name}` has no flash chip for this image"
+                        if n else f"`{schema.name}` has no pflash devices", item.span,
+                        notes=[f"it takes {n} `[[pflash]]`" if n else
+                               "its firmware is not in flash (`[options] firmware`)"])
+            continue
+        if option not in spec.options:
+            found[option] = (str(item.get("id") or option), item.span)
+    return found
 
 
 def check_rules(schema: model.MachineSchema, spec: LooseSpec, env: expr.Env,

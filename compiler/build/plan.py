@@ -53,11 +53,25 @@ def plan(schema: model.MachineSchema, library: model.Library, spec: LooseSpec,
     _unique_values(spec, diags)
     _unique_props(library, spec, diags)
     for item in spec.items:
+        if item.kind == "pflash":  # the machine maps the chip; the spec gives its image
+            backends.append((ids[(item.kind, item.index)], _flash_image(item)))
+            continue
         planned = _item(schema, library, item, ids[(item.kind, item.index)], diags, backends,
                         macs)
         if planned is not None:
             devices.append(planned)
     return Plan(tuple(devices), tuple(backends), _globals(library, spec, diags))
+
+
+def _flash_image(item: Item) -> Backend:
+    """A `[[pflash]]`'s image, as a blockdev (read-only where the spec says)."""
+    file = str(item.get("file"))
+    body: dict[str, tree.PropValue] = {
+        "kind": "blockdev", "file": file,
+        "driver": item.get("format") or ("qcow2" if file.endswith(".qcow2") else "raw")}
+    if item.get("readonly"):
+        body["read-only"] = True
+    return tuple(sorted(body.items()))
 
 
 def _globals(library: model.Library, spec: LooseSpec, diags: Collector
@@ -199,7 +213,8 @@ def _unique_values(spec: LooseSpec, diags: Collector) -> None:
 # Controllers and ports mschema adds are named after their bus kind (`scsi0`, `usb0`) and
 # `rp`; spec items have prefixes of their own so the two never meet.
 PREFIX = {"disk": "disk", "cdrom": "cdrom", "nic": "net", "serial": "serial", "usb": "usbdev",
-          "rng": "rng", "graphics": "video", "device": "dev", "filesystem": "fs"}
+          "rng": "rng", "graphics": "video", "device": "dev", "filesystem": "fs",
+          "pflash": "pflash"}
 
 
 def _unique_props(library: model.Library, spec: LooseSpec, diags: Collector) -> None:

@@ -417,10 +417,37 @@ def link_required(ctx: Context, diags: Collector) -> None:
        needs=["known-type", "link-name", "link-target", "link-kind", "link-required"])
 def backend_used(ctx: Context, diags: Collector) -> None:
     used = {link.target for link, _spec in _sound_links(ctx)}
+    used |= {ident for _name, ident, _kind in _option_backends(ctx)}
     for ident in dict(ctx.machine.backends):
         if ident not in used:
             diags.error("E1417", f"backend `{ident}` is not used by any device",
                         ctx.backend_spans.get(ident, ctx.fallback), notes=[_rule("backend-used")])
+
+
+def _option_backends(ctx: Context) -> list[tuple[str, str, str]]:
+    """(option, backend id, kind) of each machine option that names a backend
+    (`-machine pflash0=NODE`)."""
+    schema = next((s for s in ctx.library.machines.values()
+                   if s.qemu_machine == ctx.machine.info.qemu), None)
+    found = []
+    for name, value in ctx.machine.info.options:
+        spec = schema.options.get(name) if schema else None
+        if spec is not None and spec.type.kind == "backend" and value != "":
+            found.append((name, str(value), spec.type.members[0]))
+    return found
+
+
+@check("option-backend", "E1419", "a machine option that names a backend names one of its kind")
+def option_backend(ctx: Context, diags: Collector) -> None:
+    backends = {ident: dict(body).get("kind") for ident, body in ctx.machine.backends}
+    for name, ident, kind in _option_backends(ctx):
+        if backends.get(ident) != kind:
+            have = backends.get(ident)
+            diags.error("E1419", f"option `{name}` names `{ident}`, which is "
+                        + (f"a {have} backend, not a {kind}" if have else "no backend of the "
+                           "machine"), ctx.fallback,
+                        notes=[f"`{name}` takes the id of a `{kind}` backend",
+                               _rule("option-backend")])
 
 
 @check("requirements", "E1407", "what a device requires, some device provides",

@@ -18,7 +18,7 @@ Scalar = Union[bool, int, str]
 SPEC_FACTS = ("cpus.count", "cpus.maxcpus", "cpus.sockets", "cpus.cores", "cpus.threads",
               "memory", "hotplug-slots")
 SPEC_KINDS = ("disk", "cdrom", "nic", "serial", "graphics", "usb", "rng", "device",
-              "filesystem")
+              "filesystem", "pflash")
 
 _span = attrs.field(eq=False, repr=False)
 

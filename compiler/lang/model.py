@@ -41,7 +41,8 @@ def is_multicast_mac(text: str) -> bool:
 class ValueType:
     """The type of a property or option: bool, int (with bounds), str, mac, size, enum."""
 
-    kind: Literal["bool", "int", "str", "mac", "size", "enum"]
+    # `backend`: the id of a backend of kind `members[0]` (or "", none)
+    kind: Literal["bool", "int", "str", "mac", "size", "enum", "backend"]
     lo: int | None = None
     hi: int | None = None
     members: tuple[str, ...] = ()
@@ -51,6 +52,8 @@ class ValueType:
             return "one of " + ", ".join(f"`{m}`" for m in self.members)
         if self.kind == "int" and self.lo is not None:
             return f"an integer in {self.lo}..{self.hi}"
+        if self.kind == "backend":
+            return f"the id of a `{self.members[0]}` backend, or \"\""
         return {"bool": "`true` or `false`", "int": "an integer", "str": "a string",
                 "mac": "a MAC address string", "size": "a size in bytes"}.get(self.kind,
                                                                               self.kind)
@@ -64,7 +67,7 @@ class ValueType:
             return (isinstance(value, int) and not isinstance(value, bool)
                     and (self.lo is None or self.lo <= value)
                     and (self.hi is None or value <= self.hi))
-        if self.kind == "str":
+        if self.kind in ("str", "backend"):
             return isinstance(value, str)
         if self.kind == "mac":
             return is_mac(value)

@@ -356,9 +356,23 @@ def qom_requests(blob: Mapping[str, Json]) -> list[tuple[str, Mapping[str, objec
         path = f"/machine/peripheral/{device['id']}"
         for name in [*sorted(device.get("props", {})), *sorted(device.get("backend", {}))]:
             requests.append(("qom-get", {"path": path, "property": name}))
-    for name in sorted(blob["machine"]["options"]):
+    for name in shown_options(blob):
         requests.append(("qom-get", {"path": "/machine", "property": name}))
     return requests
+
+
+def shown_options(blob: Mapping[str, Json]) -> list[str]:
+    """The blob's machine options QOM shows: all but an unset one that names a backend
+    (QEMU deletes an unused `pflash0` property from the machine)."""
+    from compiler.lang.resolve import load_library
+
+    machine = blob["machine"]
+    schema = next((s for s in load_library().machines.values()
+                   if s.qemu_machine == machine.get("qemu")), None)
+    hidden = {name for name, spec in schema.options.items()
+              if spec.type.kind == "backend"} if schema else set()
+    return [name for name, value in sorted(machine["options"].items())
+            if not (name in hidden and value == "")]
 
 
 def qom_differences(blob: Mapping[str, Json], answers: Sequence[object],
@@ -389,7 +403,8 @@ def qom_differences(blob: Mapping[str, Json], answers: Sequence[object],
             if not handed:
                 found.append(Difference("props", f"{name_of}: backend link `{name}` is "
                                         f"{shown!r} in QOM, {target!r} in the blob", ident))
-    for name, value in sorted(blob["machine"]["options"].items()):
+    options = blob["machine"]["options"]
+    for name, value in ((n, options[n]) for n in shown_options(blob)):
         shown = pending.pop(0)
         # `auto` is QEMU's to resolve from the rest of the machine (q35's vmport reads `on`)
         if value != "auto" and not same_value(value, shown):

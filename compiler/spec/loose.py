@@ -27,7 +27,8 @@ from compiler.lang import model
 from compiler.spec import jsonpos, tomlpos
 from compiler.spec.jsonpos import PathKey
 
-ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng", "filesystem")
+ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng", "filesystem",
+               "pflash")
 SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc", "globals")
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots", "uuid")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
@@ -39,6 +40,8 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "rng": ("backend", "model", "id", "addr"),
     # a 9p export: the host directory, the tag the guest mounts it by
     "filesystem": ("path", "tag", "model", "readonly", "security-model", "id", "addr"),
+    # firmware in flash: the first is the machine's pflash0 (UEFI code), the second pflash1
+    "pflash": ("file", "format", "readonly", "id"),
     "device": ("type", "id", "bus", "addr", "props"),
     "graphics": ("type", "id", "addr"),
     "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model"),
@@ -48,6 +51,7 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
 REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "disk": (("file", 'add `file = "/var/lib/vm/disk.qcow2"`, the image on the host'),),
     "device": (("type", 'add `type = "virtio-rng-pci"`, the QEMU type of the device'),),
+    "pflash": (("file", 'add `file = "/usr/share/OVMF/OVMF_CODE_4M.fd"`, the image'),),
     "filesystem": (("path", 'add `path = "/srv/share"`, the directory on the host'),
                    ("tag", 'add `tag = "share"`, the name the guest mounts it by')),
 }
@@ -656,10 +660,12 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
                                                      "threads")},
     **{(t, "bootindex"): _integer(0) for t in ("disk", "cdrom", "nic")},
     ("disk", "readonly"): _bool,
-    **{(t, "format"): _one_of(f"{t} format", DISK_FORMATS) for t in ("disk", "cdrom", "usb")},
+    **{(t, "format"): _one_of(f"{t} format", DISK_FORMATS)
+       for t in ("disk", "cdrom", "usb", "pflash")},
     # the host's entropy: /dev/urandom, or `random:PATH` for another source
     ("rng", "backend"): _one_of("rng backend", ("random",), ("random",)),
     ("filesystem", "readonly"): _bool,
+    ("pflash", "readonly"): _bool,
     ("filesystem", "security-model"): _one_of("security model",
                                               backend_kinds.FSDEV_SECURITY_MODELS),
     ("nic", "network"): _one_of("network", ("user",), ("tap", "bridge")),

@@ -58,6 +58,13 @@ def nested(depth: int) -> list[Any]:
     return value
 
 
+def with_flash(x: Blob, node: str) -> None:
+    """`pflash0=node`, with the flash chip the machine then maps."""
+    x["machine"]["options"]["pflash0"] = node
+    x["devices"].append({"id": "flash0", "type": "cfi.pflash01", "origin": "machine",
+                         "props": {"name": "system.flash0"}})
+
+
 def write(path: Path, blob: Blob) -> None:
     path.write_text(json.dumps(blob, indent=2, ensure_ascii=False) + "\n")
 
@@ -129,6 +136,9 @@ def main() -> None:
         "global-unknown-prop": (q, lambda x: x.update(globals={"ICH9-LPC.disable_s5": 1})),
         "global-unknown-type": (q, lambda x: x.update(globals={"PIIX4_PM.disable_s3": 1})),
         "global-not-in-props": (q, lambda x: x.update(globals={"ICH9-LPC.disable_s3": 1})),
+        # a machine option that names a backend (`pflash0=NODE`) names one of its kind
+        "option-names-no-backend": (q, lambda x: with_flash(x, "code")),
+        "option-names-another-kind": (q, lambda x: with_flash(x, "net0")),
         # the machine's uuid as QEMU shows it (lower case)
         "uuid-upper-case": (q, lambda x: x.update(
             uuid="C7A5FDBD-EDAF-9455-926A-D65C16DB1809")),

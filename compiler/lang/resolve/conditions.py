@@ -110,7 +110,7 @@ class Conditions(Part):
 def _a(t: model.ValueType, plural: bool = False) -> str:
     """The kind of a type in a message: `a bool`, or `bools`."""
     word = {"bool": "bool", "int": "number", "size": "size", "str": "string",
-            "mac": "MAC address", "enum": "enum"}[t.kind]
+            "mac": "MAC address", "enum": "enum", "backend": "backend id"}[t.kind]
     if plural:
         return f"{word}s"
     return f"an {word}" if word[0] in "aeiou" else f"a {word}"
@@ -129,8 +129,9 @@ def _bool_help(e: ast.Compare, options: Options) -> str | None:
 def _comparable(a: model.ValueType, b: model.ValueType) -> bool:
     if a.kind == "enum" or b.kind == "enum":
         return {a.kind, b.kind} <= {"enum", "str"}
-    numeric = {"int", "size"}
-    return a.kind == b.kind or (a.kind in numeric and b.kind in numeric)
+    numeric, textual = {"int", "size"}, {"str", "backend"}  # a backend option holds an id
+    return a.kind == b.kind or (a.kind in numeric and b.kind in numeric) or (
+        a.kind in textual and b.kind in textual)
 
 
 def _compare_help(e: ast.Expr, t: model.ValueType) -> str | None:

@@ -20,6 +20,8 @@ NAMED_TYPES: dict[str, model.ValueType] = {
     "mac": model.ValueType("mac"),
     "size": model.ValueType("size", 0, 2**64 - 1),
     "onoffauto": model.ValueType("enum", members=("on", "off", "auto")),
+    # a machine option naming a backend (`-machine pflash0=NODE`): its id, or "" for none
+    "blockdev": model.ValueType("backend", members=("blockdev",)),
 }
 
 

@@ -79,7 +79,9 @@ def build(snap: Snapshot, library: model.Library) -> Result:
         if found_globals else assembly.root
     result = tree.Machine(expand.machine_info(schema, options), root,
                           machine.cpus(snap, warnings), machine.memory(snap, warnings),
-                          assembly.backends, snap.name, machine.boot(snap, schema),
+                          tuple(sorted({*assembly.backends, *machine.option_backends(
+                              snap, schema, options, warnings)})),
+                          snap.name, machine.boot(snap, schema),
                           machine.rtc(qtree, schema),
                           uuid="" if snap.uuid == settings.NO_UUID else snap.uuid,
                           globals=found_globals)

@@ -8,12 +8,14 @@ no schema for the machine type (E1713) is an error. Devices are elsewhere.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from compiler.base import settings
 from compiler.base.diagnostics import CompileError, error, quote_list
 from compiler.base.source import SourceFile
 from compiler.build import tree
 from compiler.lang import expr, model
+from compiler.qemu.extract import backends as extract_backends
 from compiler.qemu.extract.assemble import Assembly
 from compiler.qemu.extract.qtree import Qtree, Record, prop_value
 from compiler.qemu.extract.report import Warnings
@@ -46,6 +48,8 @@ def options(snap: Snapshot, schema: model.MachineSchema, warnings: Warnings
     for name, spec in schema.options.items():
         value = read.get(name)
         typed = None
+        if value is None and spec.type.kind == "backend":
+            value = ""  # QEMU deletes the property of an unused flash chip
         if isinstance(value, (bool, int, str)):
             text = ("on" if value else "off") if isinstance(value, bool) else str(value)
             typed = spec.type.parse(text)
@@ -92,6 +96,23 @@ def boot(snap: Snapshot, schema: model.MachineSchema) -> Pairs:
                                                         value == default_order):
             found[key] = value
     return tuple(sorted(found.items()))
+
+
+def option_backends(snap: Snapshot, schema: model.MachineSchema,
+                    options: Mapping[str, expr.Scalar], warnings: Warnings
+                    ) -> tuple[tuple[str, tuple[tuple[str, tree.PropValue], ...]], ...]:
+    """The backends machine options name (`pflash0=NODE`): read back as devices' links are."""
+    def warn(message: str, notes: list[str]) -> None:
+        warnings.warn("E1716", message, notes=notes)
+
+    found = []
+    for name, spec in schema.options.items():
+        value = options.get(name)
+        if spec.type.kind == "backend" and isinstance(value, str) and value:
+            made = extract_backends.backend(snap, spec.type.members[0], value, warn)
+            if made is not None:
+                found.append((made[0], tuple(sorted(made[1].items()))))
+    return tuple(found)
 
 
 def rtc(qtree: Qtree, schema: model.MachineSchema) -> Pairs:
