@@ -95,7 +95,7 @@ def compile_blob(source: SourceFile, data: dict[str, object]) -> tree.Machine:
     machine = precise.load(source, data, library)
     diags = Collector()
     validate.validate(machine, library, source.span(0, 0), diags,
-                      precise.backend_spans(source, data))
+                      precise.backend_spans(source, data), precise.option_spans(source, data))
     diags.check()
     return machine
 
@@ -124,7 +124,8 @@ def compile_spec(path: Path) -> tree.Machine:
                                                                             root)),
                            whole.cpus, whole.memory, tuple(sorted(planned.backends)),
                            whole.name, whole.boot, whole.rtc, whole.uuid, planned.globals)
-    validate.validate(machine, library, spec.span, diags)
+    validate.validate(machine, library, spec.span, diags,
+                      option_spans={k: v.span for k, v in spec.options.items()})
     diags.check()
     return machine
 

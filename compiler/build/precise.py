@@ -353,6 +353,18 @@ def backend_spans(source: SourceFile, data: dict[str, Json]) -> dict[str, Span]:
     return result
 
 
+def option_spans(source: SourceFile, data: dict[str, Json]) -> dict[str, Span]:
+    """Where each machine option's value is written in a blob."""
+    where, _dups = locate(source.text)
+    machine = data.get("machine")
+    options = machine.get("options") if isinstance(machine, dict) else None
+    result = {}
+    for name in options if isinstance(options, dict) else ():
+        _ks, _ke, vs, ve = where.get(("machine", "options", name), (0, 0, 0, 0))
+        result[name] = source.span(vs, ve)
+    return result
+
+
 def _origin(text: str) -> tree.Origin:
     for o in ORIGINS:
         if o == text:

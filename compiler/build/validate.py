@@ -38,6 +38,7 @@ class Context:
     fallback: Span
     placed: list[Placed] = attrs.Factory(list)
     backend_spans: dict[str, Span] = attrs.Factory(dict)
+    option_spans: dict[str, Span] = attrs.Factory(dict)
     _graph: nx.DiGraph[str] | None = None
     _successors: dict[str, list[str]] | None = None
     _spaces: dict[int, tuple[tree.Bus, notations.AddressSpace]] | None = None
@@ -84,10 +85,12 @@ def _placed(bus: tree.Bus, parent: tree.Device | None) -> Iterator[Placed]:
 
 
 def validate(machine: tree.Machine, library: model.Library, fallback: Span,
-             diags: Collector, backend_spans: dict[str, Span] | None = None) -> None:
-    """`backend_spans`: where each backend is written, for errors about it."""
+             diags: Collector, backend_spans: dict[str, Span] | None = None,
+             option_spans: dict[str, Span] | None = None) -> None:
+    """`backend_spans`, `option_spans`: where each backend and machine option is written,
+    for errors about it."""
     ctx = Context(machine, library, fallback, list(_placed(machine.root, None)),
-                  dict(backend_spans or {}))
+                  dict(backend_spans or {}), dict(option_spans or {}))
     TABLE.run(ctx, diags)
 
 
@@ -445,7 +448,7 @@ def option_backend(ctx: Context, diags: Collector) -> None:
             have = backends.get(ident)
             diags.error("E1419", f"option `{name}` names `{ident}`, which is "
                         + (f"a {have} backend, not a {kind}" if have else "no backend of the "
-                           "machine"), ctx.fallback,
+                           "machine"), ctx.option_spans.get(name, ctx.fallback),
                         notes=[f"`{name}` takes the id of a `{kind}` backend",
                                _rule("option-backend")])
 
