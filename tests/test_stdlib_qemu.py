@@ -401,6 +401,8 @@ CASES = [
          "m41t80,id=dev0,bus=sm501.i2c,address=0x69"),
     *(case(t, X86, *FSDEV, "-device", f"{t},id=dev0,fsdev=fs0,mount_tag=share")
       for t in ("virtio-9p-pci", "virtio-9p-pci-transitional", "virtio-9p-pci-non-transitional")),
+    case("usb-redir", X86, *XHCI, *NULL_CHARDEV, "-device",
+         "usb-redir,id=dev0,bus=usb0.0,chardev=chr0"),
     case("intel-iommu", X86, "-device", "intel-iommu,id=dev0"),
     # a companion, as declared: with `masterbus` its ports join the EHCI's bus
     case(
