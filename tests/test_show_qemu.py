@@ -41,6 +41,7 @@ from qemu_support import (
 )
 
 from compiler import driver
+from compiler.base import backends
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
 from compiler.lang.resolve import load_library
@@ -320,16 +321,13 @@ def _device_args(type_name: str, ident: str) -> list[str]:
     serial = dtype.props.get("serial")
     if serial is not None and serial.type.kind == "str":
         opts.append(f"serial={ident}")  # nvme refuses to start without one
+    if "mount_tag" in dtype.props:
+        opts.append(f"mount_tag={ident}")  # a 9p export needs one
     for link in dtype.links.values():
         if link.optional:
             continue
         node = f"{ident}-{link.name}"
-        if link.backend == "blockdev":
-            args += ["-blockdev", f"driver=null-co,node-name={node}"]
-        elif link.backend == "chardev":
-            args += ["-chardev", f"null,id={node}"]
-        else:
-            pytest.fail(f"no null backend for a `{link.backend}` link of {type_name}")
+        args += backends.get(link.backend).scratch(node)
         opts.append(f"{link.name}={node}")
     return [*args, "-device", ",".join(opts)]
 

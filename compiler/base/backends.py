@@ -83,6 +83,10 @@ class BackendKind:
         """The command-line option that creates it."""
         raise NotImplementedError
 
+    def scratch(self, ident: str) -> list[str]:
+        """A backend of this kind with no host resource, for a scratch VM (tests, tools)."""
+        raise NotImplementedError
+
     def qmp_add(self, ident: str, body: Body) -> Command | None:
         """The QMP command that creates it at run time; None: QEMU has none."""
         return None
@@ -114,6 +118,9 @@ class BackendKind:
 
 class Blockdev(BackendKind):
     name = "blockdev"
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-blockdev", f"driver=null-co,node-name={ident}"]
     needs = ("driver", "file")
 
     @staticmethod
@@ -173,6 +180,9 @@ def networks(text: str) -> dict[str, tuple[str, dict[str, str]]]:
 
 class Netdev(BackendKind):
     name = "netdev"
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-netdev", f"user,id={ident}"]
     needs = ("type",)
     variant = "type"
     variant_needs: ClassVar[Mapping[str, tuple[str, ...]]] = {"tap": ("ifname",),
@@ -216,6 +226,9 @@ class Chardev(BackendKind):
     """`-chardev` has no JSON form in QEMU 7.2: key=value with commas doubled."""
 
     name = "chardev"
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-chardev", f"null,id={ident}"]
     needs = ("backend",)
     variant = "backend"
     variant_needs: ClassVar[Mapping[str, tuple[str, ...]]] = {"file": ("path",),
@@ -274,6 +287,9 @@ class Rng(BackendKind):
     """An `-object rng-random`; the device's link prop is the object's QOM path."""
 
     name = "rng"
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-object", f"rng-builtin,id={ident}"]
     needs = ("backend", "filename")
     qom_object = True
 
@@ -319,6 +335,9 @@ class Audiodev(BackendKind):
     whatever the driver). QEMU has no QMP command to add or delete one at run time."""
 
     name = "audiodev"
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-audiodev", f"none,id={ident}"]
     needs = ("driver",)
 
     def unknown(self, body: Body) -> tuple[str, tuple[str, ...]] | None:
@@ -363,6 +382,9 @@ class Fsdev(BackendKind):
     add or delete one, and reveals neither its path nor its security model."""
 
     name = "fsdev"
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-fsdev", f"local,id={ident},path=/,security_model=none,readonly=on"]
     needs = ("driver", "path", "security_model")
 
     def unknown(self, body: Body) -> tuple[str, tuple[str, ...]] | None:
