@@ -260,8 +260,8 @@ def test_audiodev_bodies() -> None:
     assert rules.argv("snd0", {"kind": "audiodev", "driver": "none"}) == [
         "-audiodev", "none,id=snd0"]
     assert rules.qmp_add("snd0", {"driver": "none"}) is None
-    assert rules.unknown({"driver": "alsa"}) is None
-    assert rules.unknown({"driver": "nope"}) == ("driver", kinds.AUDIO_DRIVERS)
+    assert rules.problems({"driver": "alsa"}) == []
+    assert [field for field, _ in rules.problems({"driver": "nope"})] == ["driver"]
 
 
 # --------------------------------------------------------------------------

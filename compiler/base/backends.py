@@ -75,9 +75,30 @@ class BackendKind:
         return [f for f in self.needs + tuple(self.variant_needs.get(variant, ()))
                 if f not in body]
 
-    def unknown(self, body: Body) -> tuple[str, tuple[str, ...]] | None:
-        """(field, the values it allows) where `body` has a value QEMU does not know."""
-        return None
+    # every field a body may have: the values QEMU knows (a tuple), or the field's type. A
+    # blob is untrusted input: no other key reaches QEMU, nor a host-executing value (a tap
+    # `script`), nor a string QEMU's command line cannot carry (NUL)
+    fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {}
+
+    def problems(self, body: Body) -> list[tuple[str, str]]:
+        """(field, what is wrong with it) for each field `body` may not have as it is."""
+        found = []
+        for key, value in body.items():
+            allowed = self.fields.get(key)
+            if key == "kind":
+                continue
+            if allowed is None:
+                found.append((key, f"`{key}`, which a {self.name} backend does not take "
+                              f"(it takes {', '.join(f'`{k}`' for k in self.fields)})"))
+            elif isinstance(allowed, tuple):
+                if value not in allowed:
+                    found.append((key, f"{key} `{value}`, which it does not allow (one of "
+                                  + ", ".join(f"`{a}`" for a in allowed) + ")"))
+            elif not isinstance(value, allowed) or (allowed is int and isinstance(value, bool)):
+                found.append((key, f"{key} {value!r}, which is not a {allowed.__name__}"))
+            elif isinstance(value, str) and "\0" in value:
+                found.append((key, f"{key} with a NUL character, which no command line carries"))
+        return found
 
     def argv(self, ident: str, body: Body) -> list[str]:
         """The command-line option that creates it."""
@@ -118,10 +139,9 @@ class BackendKind:
 
 class Blockdev(BackendKind):
     name = "blockdev"
-
-    def scratch(self, ident: str) -> list[str]:
-        return ["-blockdev", f"driver=null-co,node-name={ident}"]
     needs = ("driver", "file")
+    fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
+        "driver": ("raw", "qcow2"), "file": str, "read-only": bool}
 
     @staticmethod
     def options(ident: str, body: Body) -> dict[str, object]:
@@ -131,6 +151,9 @@ class Blockdev(BackendKind):
         if body.get("read-only"):
             node["read-only"] = True
         return node
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-blockdev", f"driver=null-co,node-name={ident}"]
 
     def argv(self, ident: str, body: Body) -> list[str]:
         return ["-blockdev", _json(self.options(ident, body))]
@@ -180,18 +203,22 @@ def networks(text: str) -> dict[str, tuple[str, dict[str, str]]]:
 
 class Netdev(BackendKind):
     name = "netdev"
-
-    def scratch(self, ident: str) -> list[str]:
-        return ["-netdev", f"user,id={ident}"]
     needs = ("type",)
     variant = "type"
     variant_needs: ClassVar[Mapping[str, tuple[str, ...]]] = {"tap": ("ifname",),
                                                                "bridge": ("br",)}
+    # a tap's scripts run as QEMU's user on the host: a blob may only turn them off
+    fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
+        "type": ("user", "tap", "bridge"), "ifname": str, "br": str, "script": ("no",),
+        "downscript": ("no",)}
 
     @staticmethod
     def options(ident: str, body: Body) -> dict[str, object]:
         """`-netdev` / `netdev_add` arguments."""
         return {"id": ident, **{k: v for k, v in body.items() if k != "kind"}}
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-netdev", f"user,id={ident}"]
 
     def argv(self, ident: str, body: Body) -> list[str]:
         return ["-netdev", _json(self.options(ident, body))]
@@ -226,13 +253,15 @@ class Chardev(BackendKind):
     """`-chardev` has no JSON form in QEMU 7.2: key=value with commas doubled."""
 
     name = "chardev"
-
-    def scratch(self, ident: str) -> list[str]:
-        return ["-chardev", f"null,id={ident}"]
     needs = ("backend",)
     variant = "backend"
     variant_needs: ClassVar[Mapping[str, tuple[str, ...]]] = {"file": ("path",),
                                                                "socket": ("path",)}
+    fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
+        "backend": ("pty", "null", "file", "socket"), "path": str}
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-chardev", f"null,id={ident}"]
 
     def argv(self, ident: str, body: Body) -> list[str]:
         opts = [str(body["backend"]), f"id={ident}"]
@@ -287,16 +316,18 @@ class Rng(BackendKind):
     """An `-object rng-random`; the device's link prop is the object's QOM path."""
 
     name = "rng"
-
-    def scratch(self, ident: str) -> list[str]:
-        return ["-object", f"rng-builtin,id={ident}"]
     needs = ("backend", "filename")
+    fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {"backend": ("random",),
+                                                               "filename": str}
     qom_object = True
 
     @staticmethod
     def options(ident: str, body: Body) -> dict[str, object]:
         """`-object` / `object-add` arguments."""
         return {"qom-type": f"rng-{body['backend']}", "id": ident, "filename": body["filename"]}
+
+    def scratch(self, ident: str) -> list[str]:
+        return ["-object", f"rng-builtin,id={ident}"]
 
     def argv(self, ident: str, body: Body) -> list[str]:
         return ["-object", _json(self.options(ident, body))]
@@ -335,14 +366,12 @@ class Audiodev(BackendKind):
     whatever the driver). QEMU has no QMP command to add or delete one at run time."""
 
     name = "audiodev"
+    needs = ("driver",)
+
+    fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {"driver": AUDIO_DRIVERS}
 
     def scratch(self, ident: str) -> list[str]:
         return ["-audiodev", f"none,id={ident}"]
-    needs = ("driver",)
-
-    def unknown(self, body: Body) -> tuple[str, tuple[str, ...]] | None:
-        driver = body.get("driver")
-        return None if driver is None or driver in AUDIO_DRIVERS else ("driver", AUDIO_DRIVERS)
 
     def argv(self, ident: str, body: Body) -> list[str]:
         # keyval: `-audiodev` takes JSON only from QEMU 8.1 on
@@ -382,17 +411,14 @@ class Fsdev(BackendKind):
     add or delete one, and reveals neither its path nor its security model."""
 
     name = "fsdev"
+    needs = ("driver", "path", "security_model")
+
+    fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
+        "driver": ("local",), "path": str, "security_model": FSDEV_SECURITY_MODELS,
+        "readonly": bool}
 
     def scratch(self, ident: str) -> list[str]:
         return ["-fsdev", f"local,id={ident},path=/,security_model=none,readonly=on"]
-    needs = ("driver", "path", "security_model")
-
-    def unknown(self, body: Body) -> tuple[str, tuple[str, ...]] | None:
-        if body.get("driver", "local") != "local":
-            return ("driver", ("local",))
-        model = body.get("security_model")
-        return None if model is None or model in FSDEV_SECURITY_MODELS else \
-            ("security_model", FSDEV_SECURITY_MODELS)
 
     def argv(self, ident: str, body: Body) -> list[str]:
         # keyval only (QEMU 7.2 has no JSON form for -fsdev)

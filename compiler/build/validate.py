@@ -531,15 +531,13 @@ def backend_fields(ctx: Context, diags: Collector) -> None:
             continue
         rules = backends.get(kind)
         missing = rules.missing(fields)
-        unknown = rules.unknown(fields)
         if missing:
             diags.error("E1410", f"backend `{ident}` ({kind}) has no {quote_list(missing)}",
                         span, notes=[_rule("backend-fields")])
-        elif unknown is not None:
-            field, allowed = unknown
-            diags.error("E1410", f"backend `{ident}` ({kind}) has {field} "
-                        f"`{fields[field]}`, which QEMU does not know", span,
-                        notes=[f"expected one of {quote_list(allowed)}", _rule("backend-fields")])
+        for _field, problem in rules.problems(fields):
+            diags.error("E1410", f"backend `{ident}` ({kind}) has {problem}", span,
+                        notes=["a blob is untrusted: only what the kind declares reaches QEMU",
+                               _rule("backend-fields")])
 
 
 TABLE.seal()

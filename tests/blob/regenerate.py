@@ -139,6 +139,14 @@ def main() -> None:
         # a machine option that names a backend (`pflash0=NODE`) names one of its kind
         "option-names-no-backend": (q, lambda x: with_flash(x, "code")),
         "option-names-another-kind": (q, lambda x: with_flash(x, "net0")),
+        # a blob is untrusted: a tap's script would run on the host, a key no kind takes
+        # would reach QEMU raw
+        "tap-with-script": (q, lambda x: x["backends"]["net0"].update(
+            type="tap", ifname="tap0", script="/tmp/evil.sh", downscript="no")),
+        "chardev-backend-injected": (p, lambda x: x["backends"]["serial0"].update(
+            backend="null,logfile=/etc/passwd")),
+        "blockdev-unknown-key": (q, lambda x: x["backends"]["disk0"].update(
+            **{"cache.direct": True})),
         # the machine's uuid as QEMU shows it (lower case)
         "uuid-upper-case": (q, lambda x: x.update(
             uuid="C7A5FDBD-EDAF-9455-926A-D65C16DB1809")),
