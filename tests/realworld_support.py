@@ -27,13 +27,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
 from qemu_support import require_binary
-from vm_support import _listening, qmp
+from vm_support import qmp, started
 
 from compiler.qemu import process
 
@@ -252,26 +251,9 @@ def _qemu_refusal(error: Exception) -> str:
 def _started(argv: Sequence[str], directory: Path, timeout: float = 30.0) -> Iterator[str]:
     """QEMU paused with a QMP socket, started in `directory` (where `images/` are), as
     `vm_support.running` starts it; killed afterwards."""
-    sock = str(directory / f"qmp-{next(_serial)}.sock")
-    log = directory / "stderr"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([*argv, "-S", "-display", "none", "-qmp",
-                                 f"unix:{sock},server=on,wait=off"], cwd=directory,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        deadline = time.monotonic() + timeout
-        while not _listening(sock) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        try:  # answers once the machine is built, or QEMU has exited
-            qmp(sock, ("query-status", {}))
-        except Exception as exc:
-            proc.kill()
-            proc.wait(timeout=10)
-            raise RuntimeError(log.read_text(encoding="utf-8", errors="replace")) from exc
+    with started(argv, str(directory / f"qmp-{next(_serial)}.sock"), str(directory / "stderr"),
+                 cwd=str(directory), timeout=timeout) as sock:
         yield sock
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 _serial = itertools.count()

@@ -69,34 +69,40 @@ def emitted_argv_json(argv: Sequence[str]) -> str:
 
 
 @contextlib.contextmanager
+def started(argv: Sequence[str], sock: str, log: str, cwd: str | None = None,
+            timeout: float = 20.0) -> Iterator[str]:
+    """QEMU started paused from `argv` with a QMP socket at `sock` and its stderr in `log`;
+    yields once the machine is built (RuntimeError with QEMU's stderr if it never is), and
+    kills QEMU afterwards."""
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([*argv, "-S", "-display", "none", "-qmp",
+                                 f"unix:{sock},server=on,wait=off"], cwd=cwd,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _listening(sock) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:  # answers once the machine is built, or QEMU has exited
+            qmp(sock, ("query-status", {}))
+        except Exception as exc:
+            proc.kill()
+            proc.wait(timeout=10)
+            with open(log, encoding="utf-8", errors="replace") as f:
+                raise RuntimeError(f"QEMU did not start:\n{f.read()}") from exc
+        yield sock
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
 def running(argv: Sequence[str], timeout: float = 20.0) -> Iterator[str]:
     """QEMU started paused from `argv` (binary first) with a QMP socket, as anyone would
     start it; yields the socket's path, and kills QEMU afterwards."""
-    with tempfile.TemporaryDirectory(prefix="mschema-qmp-") as tmp:
-        sock = os.path.join(tmp, "qmp.sock")
-        log = os.path.join(tmp, "stderr")
-        with open(log, "wb") as err:
-            proc = subprocess.Popen([*argv, "-S", "-display", "none", "-accel", "tcg", "-qmp",
-                                     f"unix:{sock},server=on,wait=off"],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=err)
-        try:
-            deadline = time.monotonic() + timeout
-            while not _listening(sock):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)
-            try:  # answers once the machine is built, or QEMU has exited
-                qmp(sock, ("query-status", {}))
-            except Exception as exc:
-                proc.kill()
-                proc.wait(timeout=10)
-                with open(log, encoding="utf-8", errors="replace") as f:
-                    raise RuntimeError(f"QEMU did not start: {f.read()}") from exc
-            yield sock
-        finally:
-            proc.kill()
-            proc.wait(timeout=10)
+    with tempfile.TemporaryDirectory(prefix="mschema-qmp-") as tmp, started(
+            [*argv, "-accel", "tcg"], os.path.join(tmp, "qmp.sock"),
+            os.path.join(tmp, "stderr"), timeout=timeout) as sock:
+        yield sock
 
 
 def _listening(sock: str) -> bool:

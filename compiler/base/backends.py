@@ -15,6 +15,7 @@ the closest body the blob can say.
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import re
@@ -58,7 +59,7 @@ def _escape(value: str) -> str:
     return value.replace(",", ",,")
 
 
-class BackendKind:
+class BackendKind(abc.ABC):
     """One kind of backend: what its body holds and how it reaches and leaves QEMU."""
 
     name: ClassVar[str]
@@ -100,13 +101,13 @@ class BackendKind:
                 found.append((key, f"{key} with a NUL character, which no command line carries"))
         return found
 
+    @abc.abstractmethod
     def argv(self, ident: str, body: Body) -> list[str]:
         """The command-line option that creates it."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def scratch(self, ident: str) -> list[str]:
         """A backend of this kind with no host resource, for a scratch VM (tests, tools)."""
-        raise NotImplementedError
 
     def qmp_add(self, ident: str, body: Body) -> Command | None:
         """The QMP command that creates it at run time; None: QEMU has none."""
@@ -132,9 +133,9 @@ class BackendKind:
         """The blob's backend id for a link target."""
         return target.rsplit("/", 1)[-1] if self.qom_object else target
 
+    @abc.abstractmethod
     def extract(self, qemu: Revealed, target: str, warn: Warn) -> dict[str, Scalar] | None:
         """The body (without `kind`) QEMU reveals for `target`; None: no such backend."""
-        raise NotImplementedError
 
 
 class Blockdev(BackendKind):

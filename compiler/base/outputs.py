@@ -5,7 +5,7 @@ What is guaranteed (README, "Outputs"):
 - Nothing is written before every output is rendered, and a problem with a path is one
   diagnostic (E1502, E1503) with nothing written, never a traceback.
 - Each file is first written whole to a hidden temporary file beside it
-  (`.NAME.PID.XXXXXXXX.mschema-tmp`), flushed to disk, then renamed over NAME: a reader sees
+  (`.NAME.PID.<random>.mschema-tmp`), flushed to disk, then renamed over NAME: a reader sees
   the old file or the new one, never a half one. All the temporary files of one command are
   written before the first rename, so a failure while writing (a full disk, a read-only
   place, Ctrl-C) removes them and leaves every old output untouched. The renames themselves

@@ -30,6 +30,10 @@ from compiler.spec.jsonpos import PathKey
 ITEM_TABLES = ("disk", "cdrom", "nic", "serial", "usb", "device", "rng", "filesystem",
                "pflash")
 SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc", "globals")
+# tables of names with a scalar each: the word a message calls an entry, how to write one
+SCALAR_TABLES = {
+    "options": ("option", "write the options under `[options]`, e.g. `sata = false`"),
+    "globals": ("global", 'write it as `[globals]`, e.g. `"ICH9-LPC.disable_s3" = 1`')}
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots", "uuid")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr"),
@@ -358,23 +362,19 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                         notes=[f"it takes {quote_list(ITEM_TABLES)}"],
                         help="the machine, cpus, memory and options are the blob's")
             continue
-        if key == "globals":
+        if key in SCALAR_TABLES:  # `[options]`, `[globals]`: names → scalars
+            word, how = SCALAR_TABLES[key]
             if not isinstance(v, dict):
-                diags.error("E1003", f"`globals` must be a table, not {describe(v)}", vspan,
-                            help='write it as `[globals]`, e.g. `"ICH9-LPC.disable_s3" = 1`')
+                diags.error("E1003", f"`{key}` must be a table, not {describe(v)}", vspan,
+                            help=how)
                 continue
-            globals_ = {k: value(("globals", k), x) for k, x in v.items()}
-            for k, x in globals_.items():
-                _scalar(f"global `{k}`", x, diags)
-            continue
-        if key == "options":
-            if not isinstance(v, dict):
-                diags.error("E1003", f"`options` must be a table, not {describe(v)}", vspan,
-                            help="write the options under `[options]`, e.g. `sata = false`")
-                continue
-            options = {k: value(("options", k), x) for k, x in v.items()}
-            for k, x in options.items():
-                _check_option(k, x, diags)
+            table = {k: value((key, k), x) for k, x in v.items()}
+            for k, x in table.items():
+                _scalar(f"{word} `{k}`", x, diags)
+            if key == "options":
+                options = table
+            else:
+                globals_ = table
         elif key == "cpus" and isinstance(v, dict):
             cpus = _fields("cpus", value(("cpus",), v), diags)
             cpus_span = vspan
@@ -621,10 +621,6 @@ def _rtc(what: str, v: Value, diags: Collector) -> None:
         diags.error("E1003", f"`{what}` must be a string, not {describe(v.value)}", v.span)
     elif problem is not None:
         diags.error("E1008", f"`{what}` {problem}, not `{v.value}`", v.span)
-
-
-def _check_option(name: str, v: Value, diags: Collector) -> None:
-    _scalar(f"option `{name}`", v, diags)
 
 
 def _name(what: str, v: Value, diags: Collector) -> None:
