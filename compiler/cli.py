@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     qdiff.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
     qdiff.add_argument("--format", choices=("text", "json"), default="text")
     _add_verify_extract(sub)
+    from compiler.present import commands as present  # graph (issue 16)
+
+    present.add_parsers(sub)
     return p
 
 
@@ -123,6 +126,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _verify(args.spec, args.qemu, args.timeout, args.user_net)
         if args.command == "extract":
             return _extract(args.qmp, args.output, args.timeout, fmt, args.partial)
+        if args.command in ("graph",):
+            from compiler.present import commands as present
+
+            return present.run(args)
         if args.command == "compile":
             if args.capacity:
                 return _capacity(args.spec)

@@ -1,0 +1,75 @@
+"""The presentation commands' arguments and their work (`graph`, for now), kept out of
+`cli.py`: `add_parsers` adds them, `run` runs one. Nothing here imports jinja2 or starts a
+program at import time."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compiler.build import tree
+
+COMMANDS = ("graph",)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gr = sub.add_parser("graph", help="a picture of a machine: dot, svg, mermaid or an html "
+                        "page")
+    gr.add_argument("target", metavar="SPEC|BLOB|MACHINE",
+                    help="a loose spec (.toml), a precise blob (.json) or a machine name")
+    gr.add_argument("--option", action="append", default=[], metavar="K=V",
+                    help="a machine option, for a machine name (repeatable)")
+    gr.add_argument("--format", choices=("dot", "svg", "png", "mermaid", "html"),
+                    default="dot", help="dot (default), svg or png (through Graphviz's "
+                    "`dot`; png needs -o), mermaid, or html (one page: the svg, a device tree "
+                    "and each device's --why)")
+    gr.add_argument("-o", "--output", type=Path, metavar="FILE",
+                    help="write here (default: stdout)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "graph":
+        return _graph(args.target, args.option, args.format, args.output)
+    raise AssertionError(args.command)
+
+
+def graph_machine(target: str, options: list[str]) -> tree.Machine:
+    """The precise machine to draw: a spec or blob compiled, or a machine expanded under
+    `options` (as `show`). `--option` with a file is E2202: its options are the file's."""
+    from compiler import driver
+    from compiler.base.diagnostics import CompileError, error
+    from compiler.base.source import SourceFile
+
+    path = Path(target)
+    if path.suffix in (".toml", ".json") or path.exists():
+        if options:
+            text = " ".join(options)
+            raise CompileError([error(
+                "E2202", "`--option` applies to a machine name, not to a spec or blob",
+                SourceFile.from_text("<command line>", text).span(0, len(text)),
+                help="set machine options in the spec's `[options]` table")])
+        return driver.compile_input(path)
+    return driver.show(target, options)
+
+
+def _graph(target: str, options: list[str], fmt: str, output: Path | None) -> int:
+    from compiler.ops import hotplug
+    from compiler.present import graph
+
+    if fmt == "png" and output is None:
+        sys.stderr.write("mschema graph: error: `--format png` is binary: give `-o FILE`\n")
+        return 2
+    machine = graph_machine(target, options)
+    picture = graph.render(machine, hotplug.capacity(machine), fmt)
+    if output is None:
+        assert isinstance(picture, str)
+        sys.stdout.write(picture)
+    else:
+        from compiler.base import outputs
+
+        outputs.write([outputs.Output(output, picture.encode("utf-8")
+                                      if isinstance(picture, str) else picture)])
+    return 0

@@ -1,0 +1,152 @@
+"""`mschema graph`: every format checked by its consumer. dot by Graphviz's `dot` itself,
+SVG as XML, mermaid against a golden byte for byte, the HTML page in a real headless
+Chromium (no console errors, every device id in the DOM, a screenshot written as a test
+artefact under build/test-artefacts/). Run as users run it: `python -m compiler`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from corpus_support import codes_of
+from qemu_support import require_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDENS = ROOT / "tests/graph"
+ARTEFACTS = ROOT / "build/test-artefacts"
+# a spec, a blob, a machine name: the three inputs `graph` takes
+TARGETS = ("examples/web01.toml", "tests/vm/pseries-full.json", "pc-q35")
+
+
+def mschema(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(ROOT), "PATH": path or os.environ["PATH"],
+           "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]}
+    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def device_ids(target: str) -> list[str]:
+    """The ids of the precise machine, from the blob the tool itself prints."""
+    if target.endswith((".toml", ".json")):
+        blob = json.loads(mschema("compile", target, "--emit", "json").stdout)
+    else:
+        blob = json.loads(mschema("show", target, "--format", "json").stdout)
+    ids: list[str] = []
+
+    def walk(devices: list[dict[str, object]]) -> None:
+        for d in devices:
+            ids.append(str(d["id"]))
+            for bus in d.get("buses", []):  # type: ignore[union-attr]
+                walk(bus["devices"])  # type: ignore[index]
+    walk(blob["devices"])
+    return ids
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dot_is_read_by_graphviz(target: str) -> None:
+    dot = require_binary("dot")
+    result = mschema("graph", target, "--format", "dot")
+    assert result.returncode == 0, result.stderr
+    parsed = subprocess.run([dot, "-Tcanon"], input=result.stdout, capture_output=True,
+                            text=True, timeout=120)
+    assert (parsed.returncode, parsed.stderr) == (0, "")
+    for ident in device_ids(target):
+        assert f'id="dev-{ident}"' in result.stdout
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_svg_is_well_formed_with_every_device(target: str) -> None:
+    require_binary("dot")
+    result = mschema("graph", target, "--format", "svg")
+    assert result.returncode == 0, result.stderr
+    root = ET.fromstring(result.stdout.encode("utf-8"))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    ids = {g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")}
+    assert {f"dev-{i}" for i in device_ids(target)} <= ids
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_mermaid_golden(target: str, update_goldens: bool) -> None:
+    result = mschema("graph", target, "--format", "mermaid")
+    assert result.returncode == 0, result.stderr
+    golden = GOLDENS / (Path(target).stem + ".mmd")
+    if update_goldens:
+        golden.write_text(result.stdout, encoding="utf-8")
+    assert result.stdout == golden.read_text(encoding="utf-8")
+
+
+def test_origins_free_places_and_backends_are_drawn() -> None:
+    text = mschema("graph", "examples/web01.toml", "--format", "dot").stdout
+    assert 'fillcolor="#d9ead3", tooltip="`disk0` (virtio-blk-pci), origin spec' in text
+    assert "255 free hot-plug places" in text       # the virtio-scsi bus
+    assert 'label="disk0\\nblockdev", shape=cylinder' in text
+    assert '[headlabel="1f.2"' in text            # the AHCI's address, on its edge
+
+
+def test_a_missing_dot_is_a_diagnostic(tmp_path: Path) -> None:
+    for fmt in ("svg", "html"):
+        result = mschema("graph", "pc-q35", "--format", fmt, path=str(tmp_path))
+        assert (result.returncode, codes_of(result.stderr)) == (1, ["E2201"]), result.stderr
+        assert "Traceback" not in result.stderr
+    out = tmp_path / "g.png"
+    result = mschema("graph", "pc-q35", "--format", "png", "-o", str(out), path=str(tmp_path))
+    assert (result.returncode, codes_of(result.stderr)) == (1, ["E2201"])
+    assert not out.exists()
+
+
+def test_option_with_a_file_is_refused() -> None:
+    result = mschema("graph", "examples/web01.toml", "--option", "sata=off")
+    assert (result.returncode, codes_of(result.stderr)) == (1, ["E2202"]), result.stderr
+    ok = mschema("graph", "pc-q35", "--option", "sata=off", "--format", "mermaid")
+    assert ok.returncode == 0 and '"sata<br/>' not in ok.stdout
+    assert '"sata<br/>' in mschema("graph", "pc-q35", "--format", "mermaid").stdout
+
+
+def _chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess[str]:
+    chromium = require_binary("chromium")
+    return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--hide-scrollbars", f"--user-data-dir={user_data}", *args],
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_html_page_in_headless_chromium(tmp_path: Path) -> None:
+    require_binary("dot")
+    page = tmp_path / "web01.html"
+    result = mschema("graph", "examples/web01.toml", "--format", "html", "-o", str(page))
+    assert result.returncode == 0, result.stderr
+    # --enable-logging=stderr prints every console message as `…:CONSOLE…` (errors,
+    # uncaught exceptions, failed loads); the page must print none
+    dom = _chromium("--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri(),
+                    user_data=tmp_path / "profile")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    assert "<svg" in dom.stdout
+    for ident in device_ids("examples/web01.toml"):
+        assert f'data-dev="{ident}"' in dom.stdout, ident
+        assert f'id="dev-{ident}"' in dom.stdout, ident
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTEFACTS / "graph-web01.png"
+    shot.unlink(missing_ok=True)
+    done = _chromium("--window-size=1400,1000", f"--screenshot={shot}", page.as_uri(),
+                     user_data=tmp_path / "profile")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_page_escapes_what_it_shows(tmp_path: Path) -> None:
+    """A spec's strings reach the page as text, never as markup."""
+    require_binary("dot")
+    spec = tmp_path / "evil.toml"
+    spec.write_text('machine = "pc-q35"\nname = "a<u>&\'c\\""\n[[disk]]\nfile = "x</script>.raw"\n'
+                    'serial = "<img src=x onerror=alert(1)>"\n')
+    result = mschema("graph", str(spec), "--format", "html")
+    assert result.returncode == 0, result.stderr
+    assert "<u>" not in result.stdout and "<img" not in result.stdout
+    assert "</script>.raw" not in result.stdout
+    assert "a&lt;u&gt;&amp;" in result.stdout
