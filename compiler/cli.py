@@ -126,7 +126,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _verify(args.spec, args.qemu, args.timeout, args.user_net)
         if args.command == "extract":
             return _extract(args.qmp, args.output, args.timeout, fmt, args.partial)
-        if args.command in ("graph",):
+        if args.command in ("graph", "docs", "explain"):
             from compiler.present import commands as present
 
             return present.run(args)

@@ -1,4 +1,4 @@
-"""The presentation commands' arguments and their work (`graph`, for now), kept out of
+"""The presentation commands' arguments and their work (`graph`, `docs`, `explain`), kept out of
 `cli.py`: `add_parsers` adds them, `run` runs one. Nothing here imports jinja2 or starts a
 program at import time."""
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from compiler.build import tree
 
-COMMANDS = ("graph",)
+COMMANDS = ("graph", "docs", "explain")
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,9 +30,28 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                     help="write here (default: stdout)")
 
 
+    docs = sub.add_parser("docs", help="write the reference (machines, options, device "
+                          "types, diagnostics) generated from the shipped files")
+    docs.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                      help="the folder to write (the repository keeps docs/reference)")
+    explain = sub.add_parser("explain", help="what a diagnostic code means, with a case "
+                             "that triggers it")
+    explain.add_argument("code", metavar="CODE", help="e.g. E0203")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "graph":
         return _graph(args.target, args.option, args.format, args.output)
+    if args.command == "docs":
+        from compiler.present import reference
+
+        reference.write(args.output)
+        return 0
+    if args.command == "explain":
+        from compiler.present import reference
+
+        sys.stdout.write(reference.explain(args.code))
+        return 0
     raise AssertionError(args.command)
 
 
