@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from compiler.base.diagnostics import Diagnostic
     from compiler.build import tree
+    from compiler.ops import migrate
 
 COMMANDS = ("graph", "docs", "explain")
 
@@ -34,9 +37,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                           "types, diagnostics) generated from the shipped files")
     docs.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
                       help="the folder to write (the repository keeps docs/reference)")
-    explain = sub.add_parser("explain", help="what a diagnostic code means, with a case "
-                             "that triggers it")
-    explain.add_argument("code", metavar="CODE", help="e.g. E0203")
+    explain = sub.add_parser("explain", help="what a diagnostic code means (with a case that "
+                             "triggers it), a device type or a machine: its reference page")
+    explain.add_argument("code", metavar="CODE|TYPE|MACHINE",
+                         help="e.g. E0203, virtio-blk-pci, pc-q35-7.1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,3 +96,31 @@ def _graph(target: str, options: list[str], fmt: str, output: Path | None) -> in
         outputs.write([outputs.Output(output, picture.encode("utf-8")
                                       if isinstance(picture, str) else picture)])
     return 0
+
+
+# ---- diagnostics for CI (`--format sarif|github` of lint, compile, verify, migrate-check) --
+CI_FORMATS = ("sarif", "github")
+
+
+def ci_report(fmt: str, diagnostics: Sequence[Diagnostic], argv: Sequence[str]) -> None:
+    """The run's diagnostics (none for a clean run: an empty SARIF log, no annotation) on
+    stdout, where CI steps collect them."""
+    from compiler.present import ci
+
+    sys.stdout.write(ci.render(fmt, diagnostics, argv))
+
+
+def migrate_diagnostics(found: Sequence[migrate.Difference], destination: Path
+                        ) -> list[Diagnostic]:
+    """`migrate-check`'s differences as diagnostics at the destination blob: a guest-visible
+    one is an error (E2204), a backend one a warning (E2205)."""
+    from compiler.base.diagnostics import Diagnostic as Diag
+    from compiler.base.source import whole_file
+
+    out = []
+    for d in found:
+        kind, text = d.kind, d.text
+        guest = kind == "guest-visible"
+        out.append(Diag("error" if guest else "warning", "E2204" if guest else "E2205",
+                        f"{kind} difference: {text}", whole_file(str(destination))))
+    return out

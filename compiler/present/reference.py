@@ -6,6 +6,7 @@ triggers it. Rendered as Markdown through the jinja2 templates in `templates/`."
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -263,20 +264,30 @@ def pages() -> dict[str, str]:
     return out
 
 
-def explain(code: str) -> str:
-    """One code's page (`mschema explain CODE`), links from the repository root."""
-    wanted = code.strip().upper()
+def explain(topic: str) -> str:
+    """`mschema explain TOPIC`: a diagnostic code's page (links from the repository root), a
+    device type's section or a machine's page of the reference."""
+    wanted = topic.strip()
     every = codes()
     for c in every:
-        if c.code == wanted:
+        if c.code == wanted.upper():
             return _render("ref-code.md.j2", c=c, prefix="", level="#")
-    text = code
+    library = resolve.load_library()
+    if wanted in library.devices:
+        row = next(r for r in device_rows(library) if r["d"] is library.devices[wanted])
+        return _render("ref-device.md.j2", r=row, buses=library.buses)
+    schema = library.machine(wanted)
+    if schema is not None:
+        return _render("ref-machine.md.j2", **machine_page(schema))
+    close = difflib.get_close_matches(wanted, [*(c.code for c in every), *library.devices,
+                                               *library.names()], n=1)
     raise CompileError([error(
-        "E2203", f"no diagnostic code `{code}`", SourceFile.from_text(
-            "<command line>", text).span(0, len(text)),
+        "E2203", f"no diagnostic code, device type or machine `{topic}`",
+        SourceFile.from_text("<command line>", topic).span(0, len(topic)),
         notes=[f"the codes are {quote_list((c.code for c in every), 8)}" if every else
                "the diagnostics registry (docs/diagnostics.md) is not installed here"],
-        help="codes look like `E0203`; `mschema docs -o DIR` writes every one")])
+        help=f"did you mean `{close[0]}`?" if close else
+        "codes look like `E0203`; `mschema docs -o DIR` writes every one")])
 
 
 def write(directory: Path) -> list[Path]:
