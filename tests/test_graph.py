@@ -130,6 +130,17 @@ def test_html_page_in_headless_chromium(tmp_path: Path) -> None:
     for ident in device_ids("examples/web01.toml"):
         assert f'data-dev="{ident}"' in dom.stdout, ident
         assert f'id="dev-{ident}"' in dom.stdout, ident
+    # the script ran: it made every device of the picture clickable
+    assert dom.stdout.count('class="node" style="cursor: pointer;"') == len(
+        device_ids("examples/web01.toml"))
+    # a device's --why, shown by the page itself (the hash selects it as a click does)
+    chosen = _chromium("--dump-dom", page.as_uri() + "#disk0", user_data=tmp_path / "profile")
+    panel = chosen.stdout[chosen.stdout.index('<pre id="why"'):]
+    panel = panel[:panel.index("</pre>")]
+    assert "hidden" not in panel.split(">")[0]
+    assert "`disk0` (virtio-blk-pci), origin spec, on `rp0` at 00.0" in panel
+    assert "asked for by: examples/web01.toml:8:1" in panel
+    assert 'class="dev spec selected"' in chosen.stdout
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTEFACTS / "graph-web01.png"
     shot.unlink(missing_ok=True)
