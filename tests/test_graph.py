@@ -1,12 +1,16 @@
 """`mschema graph`: every format checked by its consumer. dot by Graphviz's `dot` itself,
-SVG as XML, mermaid against a golden byte for byte, the HTML page in a real headless
-Chromium (no console errors, every device id in the DOM, a screenshot written as a test
-artefact under build/test-artefacts/). Run as users run it: `python -m compiler`."""
+SVG as XML, mermaid against a golden byte for byte and rendered by mermaid itself (its
+release from the npm registry, in headless Chromium), the HTML page in a real headless
+Chromium (no console errors, every device id in the DOM, a device's provenance shown, a
+screenshot written as a test artefact under build/test-artefacts/). Run as users run it:
+`python -m compiler`."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -19,6 +23,9 @@ from qemu_support import require_binary
 ROOT = Path(__file__).resolve().parent.parent
 GOLDENS = ROOT / "tests/graph"
 ARTEFACTS = ROOT / "build/test-artefacts"
+# mermaid's own renderer checks the mermaid text; fetched once with `npm pack` into the cache
+MERMAID_VERSION = "11.17.2"
+MERMAID_HOME = Path.home() / ".cache/mschema" / f"mermaid-{MERMAID_VERSION}"
 # a spec, a blob, a machine name: the three inputs `graph` takes
 TARGETS = ("examples/web01.toml", "tests/vm/pseries-full.json", "pc-q35")
 
@@ -78,6 +85,54 @@ def test_mermaid_golden(target: str, update_goldens: bool) -> None:
     if update_goldens:
         golden.write_text(result.stdout, encoding="utf-8")
     assert result.stdout == golden.read_text(encoding="utf-8")
+
+
+def mermaid_js() -> Path:
+    """mermaid's browser bundle, unpacked from its npm package (fetched once)."""
+    bundle = MERMAID_HOME / "package/dist/mermaid.min.js"
+    if not bundle.is_file():
+        npm = require_binary("npm")
+        MERMAID_HOME.mkdir(parents=True, exist_ok=True)
+        packed = subprocess.run([npm, "pack", f"mermaid@{MERMAID_VERSION}", "--silent"],
+                                cwd=MERMAID_HOME, capture_output=True, text=True, timeout=600)
+        assert packed.returncode == 0, packed.stderr
+        tarball = MERMAID_HOME / packed.stdout.strip().splitlines()[-1]
+        subprocess.run(["tar", "xzf", str(tarball), "package/dist/mermaid.min.js"],
+                       cwd=MERMAID_HOME, check=True, timeout=120)
+        tarball.unlink()
+    return bundle
+
+
+def rendered_by_mermaid(text: str, tmp_path: Path) -> tuple[str, list[str]]:
+    """mermaid's verdict on `text` ("yes" rendered, "no" refused) and the console lines."""
+    page = tmp_path / "mermaid.html"
+    page.write_text(f"""<!DOCTYPE html><html><body data-ok="pending">
+<pre id="src">{html.escape(text)}</pre><div id="out"></div>
+<script src="{mermaid_js().as_uri()}"></script>
+<script>
+mermaid.initialize({{startOnLoad: false}});
+const text = document.getElementById("src").textContent;
+mermaid.parse(text).then(() => mermaid.render("g", text)).then((r) => {{
+  document.getElementById("out").innerHTML = r.svg; document.body.dataset.ok = "yes"; }})
+  .catch((e) => {{ console.error("mermaid: " + e); document.body.dataset.ok = "no"; }});
+</script></body></html>""", encoding="utf-8")
+    done = _chromium("--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000",
+                     "--dump-dom", page.as_uri(), user_data=tmp_path / "profile")
+    verdict = re.search(r'<body data-ok="(\w+)"', done.stdout)
+    return (verdict.group(1) if verdict else "?",
+            [line for line in done.stderr.splitlines() if ":CONSOLE" in line])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_mermaid_renders_in_mermaid(target: str, tmp_path: Path) -> None:
+    text = (GOLDENS / (Path(target).stem + ".mmd")).read_text(encoding="utf-8")
+    assert rendered_by_mermaid(text, tmp_path) == ("yes", [])
+
+
+def test_mermaid_check_can_fail(tmp_path: Path) -> None:
+    text = (GOLDENS / "pc-q35.mmd").read_text(encoding="utf-8")
+    verdict, console = rendered_by_mermaid(text.replace('root[["', 'root[["x"'), tmp_path)
+    assert verdict == "no" and console
 
 
 def test_origins_free_places_and_backends_are_drawn() -> None:

@@ -179,10 +179,14 @@ def _device_text(d: tuple[str, str, str, str]) -> str:
 
 
 def machine_page(schema: model.MachineSchema) -> dict[str, object]:
+    from compiler.ops import hotplug
+    from compiler.present import graph
+
     defaults = {n: o.default for n, o in schema.options.items()}
     shown = expand.show(schema, defaults)
     return {
         "m": schema,
+        "picture": graph.mermaid(graph.layout(shown, hotplug.capacity(shown))),
         "where": where(schema.span),
         "memory": schema.default_memory,
         "options": option_effects(schema),
