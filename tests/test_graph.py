@@ -216,3 +216,27 @@ def test_html_page_escapes_what_it_shows(tmp_path: Path) -> None:
     assert "<u>" not in result.stdout and "<img" not in result.stdout
     assert "</script>.raw" not in result.stdout
     assert "a&lt;u&gt;&amp;" in result.stdout
+
+
+def test_hotplugged_devices_are_orange(tmp_path: Path) -> None:
+    """A blob after `hotplug --add`: the new device is drawn with the hotplug colour, in the
+    port the hot-plug took (one free place fewer)."""
+    blob = tmp_path / "web01.json"
+    assert mschema("compile", "examples/web01.toml", "--emit", "json", "-o",
+                   str(blob)).returncode == 0
+    fragment = tmp_path / "more.toml"
+    fragment.write_text('[[nic]]\nnetwork = "user"\nid = "hot0"\n')
+    after = tmp_path / "after.json"
+    done = mschema("hotplug", str(blob), "--add", str(fragment), "-o", str(after))
+    assert done.returncode == 0, done.stderr
+    before_dot = mschema("graph", str(blob), "--format", "dot").stdout
+    dot = mschema("graph", str(after), "--format", "dot").stdout
+    assert re.search(r'id="dev-hot0", label="hot0\\nvirtio-net-pci", fillcolor="#fce5cd"', dot)
+    assert "1 free hot-plug place\"" in before_dot and "1 free hot-plug place\"" not in dot
+
+
+def test_a_bad_spec_draws_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "g.dot"
+    result = mschema("graph", "tests/spec/bad/disk-interface-unknown.toml", "-o", str(out))
+    assert (result.returncode, codes_of(result.stderr), result.stdout) == (1, ["E1101"], "")
+    assert not out.exists()
