@@ -76,3 +76,28 @@ def test_option_effects_are_computed() -> None:
     assert "`usb` | `true` or `false` | `off` | `on`: adds `uhci1`" in page
     pseries = (COMMITTED / "machines/pseries-7.2.md").read_text()
     assert "## `implement`" in pseries and "## `check` rules" in pseries
+
+
+def test_html_pages_with_pictures(tmp_path: Path) -> None:
+    """`docs --html`: a page per machine version, its picture inline, every device of the
+    machine in it, the page clean in headless Chromium."""
+    from qemu_support import require_binary
+
+    require_binary("dot")
+    chromium = require_binary("chromium")
+    out = tmp_path / "ref"
+    result = mschema("docs", "-o", str(out), "--html")
+    assert result.returncode == 0, result.stderr
+    machines = sorted(p.stem for p in (COMMITTED / "machines").glob("*.md"))
+    assert sorted(p.stem for p in (out / "machines").glob("*.html")) == machines
+    page = out / "machines/pseries-7.2.html"
+    text = page.read_text()
+    assert "<svg" in text and 'data-dev="nvram"' in text
+    assert not list(COMMITTED.rglob("*.html"))      # pictures are not committed
+    done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+                           "--v=0", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0
+    assert [line for line in done.stderr.splitlines() if ":CONSOLE" in line] == []
+    assert 'data-dev="xive"' in done.stdout and 'id="dev-xive"' in done.stdout

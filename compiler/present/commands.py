@@ -37,6 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                           "types, diagnostics) generated from the shipped files")
     docs.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
                       help="the folder to write (the repository keeps docs/reference)")
+    docs.add_argument("--html", action="store_true",
+                      help="also a page per machine version with its picture (needs "
+                      "Graphviz's `dot`)")
     explain = sub.add_parser("explain", help="what a diagnostic code means (with a case that "
                              "triggers it), a device type or a machine: its reference page")
     explain.add_argument("code", metavar="CODE|TYPE|MACHINE",
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "docs":
         from compiler.present import reference
 
-        reference.write(args.output)
+        reference.write(args.output, html=args.html)
         return 0
     if args.command == "explain":
         from compiler.present import reference

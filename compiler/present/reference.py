@@ -294,12 +294,29 @@ def explain(topic: str) -> str:
         "codes look like `E0203`; `mschema docs -o DIR` writes every one")])
 
 
-def write(directory: Path) -> list[Path]:
+def html_pages() -> dict[str, str]:
+    """`docs --html`: each machine version's picture as one page (`graph --format html` of
+    what it creates with the default options), beside its Markdown page. Drawn by Graphviz,
+    whose layout changes between its releases: not part of the committed reference."""
+    from compiler.ops import hotplug
+    from compiler.present import graph
+
+    library = resolve.load_library()
+    out = {}
+    for name, schema in sorted(library.machines.items()):
+        shown = expand.show(schema, {n: o.default for n, o in schema.options.items()})
+        out[f"machines/{name}.html"] = str(graph.render(shown, hotplug.capacity(shown),
+                                                        "html"))
+    return out
+
+
+def write(directory: Path, html: bool = False) -> list[Path]:
     """The reference into `directory`, as one set of atomic writes (`base/outputs.py`)."""
     from compiler.base import outputs
 
+    every = {**pages(), **(html_pages() if html else {})}
     files = [outputs.Output(directory / rel, text.encode("utf-8"))
-             for rel, text in sorted(pages().items())]
+             for rel, text in sorted(every.items())]
     outputs.write(files)
     return [f.path for f in files]
 
