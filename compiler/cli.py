@@ -134,7 +134,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     try:
         if ci and args.command in ("lint", "compile", "verify", "migrate-check"):
-            return _ci_command(args, fmt, argv)
+            from compiler.present import commands as present
+
+            found = present.ci_command(args, _compile)
+            return _ci_report(fmt, found, argv)
         if args.command == "lint":
             return _lint(args.paths, fmt)
         if args.command == "schema-diff":
@@ -161,7 +164,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _compile(args.spec, args.emit, args.output, args.why)
     except CompileError as exc:
         if ci:
-            return _ci_report(fmt, exc.diagnostics, argv) or 1
+            return _ci_report(fmt, exc.diagnostics, argv)
         # lint's findings are its output (stdout); elsewhere diagnostics go to stderr
         stream = sys.stdout if args.command == "lint" and fmt == "json" else sys.stderr
         stream.write(render_json(exc.diagnostics) if fmt == "json" else
@@ -175,35 +178,7 @@ def _ci_report(fmt: str, diagnostics: Sequence[Diagnostic],
     from compiler.present import commands
 
     commands.ci_report(fmt, diagnostics, list(sys.argv[1:] if argv is None else argv))
-    return 0
-
-
-def _ci_command(args: argparse.Namespace, fmt: str, argv: Sequence[str] | None) -> int:
-    """lint, compile, verify or migrate-check with `--format sarif|github`: the command's
-    work as with `text`, its diagnostics (or none) on stdout (`compiler/present/ci.py`)."""
-    from compiler import driver
-    from compiler.base.diagnostics import CompileError
-
-    if args.command == "lint":
-        driver.lint(args.paths)
-    elif args.command == "compile":
-        _compile(args.spec, args.emit, args.output, None)
-    elif args.command == "verify":
-        outcome = driver.verify(args.spec, args.qemu, args.timeout, args.user_net)
-        if outcome.diagnostics:
-            raise CompileError(outcome.diagnostics)
-    else:
-        from compiler.lang import resolve
-        from compiler.ops import migrate
-        from compiler.present import commands
-
-        src = driver.compile_input(args.source)
-        dst = driver.compile_input(args.destination)
-        found = commands.migrate_diagnostics(
-            migrate.differences(src, dst, resolve.load_library()), args.destination)
-        _ci_report(fmt, found, argv)
-        return 1 if any(d.severity == "error" for d in found) else 0
-    return _ci_report(fmt, [], argv)
+    return 1 if any(d.severity == "error" for d in diagnostics) else 0
 
 
 def _qemu_diff(machine: str, binaries: list[str], options: list[str], timeout: float,

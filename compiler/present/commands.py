@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,3 +127,29 @@ def migrate_diagnostics(found: Sequence[migrate.Difference], destination: Path
         out.append(Diag("error" if guest else "warning", "E2204" if guest else "E2205",
                         f"{kind} difference: {text}", whole_file(str(destination))))
     return out
+
+
+def ci_command(args: argparse.Namespace, compile_: Callable[..., int]) -> list[Diagnostic]:
+    """lint, compile, verify or migrate-check with `--format sarif|github`: the command's
+    work as with `text`; its findings (an error raises, as there). `migrate-check` gives
+    its differences (E2204, E2205); `compile_` is cli's, which writes the outputs."""
+    from compiler import driver
+    from compiler.base.diagnostics import CompileError
+
+    if args.command == "lint":
+        driver.lint(args.paths)
+    elif args.command == "compile":
+        compile_(args.spec, args.emit, args.output, None)
+    elif args.command == "verify":
+        outcome = driver.verify(args.spec, args.qemu, args.timeout, args.user_net)
+        if outcome.diagnostics:
+            raise CompileError(outcome.diagnostics)
+    else:
+        from compiler.lang import resolve
+        from compiler.ops import migrate
+
+        src = driver.compile_input(args.source)
+        dst = driver.compile_input(args.destination)
+        return migrate_diagnostics(migrate.differences(src, dst, resolve.load_library()),
+                                   args.destination)
+    return []
