@@ -1,11 +1,13 @@
 """`--format sarif` and `--format github` of lint, compile, verify and migrate-check: the
-SARIF log validated against the official SARIF 2.1.0 JSON Schema (vendored in tests/sarif/,
-its source in SOURCE.md beside it), holding the same diagnostics as `--format json` (rule
-ids = codes, help from the registry's explanations, labels as related locations); the
-GitHub lines in the workflow-command syntax, escaped; exit codes as with text."""
+SARIF log validated against SARIF 2.1.0's JSON Schema and by the SARIF SDK's own validator
+(both from the SDK's multitool package, fetched once into the user's cache, not kept in the
+repository), holding the same diagnostics as `--format json` (rule ids = codes, help from the
+registry's explanations, labels as related locations); the GitHub lines in the
+workflow-command syntax, escaped; exit codes as with text."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -18,12 +20,58 @@ import pytest
 from qemu_support import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((ROOT / "tests/sarif/sarif-schema-2.1.0.json").read_text())
 BAD_SCHEMA = "tests/lang/bad/address-collision.machine"    # one error with a label
 BAD_SPEC = "tests/spec/bad/disk-interface-unknown.toml"
 GOOD_SPEC = "tests/vm/q35-minimal.toml"
 # `::error file=F,line=L,col=C[,endLine=L,endColumn=C],title=T::MESSAGE`
 GITHUB_LINE = re.compile(r"::(error|warning) ((?:[a-zA-Z]+=[^,:]*,)*title=[^,:]*)::(.*)")
+# The official SARIF validator, the SARIF SDK's multitool (MIT; its npm package for Linux,
+# self-contained), fetched once into the cache; its package carries the SARIF 2.1.0 schema
+MULTITOOL_VERSION = "5.7.0"
+MULTITOOL_HOME = Path.home() / ".cache/mschema" / f"sarif-multitool-{MULTITOOL_VERSION}"
+
+
+def multitool() -> Path:
+    """The unpacked package (fetched with `npm pack` once)."""
+    package = MULTITOOL_HOME / "package"
+    if not (package / "sarif-2.1.0.json").is_file():
+        npm = require_binary("npm")
+        MULTITOOL_HOME.mkdir(parents=True, exist_ok=True)
+        packed = subprocess.run(
+            [npm, "pack", f"@microsoft/sarif-multitool-linux@{MULTITOOL_VERSION}", "--silent"],
+            cwd=MULTITOOL_HOME, capture_output=True, text=True, timeout=900)
+        assert packed.returncode == 0, packed.stderr
+        tarball = MULTITOOL_HOME / packed.stdout.strip().splitlines()[-1]
+        subprocess.run(["tar", "xzf", str(tarball)], cwd=MULTITOOL_HOME, check=True,
+                       timeout=300)
+        tarball.unlink()
+        (package / "Sarif.Multitool").chmod(0o755)
+    return package
+
+
+@functools.cache
+def schema() -> dict[str, object]:
+    """SARIF 2.1.0's JSON Schema as the SARIF SDK ships it (JSON Schema 2020-12)."""
+    loaded = json.loads((multitool() / "sarif-2.1.0.json").read_text(encoding="utf-8"))
+    assert loaded["title"] == "Static Analysis Results Format (SARIF) Version 2.1.0 JSON Schema"
+    return loaded  # type: ignore[no-any-return]
+
+
+def validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+def validated_by_multitool(log: dict[str, object], tmp_path: Path) -> list[str]:
+    """The multitool's `validate` on `log`: its error lines (none for a valid log)."""
+    path = tmp_path / "log.sarif"
+    path.write_text(json.dumps(log), encoding="utf-8")
+    result = subprocess.run([str(multitool() / "Sarif.Multitool"), "validate", str(path),
+                             "--output", str(tmp_path / "validation.sarif"), "--log",
+                             "ForceOverwrite"],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
+    assert "Analysis completed" in result.stdout, result.stdout + result.stderr
+    return [line for line in result.stdout.splitlines() if ": error " in line]
 
 
 def mschema(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -36,7 +84,7 @@ def sarif_of(*args: str, code: int) -> dict[str, object]:
     result = mschema(*args, "--format", "sarif")
     assert result.returncode == code, result.stderr
     log = json.loads(result.stdout)
-    jsonschema.Draft4Validator(SCHEMA).validate(log)
+    validator().validate(log)
     return log  # type: ignore[no-any-return]
 
 
@@ -47,11 +95,22 @@ def json_of(*args: str) -> list[dict[str, object]]:
 
 def test_the_schema_refuses_a_broken_log() -> None:
     """The validator is live: a log without `runs`, or with a result of unknown level, fails."""
-    validator = jsonschema.Draft4Validator(SCHEMA)
-    assert not validator.is_valid({"version": "2.1.0"})
+    checker = validator()
+    assert not checker.is_valid({"version": "2.1.0"})
     log = json.loads(mschema("compile", BAD_SPEC, "--format", "sarif").stdout)
     log["runs"][0]["results"][0]["level"] = "fatal"
-    assert not validator.is_valid(log)
+    assert not checker.is_valid(log)
+
+
+@pytest.mark.parametrize("args", [("lint", BAD_SCHEMA), ("compile", BAD_SPEC)])
+def test_the_sarif_sdk_validates_the_log(args: tuple[str, ...], tmp_path: Path) -> None:
+    """The SARIF SDK's own validator finds no error in the log (its warnings are advice),
+    and finds one in a broken log: it is live."""
+    log = sarif_of(*args, code=1)
+    assert validated_by_multitool(log, tmp_path) == []
+    del log["runs"][0]["tool"]  # type: ignore[index]
+    assert [line.split(": error ")[1] for line in validated_by_multitool(log, tmp_path)] == [
+        "JSON1002: runs[0]: The required property 'tool' is missing."]
 
 
 @pytest.mark.parametrize("args", [("lint", BAD_SCHEMA), ("compile", BAD_SPEC)])
