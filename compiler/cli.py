@@ -4,20 +4,31 @@ Heavy modules are imported inside each command so `mschema lint` starts fast."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from compiler import __version__
+
+if TYPE_CHECKING:
+    from compiler.base.diagnostics import Diagnostic
+
+# `--format` of lint, compile, verify and migrate-check for CI (compiler/present/ci.py)
+CI_FORMATS = ("sarif", "github")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mschema", description="Declarative machine schemas "
                                 "for QEMU: expand loose specs into precise machines.")
+    p.add_argument("--version", action="version", version=f"mschema {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     lint = sub.add_parser("lint", help="check .machine schemas and stdlib files")
     lint.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                       help="files to check (default: every shipped schema and stdlib file)")
-    lint.add_argument("--format", choices=("text", "json"), default="text")
+    lint.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text")
 
     show = sub.add_parser("show", help="what a machine creates by itself, with addresses")
     show.add_argument("machine", metavar="MACHINE", help="e.g. pc-q35, pc-q35-7.2, pseries")
@@ -32,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                       choices=("json", "argv", "shell", "dtb", "dts"),
                       help="output kind (repeatable)")
     comp.add_argument("-o", "--output", type=Path, metavar="PATH")
-    comp.add_argument("--format", choices=("text", "json"), default="text",
-                      help="how to print diagnostics (json: a list on stderr)")
+    comp.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text",
+                      help="how to print diagnostics (json: a list on stderr; sarif, github: "
+                      "on stdout)")
     comp.add_argument("--capacity", action="store_true",
                       help="say where devices can still be hot-plugged")
     comp.add_argument("--why", metavar="ID",
@@ -53,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate-check", help="do two blobs describe the same guest?")
     mig.add_argument("source", type=Path, metavar="SRC")
     mig.add_argument("destination", type=Path, metavar="DST")
-    mig.add_argument("--format", choices=("text", "json"), default="text",
-                     help="how to print diagnostics")
+    mig.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text",
+                     help="how to print diagnostics (sarif, github: the differences too)")
     sdiff = sub.add_parser("schema-diff", help="what changes guest-visibly between two "
                            "machine schemas (0: none, 1: some, 2: trouble)")
     sdiff.add_argument("a", metavar="A", help="a machine, e.g. pc-q35-7.0")
@@ -70,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     qdiff.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
     qdiff.add_argument("--format", choices=("text", "json"), default="text")
     _add_verify_extract(sub)
+    from compiler.present import commands as present  # graph (issue 16)
+
+    present.add_parsers(sub)
     return p
 
 
@@ -100,13 +115,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if argv is None and "_ARGCOMPLETE" in os.environ:  # the shell asks for completions
+        from compiler.present import completion
+
+        completion.complete(parser)
+    args = parser.parse_args(argv)
+    fmt = getattr(args, "format", "text")
+    ci = fmt in CI_FORMATS
     if args.command == "lint" and _lint_unchanged(args.paths, args.format):
-        return 0
+        return _ci_report(fmt, [], argv) if ci else 0
     from compiler.base.diagnostics import CompileError, render_json, render_text
 
-    fmt = getattr(args, "format", "text")
+    if ci and args.command == "compile" and ((args.emit and args.output is None)
+                                             or args.why is not None or args.capacity):
+        sys.stderr.write(f"mschema compile: error: `--format {fmt}` writes to stdout: give "
+                         "`--emit` an `-o`; `--why` and `--capacity` print text\n")
+        return 2
     try:
+        if ci and args.command in ("lint", "compile", "verify", "migrate-check"):
+            from compiler.present import commands as present
+
+            found = present.ci_command(args, _compile)
+            return _ci_report(fmt, found, argv)
         if args.command == "lint":
             return _lint(args.paths, fmt)
         if args.command == "schema-diff":
@@ -123,17 +154,31 @@ def _main(argv: Sequence[str] | None) -> int:
             return _verify(args.spec, args.qemu, args.timeout, args.user_net)
         if args.command == "extract":
             return _extract(args.qmp, args.output, args.timeout, fmt, args.partial)
+        if args.command in ("graph", "docs", "explain"):
+            from compiler.present import commands as present
+
+            return present.run(args)
         if args.command == "compile":
             if args.capacity:
                 return _capacity(args.spec)
             return _compile(args.spec, args.emit, args.output, args.why)
     except CompileError as exc:
+        if ci:
+            return _ci_report(fmt, exc.diagnostics, argv)
         # lint's findings are its output (stdout); elsewhere diagnostics go to stderr
         stream = sys.stdout if args.command == "lint" and fmt == "json" else sys.stderr
         stream.write(render_json(exc.diagnostics) if fmt == "json" else
                      render_text(exc.diagnostics))
         return 1
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _ci_report(fmt: str, diagnostics: Sequence[Diagnostic],
+               argv: Sequence[str] | None) -> int:
+    from compiler.present import commands
+
+    commands.ci_report(fmt, diagnostics, list(sys.argv[1:] if argv is None else argv))
+    return 1 if any(d.severity == "error" for d in diagnostics) else 0
 
 
 def _qemu_diff(machine: str, binaries: list[str], options: list[str], timeout: float,
@@ -347,8 +392,9 @@ def _add_verify_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     ver.add_argument("--user-net", action="store_true",
                      help="run tap and bridge netdevs as user ones (same guest hardware, "
                      "no privileges needed)")
-    ver.add_argument("--format", choices=("text", "json"), default="text",
-                     help="how to print the differences (json: a list on stderr)")
+    ver.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text",
+                     help="how to print the differences (json: a list on stderr; sarif, "
+                     "github: on stdout)")
     ext = sub.add_parser("extract", help="the precise blob of a running QEMU, over QMP")
     ext.add_argument("--qmp", required=True, metavar="SOCKET",
                      help="QEMU's QMP socket (`-qmp unix:SOCKET,server=on,wait=off`)")
