@@ -59,6 +59,15 @@ BUDGET = {
     "scaling_1024_256": 4.5,       # n log n: time(1024) / time(256)
     "peak_rss_mb_1024": 150.0,
 }
+# issue 17's budget: start-up and fleets
+FLEET_BUDGET = {
+    "compile16_vs_qemu": 1 / 1.5,  # cold `mschema compile` of 16 devices / QEMU (goal)
+    "lint_cold_s": 0.200,
+    "lint_warm_s": 0.040,
+    "specs_per_s_j2": 1000.0,      # a batch of 10,000 16-device specs with -j 2 (at least)
+    "growth_10k_1k": 11.0,         # time(10,000) / time(1,000): linear
+}
+FLEET_SIZES = (1000, 10000)
 
 
 RSS_LAUNCHER = """
@@ -203,6 +212,47 @@ def inprocess_case(spec: Path, repeat: int) -> dict[str, Any]:
     return best_of(compile_once, repeat)
 
 
+def fleet_specs(work: Path, n: int) -> Path:
+    """`n` 16-device q35 specs (the bench's 16-device spec, each with its own name)."""
+    directory = work / f"fleet-{n}"
+    directory.mkdir()
+    text = spec_text("q35", 16)
+    for i in range(n):
+        (directory / f"vm{i:05d}.toml").write_text(
+            text.replace('name = "q35-16"', f'name = "vm{i:05d}"'), encoding="utf-8")
+    return directory
+
+
+def fleet_case(runner: Runner, specs: Path, jobs: int, rss: bool) -> dict[str, Any]:
+    """One batch `compile DIR --emit argv -j N` as a whole process (its outputs in a new
+    directory), and optionally its peak RSS: of the largest process, main or worker."""
+    out = Path(tempfile.mkdtemp(prefix="out-", dir=runner.work))
+    argv = runner.mschema("compile", str(specs), "--emit", "argv", "-o", str(out), "-j",
+                          str(jobs), "--format", "json")
+    seconds = runner.run(argv)
+    n = sum(1 for _ in specs.iterdir())
+    entry: dict[str, Any] = {"inputs": n, "jobs": jobs, "seconds": seconds,
+                             "specs_per_s": n / seconds}
+    if rss:
+        entry["peak_rss_kib"] = runner.peak_rss(argv)
+    shutil.rmtree(out, ignore_errors=True)
+    return entry
+
+
+def fleet_inprocess(specs: Path) -> dict[str, Any]:
+    """Every spec of `specs` compiled once in this process (compile + argv, no files)."""
+    from compiler import driver
+    from compiler.emit import argv as emit_argv
+
+    paths = sorted(specs.iterdir())
+    emit_argv.argv(driver.compile_input(paths[0]))
+    start = time.perf_counter()
+    for path in paths:
+        emit_argv.argv(driver.compile_input(path))
+    seconds = time.perf_counter() - start
+    return {"inputs": len(paths), "seconds": seconds, "specs_per_s": len(paths) / seconds}
+
+
 def ms(seconds: float | None) -> str:
     return f"{'-':>8}" if seconds is None else f"{seconds * 1000:8.1f}"
 
@@ -226,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--machines", nargs="+", choices=list(MACHINES), default=list(MACHINES))
     ap.add_argument("--no-qemu", action="store_true", help="skip the QEMU measurements")
+    ap.add_argument("--fleet", type=int, nargs="*", default=list(FLEET_SIZES),
+                    help="batch sizes of 16-device specs (default 1000 10000; none: skip)")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="mschema-bench-"))
@@ -240,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "qemu": _qemu_version(),
         },
         "repeat": args.repeat, "qemu_repeat": args.qemu_repeat,
-        "compile": {}, "inprocess": {}, "qemu": {}, "lint": {},
+        "compile": {}, "inprocess": {}, "qemu": {}, "lint": {}, "fleet": {},
     }
     try:
         print(f"bench: scratch {work}", file=sys.stderr)
@@ -272,6 +324,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not args.no_qemu:
                     results["qemu"][key] = qemu_case(spec, argv_path, blob, work / key,
                                                      args.qemu_repeat)
+        for n in args.fleet:
+            print(f"bench: fleet of {n}", file=sys.stderr)
+            specs = fleet_specs(work, n)
+            results["fleet"][str(n)] = {
+                "inprocess": fleet_inprocess(specs),
+                "j1": fleet_case(runner, specs, 1, rss=False),
+                "j2": fleet_case(runner, specs, 2, rss=n == min(args.fleet)),
+            }
+            shutil.rmtree(specs, ignore_errors=True)
         results["environment"]["loadavg_end"] = os.getloadavg()
         results["summary"] = summarize(results, args)
     finally:
@@ -333,7 +394,33 @@ def summarize(results: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     check("lint, empty cache (s)", results["lint"]["cold"]["best_s"], BUDGET["lint_cold_s"])
     check("lint, nothing changed (s)", results["lint"]["warm"]["best_s"],
           BUDGET["lint_warm_s"])
-    return {"rows": rows, "budget": checks}
+    fleet_checks: list[dict[str, Any]] = []
+
+    def goal(name: str, value: float | None, limit: float, at_least: bool = False) -> None:
+        holds = None if value is None else value >= limit if at_least else value <= limit
+        fleet_checks.append({"budget": name, "value": value, "limit": limit,
+                             "at_least": at_least, "holds": holds})
+
+    q16 = rows.get("q35-16")
+    goal("q35: cold compile 16 / QEMU", q16["compile_vs_qemu"] if q16 else None,
+         FLEET_BUDGET["compile16_vs_qemu"])
+    goal("lint, empty cache (s)", results["lint"]["cold"]["best_s"],
+         FLEET_BUDGET["lint_cold_s"])
+    goal("lint, nothing changed (s)", results["lint"]["warm"]["best_s"],
+         FLEET_BUDGET["lint_warm_s"])
+    fleet = results["fleet"]
+    largest = max((int(k) for k in fleet), default=None)
+    smallest = min((int(k) for k in fleet), default=None)
+    goal("batch -j 2, specs/s", fleet[str(largest)]["j2"]["specs_per_s"] if largest else None,
+         FLEET_BUDGET["specs_per_s_j2"], at_least=True)
+    if largest and smallest and largest != smallest:
+        for kind in ("inprocess", "j2"):
+            growth = ratio(fleet[str(largest)][kind]["seconds"],
+                           fleet[str(smallest)][kind]["seconds"])
+            goal(f"batch {kind}: time {largest} / {smallest}",
+                 None if growth is None else growth * smallest * 10 / largest,
+                 FLEET_BUDGET["growth_10k_1k"])
+    return {"rows": rows, "budget": checks, "fleet_budget": fleet_checks}
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
@@ -358,6 +445,22 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         verdict = {True: "holds", False: "FAILS", None: "not measured"}[c["holds"]]
         aim = f" (aim {c['aim']:.3f})" if c["aim"] else ""
         print(f"  {c['budget']:38} {shown:>8} <= {limit:.3f}{aim}: {verdict}")
+    if results["fleet"]:
+        print("\nbatches of 16-device q35 specs (`compile DIR --emit argv -o OUT`):")
+        print(f"{'inputs':>7} {'in-process/s':>13} {'-j 1 /s':>9} {'-j 2 /s':>9} "
+              f"{'RSS MB':>7}")
+        for n, row in results["fleet"].items():
+            rss = row["j2"].get("peak_rss_kib")
+            print(f"{int(n):7d} {row['inprocess']['specs_per_s']:13.0f} "
+                  f"{row['j1']['specs_per_s']:9.0f} {row['j2']['specs_per_s']:9.0f} "
+                  f"{'-' if rss is None else f'{rss / 1024:.1f}':>7}")
+    print("\nbudget (issue 17; growth scaled to 10x the inputs):")
+    for c in summary["fleet_budget"]:
+        value, limit = c["value"], c["limit"]
+        shown = "-" if value is None else f"{value:.3f}"
+        verdict = {True: "holds", False: "FAILS", None: "not measured"}[c["holds"]]
+        print(f"  {c['budget']:38} {shown:>8} {'>=' if c['at_least'] else '<='} "
+              f"{limit:.3f}: {verdict}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
 
     lint = sub.add_parser("lint", help="check .machine schemas and stdlib files")
     lint.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                      help="files to check (default: every shipped schema and stdlib file)")
+                      help="files or directories to check, as one set (default: every "
+                      "shipped schema and stdlib file)")
     lint.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text")
 
     show = sub.add_parser("show", help="what a machine creates by itself, with addresses")
@@ -38,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--why", action="store_true",
                       help="say for each device which statement creates it")
     comp = sub.add_parser("compile", help="loose spec (or precise blob) → precise outputs")
-    comp.add_argument("spec", type=Path, metavar="SPEC")
+    comp.add_argument("spec", type=Path, nargs="+", metavar="SPEC",
+                      help="a spec or blob; several, or a directory of them, make a batch "
+                      "run (outputs under -o DIR/NAME/, a summary table at the end)")
     comp.add_argument("--emit", action="append", default=[],
                       choices=("json", "argv", "shell", "dtb", "dts"),
                       help="output kind (repeatable)")
@@ -50,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="say where devices can still be hot-plugged")
     comp.add_argument("--why", metavar="ID",
                       help="say why device ID is in the precise machine, and where it comes from")
+    _add_jobs(comp)
     hot = sub.add_parser("hotplug", help="add or remove a device on a running machine's blob")
     hot.add_argument("blob", type=Path, metavar="BLOB")
     what = hot.add_mutually_exclusive_group(required=True)
@@ -63,10 +67,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="how to print diagnostics")
 
     mig = sub.add_parser("migrate-check", help="do two blobs describe the same guest?")
-    mig.add_argument("source", type=Path, metavar="SRC")
+    mig.add_argument("source", type=Path, metavar="SRC",
+                     help="a spec or blob; or a directory, paired file by file with DST's")
     mig.add_argument("destination", type=Path, metavar="DST")
+    _add_jobs(mig)
     mig.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text",
-                     help="how to print diagnostics (sarif, github: the differences too)")
+                     help="how to print diagnostics (sarif, github: the differences too; "
+                     "json: a record per pair in a batch run)")
     sdiff = sub.add_parser("schema-diff", help="what changes guest-visibly between two "
                            "machine schemas (0: none, 1: some, 2: trouble)")
     sdiff.add_argument("a", metavar="A", help="a machine, e.g. pc-q35-7.0")
@@ -123,7 +130,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     fmt = getattr(args, "format", "text")
     ci = fmt in CI_FORMATS
-    if args.command == "lint" and _lint_unchanged(args.paths, args.format):
+    if args.command == "lint" and not any(p.is_dir() for p in args.paths) and _lint_unchanged(
+            args.paths, args.format):
         return _ci_report(fmt, [], argv) if ci else 0
     from compiler.base.diagnostics import CompileError, render_json, render_text
 
@@ -133,6 +141,16 @@ def _main(argv: Sequence[str] | None) -> int:
                          "`--emit` an `-o`; `--why` and `--capacity` print text\n")
         return 2
     try:
+        if args.command == "lint" and any(p.is_dir() for p in args.paths):
+            args.paths = _schema_files(args.paths)
+            if _lint_unchanged(args.paths, fmt):
+                return _ci_report(fmt, [], argv) if ci else 0
+        if args.command in ("compile", "verify", "migrate-check") and _is_batch(args):
+            if ci:
+                sys.stderr.write(f"mschema {args.command}: error: a batch run prints a table "
+                                 f"or, with `--format json`, a record per input; not {fmt}\n")
+                return 2
+            return _batch(args)
         if ci and args.command in ("lint", "compile", "verify", "migrate-check"):
             from compiler.present import commands as present
 
@@ -151,7 +169,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "migrate-check":
             return _migrate_check(args.source, args.destination)
         if args.command == "verify":
-            return _verify(args.spec, args.qemu, args.timeout, args.user_net)
+            return _verify(args.spec[0], args.qemu, args.timeout, args.user_net)
         if args.command == "extract":
             return _extract(args.qmp, args.output, args.timeout, fmt, args.partial)
         if args.command in ("graph", "docs", "explain"):
@@ -160,8 +178,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return present.run(args)
         if args.command == "compile":
             if args.capacity:
-                return _capacity(args.spec)
-            return _compile(args.spec, args.emit, args.output, args.why)
+                return _capacity(args.spec[0])
+            return _compile(args.spec[0], args.emit, args.output, args.why)
     except CompileError as exc:
         if ci:
             return _ci_report(fmt, exc.diagnostics, argv)
@@ -253,6 +271,25 @@ def _lint_unchanged(paths: list[Path], fmt: str) -> bool:
     return True
 
 
+def _schema_files(paths: list[Path]) -> list[Path]:
+    """lint's inputs: files as given, a directory as the schema and stdlib files below it
+    (sorted). They are checked as one set: they may `use` and `extend` one another."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            below = sorted(p for p in path.rglob("*")
+                           if p.suffix in (".machine", ".mschema") and p.is_file())
+            if not below:
+                from compiler.base.diagnostics import CompileError
+                from compiler.fleet import empty_directory
+
+                raise CompileError([empty_directory(path, (".machine", ".mschema"))])
+            found += below
+        else:
+            found.append(path)
+    return found
+
+
 def _lint(paths: list[Path], fmt: str) -> int:
     from compiler import driver
 
@@ -278,10 +315,8 @@ def _show(machine: str, options: list[str], fmt: str, why: bool) -> int:
 
 
 def _compile(path: Path, emits: list[str], output: Path | None, why: str | None) -> int:
-    import json
-
     from compiler import driver
-    from compiler.emit import argv, blob, text
+    from compiler.emit import text
 
     machine = driver.compile_input(path)
     if why is not None:
@@ -296,37 +331,26 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
                                       notes=[f"its devices are {quote_list(ids, 40)}"])])
         sys.stdout.write(text.why(machine, why))
         return 0
-    def device_tree(kind: str) -> str | bytes:
-        from compiler.emit import fdt  # only when a tree is asked for: start-up cost
+    from compiler.emit import kinds as emit_kinds
 
-        return fdt.dtb(machine) if kind == "dtb" else fdt.dts(machine)
-
-    outputs: dict[str, Callable[[], str | bytes]] = {
-        "json": lambda: blob.blob(machine),
-        "argv": lambda: json.dumps(argv.argv(machine)) + "\n",
-        "shell": lambda: argv.shell(argv.argv(machine)) + "\n",
-        "dtb": lambda: device_tree("dtb"),
-        "dts": lambda: device_tree("dts"),
-    }
     if len(emits) == 1 and output is None:
         if emits[0] == "dtb":
             sys.stderr.write("mschema compile: error: `--emit dtb` is binary: give `-o FILE`\n")
             return 2
-        shown = outputs[emits[0]]()
+        shown = emit_kinds.render(machine, emits[0])
         assert isinstance(shown, str)
         sys.stdout.write(shown)
         return 0
-    kinds = emits or list(outputs)
-    name = machine.name or path.stem
     if len(emits) == 1 and output is not None:
-        _write_atomically({output: outputs[emits[0]]()},
-                          [output] if emits[0] == "shell" else [])
+        _write_atomically({output: emit_kinds.render(machine, emits[0])},
+                          [output] if emits[0] in emit_kinds.EXECUTABLE else [])
         return 0
+    name = machine.name or path.stem
     directory = output or Path("build") / name
-    suffix = {"json": ".json", "argv": ".argv.json", "shell": ".sh", "dtb": ".dtb",
-              "dts": ".dts"}
-    _write_atomically({directory / f"{name}{suffix[k]}": outputs[k]() for k in kinds},
-                      [directory / f"{name}{suffix['shell']}"])
+    files = {directory / f"{name}{emit_kinds.SUFFIXES[k]}": emit_kinds.render(machine, k)
+             for k in emits or list(emit_kinds.SUFFIXES)}
+    _write_atomically(files, [directory / f"{name}{emit_kinds.SUFFIXES[k]}"
+                              for k in emit_kinds.EXECUTABLE])
     return 0
 
 
@@ -383,7 +407,8 @@ def _capacity(path: Path) -> int:
 def _add_verify_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ver = sub.add_parser("verify", help="start QEMU with the emitted argv (paused) and compare "
                          "what it builds with the prediction")
-    ver.add_argument("spec", type=Path, metavar="SPEC|BLOB")
+    ver.add_argument("spec", type=Path, nargs="+", metavar="SPEC|BLOB",
+                     help="several, or a directory of them, make a batch run")
     ver.add_argument("--qemu", metavar="PATH",
                      help="the QEMU binary (default: the schema's, e.g. qemu-system-x86_64, "
                      "on PATH)")
@@ -395,6 +420,7 @@ def _add_verify_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     ver.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text",
                      help="how to print the differences (json: a list on stderr; sarif, "
                      "github: on stdout)")
+    _add_jobs(ver)
     ext = sub.add_parser("extract", help="the precise blob of a running QEMU, over QMP")
     ext.add_argument("--qmp", required=True, metavar="SOCKET",
                      help="QEMU's QMP socket (`-qmp unix:SOCKET,server=on,wait=off`)")
@@ -444,3 +470,62 @@ def _extract(socket: str, output: Path | None, timeout: float, fmt: str,
     else:
         _write_atomically({output: text})
     return 0
+
+
+# ---- many inputs -------------------------------------------------------------------------
+def _add_jobs(command: argparse.ArgumentParser) -> None:
+    command.add_argument("-j", "--jobs", type=int, metavar="N",
+                         help="run a batch in N worker processes (default: the number of "
+                         "cores); giving it makes even one input a batch run")
+
+
+def _is_batch(args: argparse.Namespace) -> bool:
+    if args.command == "migrate-check":
+        return args.jobs is not None or args.source.is_dir() or args.destination.is_dir()
+    return args.jobs is not None or len(args.spec) > 1 or any(p.is_dir() for p in args.spec)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """Many inputs (`fleet.py`): the records as JSON lines with `--format json`, else a
+    summary table; exit 1 if any input failed, 2 for a batch that cannot start."""
+    import functools
+    import json
+    import time
+
+    from compiler import fleet
+    from compiler.base.diagnostics import CompileError
+
+    jobs = args.jobs if args.jobs is not None else fleet.default_jobs()
+    if jobs < 1:
+        sys.stderr.write("mschema: error: `-j` takes a number of processes, 1 or more\n")
+        return 2
+    job: fleet.Job
+    if args.command == "compile":
+        if args.why is not None or args.capacity:
+            sys.stderr.write("mschema compile: error: `--why` and `--capacity` take one "
+                             "input\n")
+            return 2
+        from compiler.emit import kinds as emit_kinds
+
+        found = fleet.items(args.spec)
+        clash = fleet.collisions(found)
+        if clash:
+            raise CompileError(clash)
+        job = functools.partial(fleet.compile_job,
+                                kinds=tuple(dict.fromkeys(args.emit or emit_kinds.SUFFIXES)),
+                                out=args.output or Path("build"))
+    elif args.command == "verify":
+        found = fleet.items(args.spec)
+        job = functools.partial(fleet.verify_job, binary=args.qemu, timeout=args.timeout,
+                                user_net=args.user_net)
+    else:
+        found = fleet.pairs(args.source, args.destination)
+        job = fleet.migrate_job
+    start = time.perf_counter()
+    records = fleet.run(job, found, jobs, sys.stderr)
+    seconds = time.perf_counter() - start
+    if args.format == "json":
+        sys.stdout.write("".join(json.dumps(r.as_json()) + "\n" for r in records))
+    else:
+        sys.stdout.write(fleet.summary_text(args.command, records, seconds, jobs))
+    return 0 if all(r.ok for r in records) else 1

@@ -139,9 +139,9 @@ def ci_command(args: argparse.Namespace, compile_: Callable[..., int]) -> list[D
     if args.command == "lint":
         driver.lint(args.paths)
     elif args.command == "compile":
-        compile_(args.spec, args.emit, args.output, None)
+        compile_(args.spec[0], args.emit, args.output, None)
     elif args.command == "verify":
-        outcome = driver.verify(args.spec, args.qemu, args.timeout, args.user_net)
+        outcome = driver.verify(args.spec[0], args.qemu, args.timeout, args.user_net)
         if outcome.diagnostics:
             raise CompileError(outcome.diagnostics)
     else:
