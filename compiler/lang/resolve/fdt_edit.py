@@ -47,7 +47,16 @@ def key(item: ast.FdtItem) -> Key | None:
 
 
 def _show(k: Key) -> str:
-    return f'{k[0]} "{k[1]}"' if k[0] in ("prop", "node") else f"{k[0]} {k[1]}"
+    return f"{k[0]} `{k[1]}`"
+
+
+def _inside(where: str, head: str) -> str:
+    """The name of node `head` of the node called `where` in messages."""
+    if where == "the root node":
+        return f"node `/{head}`"
+    if where.startswith("node `/"):
+        return f"{where[:-1]}/{head}`"
+    return f"{where}'s node `{head}`"
 
 
 @attrs.frozen
@@ -94,9 +103,7 @@ class FdtEdits(Part):
         for i in found:
             node = entries[i].item
             assert isinstance(node, ast.FdtNode)
-            here = (f'node "{head}"' if where == "the root node" else
-                    f'{where[:-1]}/{head}"' if where.startswith('node "') else
-                    f'{where}\'s node "{head}"')
+            here = _inside(where, head)
             items = (self.enter_items(node.items, inner, here) if rest else
                      self.apply(node.items, change.changes, here))
             entries[i] = _Entry(attrs.evolve(node, items=items), entries[i].new)
