@@ -115,6 +115,26 @@ def machine_argv(args: list[str]) -> list[str]:
     return [require_binary(binary_of(machine)), *args]
 
 
+def tcg_options(name: str) -> tuple[str, ...]:
+    """The machine options (`K=V`) a start of machine `name` under TCG needs besides its
+    defaults, as its schema's `quirk tcg-options` says: pseries-2.8 to 2.11 turn HTM on,
+    which only KVM runs. Tests add them wherever they start a bare version."""
+    value = {q.name: q.value for q in schema(name).quirks}.get("tcg-options", "")
+    return tuple(o for o in str(value).split(",") if o)
+
+
+# Shipped machine versions a later QEMU release no longer has (docs/releases.md): a test that
+# would start one under that release checks that QEMU refuses it instead.
+GONE_IN_RELEASE: dict[str, frozenset[str]] = {
+    "10.0": frozenset({"pseries-2.7", "pseries-2.8", "pseries-2.9", "pseries-2.10",
+                       "pseries-2.11", "pseries-2.12"}),
+}
+
+
+def gone_in(release: str, machine: str) -> bool:
+    return schema(machine).name in GONE_IN_RELEASE.get(release, frozenset())
+
+
 def has_dumpdtb(name: str) -> bool:
     """Does QEMU hand machine `name` a device tree (`-machine …,dumpdtb=FILE`)? Its schema's
     `quirk dumpdtb` says."""

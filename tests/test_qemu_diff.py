@@ -11,12 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from qemu_support import binary_of, families, release_argv
+from qemu_support import GONE_IN_RELEASE, binary_of, families, gone_in, release_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDENS = ROOT / "tests" / "releases"
-# the machine versions both releases have: every shipped one (QEMU 10.0 keeps 7.0 and newer)
-MACHINES = sorted(v for versions in families().values() for v in versions)
+# the machine versions both releases have: every shipped one but those 10.0 dropped
+# (pseries-2.7 … 2.12, qemu_support.GONE_IN_RELEASE)
+MACHINES = sorted(v for versions in families().values() for v in versions
+                  if not gone_in("10.0", v))
+GONE = sorted(GONE_IN_RELEASE["10.0"])
 HEADER = re.compile(r"^# (?P<machine>\S+): QEMU (?P<a>\d+\.\d+)\.\d+ → QEMU (?P<b>\d+\.\d+)\.\d+$")
 
 
@@ -43,6 +46,17 @@ def test_findings_between_72_and_100(machine: str, update_goldens: bool) -> None
     # exit 1 exactly when a line counts (a prop only one release has is listed, not counted)
     counted = [line for line in body.splitlines() if ": new-prop " not in line]
     assert done.returncode == (1 if counted else 0)
+
+
+@pytest.mark.parametrize("machine", GONE)
+def test_a_version_gone_from_100_is_refused(machine: str) -> None:
+    """A shipped version QEMU 10.0 no longer has: qemu-diff says QEMU refused it (and so
+    the table of gone versions stays true)."""
+    a = release_argv(binary_of(machine), "7.2")[0]
+    b = release_argv(binary_of(machine), "10.0")[0]
+    done = qemu_diff(machine, a, b)
+    assert done.returncode != 0 and done.stdout == ""
+    assert f'unsupported machine type: "{machine}"' in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("machine", ["pc-q35-7.2", "pseries-7.2"])

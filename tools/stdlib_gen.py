@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import re
 import sys
 import tempfile
@@ -156,7 +157,14 @@ def list_properties(base: Sequence[str], names: Iterable[str]) -> dict[str, tupl
 def base_argv(library: model.Library, schema: model.MachineSchema, tmp: Path) -> list[str]:
     """The family's bare machine, as mschema compiles `machine = NAME` alone."""
     spec = tmp / f"{schema.name}.toml"
-    spec.write_text(f'machine = "{schema.name}"\nhotplug-slots = 0\n', encoding="utf-8")
+    text = f'machine = "{schema.name}"\nhotplug-slots = 0\n'
+    # the options a start under TCG needs (`quirk tcg-options`: pseries-2.8 to 2.11's HTM)
+    tcg = str({q.name: q.value for q in schema.quirks}.get("tcg-options", ""))
+    if tcg:
+        text += "[options]\n" + "".join(
+            f"{k} = {'true' if v == 'on' else 'false' if v == 'off' else json.dumps(v)}\n"
+            for k, _, v in (o.partition("=") for o in tcg.split(",")))
+    spec.write_text(text, encoding="utf-8")
     machine = driver.compile_input(spec)
     return runnable_argv(emit_argv.argv(machine), str(tmp))
 

@@ -473,7 +473,7 @@ class _Builder:
                template: _Template | None, parent: _Node
                ) -> list[tuple[tree.Device, _Node]]:
         dtype = self.library.devices.get(device.type)
-        own = dtype.fdt_items if dtype else ()
+        own = self.schema.fdt_items_of(dtype) if dtype else ()
         titems = template.each.items if template else ()
         if not own and not titems:
             return self.device_children(device.buses, ctx, parent)

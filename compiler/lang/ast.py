@@ -383,6 +383,60 @@ class FdtBlock:
 
 
 @attrs.frozen
+class FdtRef:
+    """`prop "NAME"`, `node "NAME"` or `let NAME` in an `fdt edit`: the items of that kind
+    and name (a node by its name as written, `{…}` included)."""
+
+    kind: Literal["prop", "node", "let"]
+    name: str
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtReplace:
+    item: FdtItem
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtAdd:
+    """`add [before|after REF] ITEM`."""
+
+    where: Literal["before", "after", "end"]
+    ref: FdtRef | None
+    item: FdtItem
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtDelete:
+    ref: FdtRef
+    span: Span = _span
+
+
+@attrs.frozen
+class FdtIn:
+    """`in "PATH" { … }`: the changes to the node at PATH (names as written, `/` between)."""
+
+    path: str
+    changes: tuple[FdtChange, ...]
+    span: Span = _span
+
+
+FdtChange = Union[FdtIn, FdtReplace, FdtAdd, FdtDelete]
+
+
+@attrs.frozen
+class FdtEdit:
+    """`fdt edit [TYPE] { … }` in a machine: changes to the inherited root node, or to a
+    device type's items on this machine."""
+
+    type: Name | None
+    changes: tuple[FdtChange, ...]
+    span: Span = _span
+
+
+@attrs.frozen
 class PropSet:
     name: Name
     value: Value
@@ -566,7 +620,7 @@ DeviceStmt = Union[
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,
-    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk,
+    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk, FdtEdit,
 ]
 
 

@@ -296,6 +296,13 @@ class MachineSchema:
     fdt: tuple[FdtItem, ...] = ()
     # `quirk` statements, in declaration order (an override keeps its parent's place)
     quirks: tuple[Quirk, ...] = ()
+    # device types whose device tree items differ on this machine (`fdt edit TYPE`), by
+    # name: they replace the type's own `fdt_items` here and on machines extending it
+    device_fdt: tuple[tuple[str, tuple[FdtItem, ...]], ...] = ()
+
+    def fdt_items_of(self, dtype: DeviceType) -> tuple[FdtItem, ...]:
+        """`dtype`'s device tree items on this machine."""
+        return dict(self.device_fdt).get(dtype.name, dtype.fdt_items)
 
 
 @attrs.frozen

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from compiler.base import limits
 from compiler.base.diagnostics import CompileError, error
@@ -321,6 +321,34 @@ class _Builder:
 
     def _fdt_children(self, n: Any, c: list[Any]) -> ast.FdtChildren:
         return ast.FdtChildren(tuple(self.name(t) for t in c if t is not None), self.span(n))
+
+    # -- changes to an inherited device tree
+    def _fdt_edit(self, n: Any, c: list[Any]) -> ast.FdtEdit:
+        return ast.FdtEdit(self.opt_name(c[0]), self.build_all(c[1:]), self.span(n))
+
+    def _fdt_in(self, n: Any, c: list[Any]) -> ast.FdtIn:
+        return ast.FdtIn(self.string(c[0]), self.build_all(c[1:]), self.span(n))
+
+    def _fdt_replace(self, n: Any, c: list[Any]) -> ast.FdtReplace:
+        return ast.FdtReplace(self.build(c[0]), self.span(n))
+
+    def _fdt_add(self, n: Any, c: list[Any]) -> ast.FdtAdd:
+        where: Literal["before", "after", "end"] = (
+            "end" if c[0] is None else "before" if str(c[0]) == "before" else "after")
+        ref = None if c[1] is None else self.build(c[1])
+        return ast.FdtAdd(where, ref, self.build(c[2]), self.span(n))
+
+    def _fdt_delete(self, n: Any, c: list[Any]) -> ast.FdtDelete:
+        return ast.FdtDelete(self.build(c[0]), self.span(n))
+
+    def _fdt_ref_prop(self, n: Any, c: list[Any]) -> ast.FdtRef:
+        return ast.FdtRef("prop", self.string(c[0]), self.span(n))
+
+    def _fdt_ref_node(self, n: Any, c: list[Any]) -> ast.FdtRef:
+        return ast.FdtRef("node", self.string(c[0]), self.span(n))
+
+    def _fdt_ref_let(self, n: Any, c: list[Any]) -> ast.FdtRef:
+        return ast.FdtRef("let", str(c[0]), self.span(n))
 
     def _fdt_when(self, n: Any, c: list[Any]) -> ast.Fx:
         result: ast.Fx = self.build(c[0])

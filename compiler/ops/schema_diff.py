@@ -201,6 +201,13 @@ class _Differ:
         if x != y:
             self.add("fdt", "the root node", _count(x, "item"), _count(y, "item"),
                      self.a.span, self.b.span)
+        da, db = dict(getattr(self.a, "device_fdt", ())), dict(getattr(self.b, "device_fdt", ()))
+        for name in sorted({*da, *db}):
+            if da.get(name) != db.get(name):  # `fdt edit TYPE` on one machine
+                self.add("fdt", f"the nodes of `{name}`",
+                         _count(da[name], "item") if name in da else "the type's own",
+                         _count(db[name], "item") if name in db else "the type's own",
+                         self.a.span, self.b.span)
 
 
 def _ancestors(library: model.Library, m: model.MachineSchema) -> list[str]:

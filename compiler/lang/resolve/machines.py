@@ -17,6 +17,7 @@ from compiler.base.units import parse_size
 from compiler.lang import ast, model
 from compiler.lang.resolve.conditions import Conditions, Options
 from compiler.lang.resolve.fdt import FdtNames
+from compiler.lang.resolve.fdt_edit import FdtEdits
 from compiler.lang.resolve.instances import Instances
 from compiler.lang.resolve.loading import report_cycles
 from compiler.lang.resolve.machine_parts import MachineParts
@@ -41,6 +42,17 @@ class _Header:
     memory: ast.DefaultMemory | None
 
 
+def _edited_items(changes: Sequence[ast.FdtChange]) -> list[ast.FdtItem]:
+    """The items an edit brings in (their names are checked like a block's)."""
+    out: list[ast.FdtItem] = []
+    for c in changes:
+        if isinstance(c, ast.FdtIn):
+            out += _edited_items(c.changes)
+        elif isinstance(c, (ast.FdtReplace, ast.FdtAdd)):
+            out.append(c.item)
+    return out
+
+
 class Machines(Part):
     def __init__(self, scope: Scope, values: Values, conditions: Conditions,
                  instances: Instances, fdt: FdtNames) -> None:
@@ -48,6 +60,7 @@ class Machines(Part):
         self.values, self.conditions, self.instances, self.fdt = (values, conditions,
                                                                    instances, fdt)
         self.parts = MachineParts(scope, values)
+        self.edits = FdtEdits(scope)
         # per machine, the options declared with a problem already reported (inherited)
         self.broken_options: dict[str, frozenset[str]] = {}
 
@@ -134,6 +147,8 @@ class Machines(Part):
         if fdt_stmt is not None:
             fdt_items = fdt_stmt.items
             self.fdt.fdt_items(fdt_items)
+        fdt_items, device_fdt = self.fdt_edits(body, fdt_items,
+                                               parent.device_fdt if parent else ())
         placement = parent.placement if parent else model.Placement()
         if h.placement is not None:
             placement = self.parts.placement(h.placement)
@@ -149,7 +164,42 @@ class Machines(Part):
             options=options.declared, devices=tuple(devices),
             implementations=implementations, providers=providers, checks=tuple(checks),
             compat=tuple(compat), placement=placement, default_memory=default_memory,
-            doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks)
+            doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks,
+            device_fdt=device_fdt)
+
+    def fdt_edits(self, body: Sequence[ast.MachineStmt], root: tuple[ast.FdtItem, ...],
+                  inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]
+                  ) -> tuple[tuple[ast.FdtItem, ...],
+                             tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]]:
+        """The root node's items and the device types' items on this machine after the
+        machine's `fdt edit` blocks, in the order written."""
+        types = dict(inherited)
+        for stmt in body:
+            if not isinstance(stmt, ast.FdtEdit):
+                continue
+            self.fdt.fdt_items(_edited_items(stmt.changes))
+            if stmt.type is None:
+                if not root:
+                    self.diags.error("E0189", "`fdt edit` has no device tree to change",
+                                     stmt.span, help="`fdt edit` changes what the machine "
+                                     "`extends`; a machine of its own writes `fdt { … }`")
+                    continue
+                root = self.edits.apply(root, stmt.changes, "the root node")
+                continue
+            name = stmt.type.text
+            dtype = self.scope.devices.get(name)
+            if dtype is None:
+                if name not in self.scope.device_decls:
+                    self.unknown("E0202", "device type", stmt.type, self.scope.device_decls)
+                continue
+            items = types.get(name, dtype.fdt_items)
+            if not items:
+                self.diags.error("E0188", f"device type `{name}` has no device tree items "
+                                 "to change", stmt.type.span,
+                                 help=f"give `{name}` an `fdt {{ … }}` block in the stdlib")
+                continue
+            types[name] = self.edits.apply(items, stmt.changes, f"the nodes of `{name}`")
+        return root, tuple(sorted(types.items()))
 
     def default_memory(self, d: ast.MachineDecl, stmt: ast.DefaultMemory | None,
                        parent: model.MachineSchema | None) -> int:
