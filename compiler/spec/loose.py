@@ -163,6 +163,14 @@ def read_source(path: Path) -> SourceFile:
 Where = dict[PathKey, tuple[Span, Span]]
 
 
+def read_toml(path: Path) -> tuple[SourceFile, Json, Where]:
+    """A TOML input file (a spec, a `--policy`): its text, data and the spans of every value,
+    with the spec's reading diagnostics (E1001, E1002, E1012)."""
+    source = read_source(path)
+    data, where = _decode_toml(source)
+    return source, data, where
+
+
 def _spans(source: SourceFile, offsets: Mapping[PathKey, tuple[int, int, int, int]]) -> Where:
     return {p: (source.span(ks, ke), source.span(vs, ve))
             for p, (ks, ke, vs, ve) in offsets.items()}

@@ -145,6 +145,12 @@ def main() -> None:
             type="tap", ifname="tap0", script="/tmp/evil.sh", downscript="no")),
         "chardev-backend-injected": (p, lambda x: x["backends"]["serial0"].update(
             backend="null,logfile=/etc/passwd")),
+        # host-executing or -writing options: refused unless a policy allows them (E2019,
+        # E2021); a tap that names no script runs QEMU's /etc/qemu-ifup
+        "tap-default-script": (q, lambda x: x["backends"]["net0"].update(
+            type="tap", ifname="tap0")),
+        "chardev-logfile": (p, lambda x: x["backends"]["serial0"].update(
+            logfile="/etc/passwd")),
         "blockdev-unknown-key": (q, lambda x: x["backends"]["disk0"].update(
             **{"cache.direct": True})),
         # the machine's uuid as QEMU shows it (lower case)
