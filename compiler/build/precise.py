@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from compiler.base import notations, settings, units
+from compiler.base import cpu, notations, settings, units
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
@@ -183,6 +183,11 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
 
 def _check_memory(r: _Reader, memory: dict[str, tree.PropValue]) -> None:
     """A size QEMU can give a guest: a positive number of bytes that `-m` does not round."""
+    for key in memory:
+        if key not in MEMORY_KEYS:
+            r.diags.error("E1603", f"unknown key `{key}` in `memory`",
+                          r.span(("memory", key), key=True),
+                          notes=[f"expected one of {quote_list(MEMORY_KEYS)}"])
     size = memory.get("size")
     if size is None:
         return
@@ -241,6 +246,10 @@ def _rtc(r: _Reader, rtc: dict[str, tree.PropValue]) -> tuple[tuple[str, tree.Pr
     return tuple(sorted(rtc.items()))
 
 
+CPU_KEYS = ("count", "maxcpus", "sockets", "cores", "threads", "model", "features")
+MEMORY_KEYS = ("size",)
+
+
 def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:
     """A topology QEMU 7.2 takes as written: sockets × cores × threads is `maxcpus` (the
     count when absent), which is more than the count when given."""
@@ -249,8 +258,25 @@ def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:
         if key in cpus and (key not in numbers or numbers[key] < 1):
             r.fail(("cpus", key), f"`cpus.{key}` must be a positive integer")
             return
-    if "model" in cpus and not isinstance(cpus["model"], str):
-        r.fail(("cpus", "model"), "`cpus.model` must be a string")
+    for key in cpus:
+        if key not in CPU_KEYS:
+            r.diags.error("E1603", f"unknown key `{key}` in `cpus`",
+                          r.span(("cpus", key), key=True),
+                          notes=[f"expected one of {quote_list(CPU_KEYS)}"])
+    model_problem = cpu.model_problem(cpus["model"]) if "model" in cpus else None
+    if model_problem:
+        r.diags.error("E2030", f"`cpus.model` `{cpus['model']}`: {model_problem}",
+                      r.span(("cpus", "model")), help=cpu.MODEL_HELP)
+    if "features" in cpus:
+        features = cpus["features"]
+        listed = cpu.split(features) if isinstance(features, str) else [features]
+        for _i, problem in cpu.feature_problems(listed):
+            r.diags.error("E2031", f"`cpus.features`: {problem}", r.span(("cpus", "features")),
+                          help="the blob writes the features as one string, "
+                          "`+pdpe1gb,-hypervisor`")
+        if "model" not in cpus:
+            r.diags.error("E2031", "`cpus.features` needs a `cpus.model` to change",
+                          r.span(("cpus", "features")))
     count = numbers.get("count", 1)
     if "maxcpus" in numbers and numbers["maxcpus"] <= count:
         r.fail(("cpus", "maxcpus"), f"`cpus.maxcpus` must be more than the count ({count}): "

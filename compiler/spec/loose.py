@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from compiler.base import backends as backend_kinds
-from compiler.base import limits, settings
+from compiler.base import cpu, limits, settings
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from compiler.base.source import SourceFile, Span, whole_file
 from compiler.lang import model
@@ -48,7 +48,7 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "pflash": ("file", "format", "readonly", "id"),
     "device": ("type", "id", "bus", "addr", "props"),
     "graphics": ("type", "id", "addr"),
-    "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model"),
+    "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model", "features"),
     "boot": settings.BOOT_KEYS,
     "rtc": settings.RTC_KEYS,
 }
@@ -66,7 +66,8 @@ Json = Any  # TOML/JSON values: the loader checks shapes itself
 @attrs.frozen
 class Value:
     """One value of the spec and where it is written (the value; the key for tables).
-    A table's entries are in `parts`, each with its own spans."""
+    A table's entries (an array's, by index as a string) are in `parts`, each with its own
+    spans."""
 
     value: Json
     span: Span = attrs.field(eq=False, repr=False)
@@ -351,8 +352,10 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
 
     def value(path: PathKey, v: Json) -> Value:
         k, s = spans(path)
-        parts = {str(key): value((*path, key), x) for key, x in v.items()} \
-            if isinstance(v, dict) else {}
+        parts = ({str(key): value((*path, key), x) for key, x in v.items()}
+                 if isinstance(v, dict) else
+                 {str(i): value((*path, i), x) for i, x in enumerate(v)}
+                 if isinstance(v, list) else {})
         return Value(v, s, k, parts)
 
     top: dict[str, Value] = {}
@@ -659,9 +662,30 @@ TOP_CHECKS: dict[str, Check] = {
     "hotplug-slots": _integer(0),
     "uuid": _uuid,
 }
+def _cpu_model(what: str, v: Value, diags: Collector) -> None:
+    problem = cpu.model_problem(v.value)
+    if problem:
+        shown = f"`{v.value}`" if isinstance(v.value, str) else describe(v.value)
+        diags.error("E2030", f"`{what}` {shown}: {problem}", v.span,
+                    help=cpu.MODEL_HELP)
+
+
+def _cpu_features(what: str, v: Value, diags: Collector) -> None:
+    if not isinstance(v.value, list):
+        diags.error("E2031", f"`{what}` must be an array of strings, not {describe(v.value)}",
+                    v.span, help='write `features = ["-hypervisor", "+pdpe1gb"]`')
+        return
+    for i, problem in cpu.feature_problems(v.value):
+        part = v.parts.get(str(i))
+        diags.error("E2031", f"`{what}`: {problem}", part.span if part else v.span,
+                    help=cpu.MODEL_HELP)
+
+
 ITEM_CHECKS: dict[tuple[str, str], Check] = {
     **{("cpus", k): _integer(1) for k in ("count", "maxcpus", "sockets", "cores",
                                                      "threads")},
+    ("cpus", "model"): _cpu_model,
+    ("cpus", "features"): _cpu_features,
     **{(t, "bootindex"): _integer(0) for t in ("disk", "cdrom", "nic")},
     ("disk", "readonly"): _bool,
     **{(t, "format"): _one_of(f"{t} format", DISK_FORMATS)

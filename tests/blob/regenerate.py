@@ -153,6 +153,13 @@ def main() -> None:
             logfile="/etc/passwd")),
         "blockdev-unknown-key": (q, lambda x: x["backends"]["disk0"].update(
             **{"cache.direct": True})),
+        # -cpu: a model is a name, features `+NAME`/`-NAME`; cpus and memory take only
+        # their declared keys (E2030, E2031, E1603)
+        "cpus-model-injected": (q, lambda x: x["cpus"].update(model="qemu64,+pdpe1gb")),
+        "cpus-features-injected": (q, lambda x: x["cpus"].update(
+            model="qemu64", features="+pdpe1gb,level=9")),
+        "cpus-unknown-key": (q, lambda x: x["cpus"].update(dies=1)),
+        "memory-unknown-key": (q, lambda x: x["memory"].update(slots=4)),
         # the machine's uuid as QEMU shows it (lower case)
         "uuid-upper-case": (q, lambda x: x.update(
             uuid="C7A5FDBD-EDAF-9455-926A-D65C16DB1809")),
