@@ -121,7 +121,8 @@ def compile_blob(source: SourceFile, data: dict[str, object],
     machine = precise.load(source, data, library)
     diags = Collector()
     validate.validate(machine, library, source.span(0, 0), diags,
-                      precise.backend_spans(source, data), precise.option_spans(source, data))
+                      precise.backend_spans(source, data), precise.option_spans(source, data),
+                      precise.prop_spans(source, data))
     diags.check()
     return confined(machine, policy, blob_places(source, machine))
 

@@ -379,6 +379,29 @@ def backend_spans(source: SourceFile, data: dict[str, Json]) -> dict[str, Span]:
     return result
 
 
+def prop_spans(source: SourceFile, data: dict[str, Json]) -> dict[tuple[str, str], Span]:
+    """Where each device's prop value is written in a blob: (device id, prop) → span."""
+    where, _dups = locate(source.text)
+    result: dict[tuple[str, str], Span] = {}
+
+    def walk(devices: Json, path: PathKey) -> None:
+        for i, d in enumerate(devices if isinstance(devices, list) else ()):
+            if not isinstance(d, dict):
+                continue
+            props = d.get("props")
+            for name in props if isinstance(props, dict) else ():
+                found = where.get((*path, i, "props", name))
+                if found and isinstance(d.get("id"), str):
+                    result.setdefault((d["id"], name), source.span(found[2], found[3]))
+            for j, bus in enumerate(d.get("buses") or () if isinstance(d.get("buses"), list)
+                                    else ()):
+                if isinstance(bus, dict):
+                    walk(bus.get("devices"), (*path, i, "buses", j, "devices"))
+
+    walk(data.get("devices"), ("devices",))
+    return result
+
+
 def option_spans(source: SourceFile, data: dict[str, Json]) -> dict[str, Span]:
     """Where each machine option's value is written in a blob."""
     where, _dups = locate(source.text)

@@ -160,6 +160,11 @@ def main() -> None:
             model="qemu64", features="+pdpe1gb,level=9")),
         "cpus-unknown-key": (q, lambda x: x["cpus"].update(dies=1)),
         "memory-unknown-key": (q, lambda x: x["memory"].update(slots=4)),
+        # device props: only those the stdlib declares, of their type (E2040)
+        "prop-undeclared": (q, lambda x: find(x["devices"], "disk0")["props"].update(
+            **{"discard_granularity": 4096})),
+        "prop-wrong-type": (q, lambda x: find(x["devices"], "disk0")["props"].update(
+            **{"queue-size": "256,x-evil=on"})),
         # the machine's uuid as QEMU shows it (lower case)
         "uuid-upper-case": (q, lambda x: x.update(
             uuid="C7A5FDBD-EDAF-9455-926A-D65C16DB1809")),
