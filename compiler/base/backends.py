@@ -211,6 +211,16 @@ def networks(text: str) -> dict[str, tuple[str, dict[str, str]]]:
     return nets
 
 
+def ifname_problem(name: str) -> str | None:
+    """Why Linux would refuse or change `name` as a network interface's name, or None
+    (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or white space)."""
+    if not name or len(name.encode("utf-8", "surrogatepass")) > 15:
+        return "an interface name has 1 to 15 bytes (Linux cuts a longer one short)"
+    if name in (".", "..") or any(c in name for c in "/:") or any(c.isspace() for c in name):
+        return "an interface name has no `/`, `:` or white space, and is not `.` or `..`"
+    return None
+
+
 class Netdev(BackendKind):
     name = "netdev"
     needs = ("type",)
@@ -221,6 +231,15 @@ class Netdev(BackendKind):
     fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
         "type": ("user", "tap", "bridge"), "ifname": str, "br": str, "script": str,
         "downscript": str}
+
+    def problems(self, body: Body) -> list[tuple[str, str]]:
+        found = super().problems(body)
+        for key in ("ifname", "br"):
+            value = body.get(key)
+            problem = ifname_problem(value) if isinstance(value, str) else None
+            if problem:
+                found.append((key, f"{key} `{value}`: {problem}"))
+        return found
 
     def host_access(self, body: Body) -> list[tuple[str, str]]:
         # QEMU runs /etc/qemu-ifup and /etc/qemu-ifdown for a tap that names no script

@@ -111,6 +111,13 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
 
 
 def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> Loaded:
+    from compiler.spec import loose
+
+    where, _dups = locate(source.text)
+    unsendable = loose.unsendable(source, data, {p: source.span(o[2], o[3])
+                                                 for p, o in where.items()})
+    if unsendable:
+        raise CompileError(unsendable)
     diags = Collector()
     r = _Reader(source, diags)
     top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "rtc",

@@ -429,6 +429,8 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                                     help=how)
         else:
             _unknown(key, kspan, [*TOP_KEYS, *SINGLE_TABLES, *ITEM_TABLES], "a spec", diags)
+    for diagnostic in unsendable(source, data, {p: vs for p, (_ks, vs) in where.items()}):
+        diags.add(diagnostic)
     if "machine" not in top and not fragment:
         diags.error("E1005", "the spec names no machine", source.span(0, 0),
                     help='add `machine = "pc-q35"` (or another machine: `mschema show`)')
@@ -436,6 +438,37 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     items.sort(key=lambda it: (it.span.start, it.kind, it.index))
     return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span, boot,
                      rtc, globals_)
+
+
+def unsendable(source: SourceFile, data: Json, where: Mapping[PathKey, Span]
+               ) -> list[Diagnostic]:
+    """E2033 for each string (key or value) of a spec, fragment or blob that no command line
+    carries as written: a NUL (exec cuts the argument there) or a lone surrogate (a `\\udc80`
+    from JSON: not UTF-8, so the shell output and the argv would differ)."""
+    found: list[Diagnostic] = []
+    whole = source.span(0, len(source.text))
+
+    def walk(v: Json, path: PathKey) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(k, (*path, k))
+                walk(x, (*path, k))
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, (*path, i))
+        elif isinstance(v, str) and len(found) < 50:
+            problem = limits.unsendable(v)
+            if problem:
+                at = path
+                while at not in where and at:
+                    at = at[:-1]
+                found.append(error("E2033", f"string {json.dumps(v)[:60]} {problem}",
+                                   where.get(at, whole),
+                                   help="QEMU's command line carries UTF-8 text without NUL "
+                                   "characters only"))
+
+    walk(data, ())
+    return found
 
 
 def suggest(name: str, known: list[str]) -> str | None:
@@ -681,6 +714,16 @@ def _cpu_features(what: str, v: Value, diags: Collector) -> None:
                     help=cpu.MODEL_HELP)
 
 
+def _network(what: str, v: Value, diags: Collector) -> None:
+    _one_of("network", ("user",), ("tap", "bridge"))(what, v, diags)
+    head, _, name = str(v.value).partition(":")
+    problem = backend_kinds.ifname_problem(name) if head in ("tap", "bridge") and name else None
+    if problem:
+        diags.error("E2032", f"`{v.value}`: {problem}", v.span,
+                    help="Linux names interfaces with 1 to 15 bytes, without `/`, `:` or "
+                    "spaces: `tap:vm01-nic0`")
+
+
 ITEM_CHECKS: dict[tuple[str, str], Check] = {
     **{("cpus", k): _integer(1) for k in ("count", "maxcpus", "sockets", "cores",
                                                      "threads")},
@@ -696,7 +739,7 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
     ("pflash", "readonly"): _bool,
     ("filesystem", "security-model"): _one_of("security model",
                                               backend_kinds.FSDEV_SECURITY_MODELS),
-    ("nic", "network"): _one_of("network", ("user",), ("tap", "bridge")),
+    ("nic", "network"): _network,
     ("nic", "mac"): _mac,
     ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),
     ("device", "props"): _props,

@@ -66,7 +66,12 @@ def with_flash(x: Blob, node: str) -> None:
 
 
 def write(path: Path, blob: Blob) -> None:
-    path.write_text(json.dumps(blob, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(blob, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON can only say it as `\udc80`
+        text = json.dumps(blob, indent=2)
+    path.write_text(text + "\n")
 
 
 def main() -> None:
@@ -165,6 +170,13 @@ def main() -> None:
             **{"discard_granularity": 4096})),
         "prop-wrong-type": (q, lambda x: find(x["devices"], "disk0")["props"].update(
             **{"queue-size": "256,x-evil=on"})),
+        # strings no command line carries: a NUL, a lone surrogate (E2033); a tap name
+        # Linux would cut short (E1410)
+        "string-with-nul": (q, lambda x: find(x["devices"], "disk0")["props"].update(
+            serial="abc\0def")),
+        "string-not-utf8": (q, lambda x: x["backends"]["disk0"].update(file="disk\udc80.raw")),
+        "tap-name-too-long": (q, lambda x: x["backends"]["net0"].update(
+            type="tap", ifname="vm01-frontend-nic0", script="no", downscript="no")),
         # the machine's uuid as QEMU shows it (lower case)
         "uuid-upper-case": (q, lambda x: x.update(
             uuid="C7A5FDBD-EDAF-9455-926A-D65C16DB1809")),
