@@ -171,3 +171,37 @@ def test_verify_refuses_before_qemu_starts(tmp_path: Path) -> None:
                    "--qemu", "/nonexistent/qemu")
     assert done.returncode == 1
     assert "error[E2013]" in done.stderr and "nonexistent" not in done.stderr
+
+
+def test_an_allowed_logfile_reaches_qemu_verbatim_and_extract_is_held_too(
+        tmp_path: Path) -> None:
+    """With `host.logfile`, a chardev's logfile reaches QEMU as written (QEMU creates that
+    very file); `extract --policy` holds the running machine to a policy as well."""
+    from qemu_support import require_binary
+    from vm_support import running
+
+    blob = json.loads((ROOT / "tests/vm/q35-serials.json").read_text())
+    log = tmp_path / "guest,logfile=x=y $(id).log"
+    ident = next(k for k, v in blob["backends"].items() if v.get("backend") == "null")
+    blob["backends"][ident]["logfile"] = str(log)
+    for body in blob["backends"].values():  # the other chardevs' files, under tmp_path
+        if body.get("path"):
+            body["path"] = str(tmp_path / Path(body["path"]).name)
+    (tmp_path / "vm.json").write_text(json.dumps(blob, indent=2))
+    (tmp_path / "allow.toml").write_text("[host]\nlogfile = true\nlisten = true\n")
+    refused = mschema("compile", "vm.json", "--emit", "argv", cwd=tmp_path)
+    assert refused.returncode == 1 and "error[E2021]" in refused.stderr
+    done = mschema("compile", "vm.json", "--emit", "argv", "--policy", "allow.toml",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    argv = json.loads(done.stdout)
+    with running([require_binary(argv[0]), *argv[1:]]) as sock:
+        assert log.exists() and [p.name for p in tmp_path.glob("guest*")] == [log.name]
+        (tmp_path / "small.toml").write_text('[limits]\nmax-memory = "64M"\n')
+        # (--partial: QEMU does not reveal a file chardev's path)
+        extracted = mschema("extract", "--qmp", sock, "--partial", "--policy", "small.toml",
+                            cwd=tmp_path)
+        assert extracted.returncode == 1 and extracted.stdout == ""
+        assert extracted.stderr.startswith(f"<qmp {sock}>:1:1: error[E2013]: "), \
+            extracted.stderr
+        assert mschema("extract", "--qmp", sock, "--partial", cwd=tmp_path).returncode == 0
