@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.base.diagnostics import Collector
-from compiler.base.source import SourceFile, Span
+from compiler.base.source import SourceFile
 from compiler.build import expand, tree
 from compiler.lang import model, resolve, schema_checks
 from compiler.spec.policy import DEFAULT, Policy
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from compiler.qemu import release_diff
     from compiler.qemu import verify as verify_
     from compiler.qemu.extract import build as extract_
-    from compiler.spec import loose
 
 
 def lint(paths: Sequence[Path]) -> model.Library:
@@ -115,7 +114,7 @@ def compile_blob(source: SourceFile, data: dict[str, object],
                  policy: Policy = DEFAULT) -> tree.Machine:
     """Precise blob → precise machine: load (it must rebuild to itself), validate, hold to
     the policy."""
-    from compiler.build import precise, validate
+    from compiler.build import confine, precise, validate
 
     library = resolve.load_library()
     machine = precise.load(source, data, library)
@@ -124,27 +123,7 @@ def compile_blob(source: SourceFile, data: dict[str, object],
                       precise.backend_spans(source, data), precise.option_spans(source, data),
                       precise.prop_spans(source, data))
     diags.check()
-    return confined(machine, policy, blob_places(source, machine))
-
-
-def blob_places(source: SourceFile, machine: tree.Machine) -> confine.Places:
-    """Where a blob writes what a policy confines: the values themselves."""
-    from compiler.build import confine
-    from compiler.spec import jsonpos
-
-    where, _dups = jsonpos.locate(source.text)
-
-    def at(*path: str) -> Span | None:
-        found = where.get(path)
-        return source.span(found[2], found[3]) if found else None
-
-    fields = {(ident, key): span for ident, body in machine.backends for key, _v in body
-              if (span := at("backends", ident, key)) is not None}
-    entries = {ident: source.span(found[0], found[1]) for ident, _b in machine.backends
-               if (found := where.get(("backends", ident)))}
-    return confine.Places(source.span(0, 0), at("machine", "schema"), at("machine", "qemu"),
-                          at("cpus", "maxcpus") or at("cpus", "count"),
-                          at("memory", "size"), entries, fields)
+    return confined(machine, policy, confine.blob_places(source, machine))
 
 
 def compile_spec(path: Path, policy: Policy = DEFAULT) -> tree.Machine:
@@ -175,28 +154,7 @@ def compile_spec(path: Path, policy: Policy = DEFAULT) -> tree.Machine:
     validate.validate(machine, library, spec.span, diags,
                       option_spans={k: v.span for k, v in spec.options.items()})
     diags.check()
-    memory = spec.top.get("memory")
-    users = confine.backend_users(machine, spec.span)
-    return confined(machine, policy, confine.Places(
-        spec.span, machine_value.span, machine_value.span, spec.fact_span("cpus.maxcpus"),
-        memory.span if memory else None, users, spec_fields(spec, machine, users)))
-
-
-def spec_fields(spec: loose.LooseSpec, machine: tree.Machine,
-                users: dict[str, Span]) -> dict[tuple[str, str], Span]:
-    """(backend id, field) → the loose key that sets it, in the item that asks for it."""
-    from compiler.build import confine
-
-    items = {item.span: item for item in spec.items}
-    found = {}
-    for ident, body in machine.backends:
-        item = items.get(users.get(ident, spec.span))
-        for field, _value in body if item else ():
-            assert item is not None
-            key = confine.LOOSE_KEYS.get((item.kind, field))
-            if key and key in item.fields:
-                found[(ident, field)] = item.fields[key].span
-    return found
+    return confined(machine, policy, confine.spec_places(spec, machine))
 
 
 def verify(path: Path, binary: str | None = None, timeout: float = 30.0,
@@ -227,7 +185,7 @@ def hotplug(blob: Path, fragment: Path | None, remove: str | None,
     if fragment is None:
         return plugger.remove(blob, str(remove))
     change = plugger.add(blob, fragment)
-    places = blob_places(loose.read_source(blob), change.new)
+    places = confine.blob_places(loose.read_source(blob), change.new)
     users = confine.backend_users(change.new, places.fallback)
     confined(change.new, policy, attrs.evolve(places, backends={**users, **places.backends}))
     return change

@@ -20,8 +20,10 @@ import attrs
 
 from compiler.base import backends
 from compiler.base.diagnostics import Collector, Label, quote_list
-from compiler.base.source import Span
+from compiler.base.source import SourceFile, Span
 from compiler.build import tree
+from compiler.spec import jsonpos
+from compiler.spec.loose import LooseSpec
 from compiler.spec.policy import Policy
 
 ASKED: tuple[tree.Origin, ...] = ("spec", "hotplug")
@@ -71,6 +73,42 @@ def backend_users(machine: tree.Machine, fallback: Span) -> dict[str, Span]:
         for _link, target in d.backend:
             found.setdefault(target, device_span(d, fallback))
     return found
+
+
+def spec_places(spec: LooseSpec, machine: tree.Machine) -> Places:
+    """Where a loose spec (or fragment) asks for what a policy confines: its `machine`,
+    `cpus`, `memory`, and for each backend the item that asks for it and the item's key
+    that sets each field."""
+    users = backend_users(machine, spec.span)
+    items = {item.span: item for item in spec.items}
+    fields = {}
+    for ident, body in machine.backends:
+        item = items.get(users.get(ident, spec.span))
+        for field, _value in body if item is not None else ():
+            key = LOOSE_KEYS.get((item.kind, field)) if item is not None else None
+            if item is not None and key and key in item.fields:
+                fields[(ident, field)] = item.fields[key].span
+    machine_value, memory = spec.top.get("machine"), spec.top.get("memory")
+    at = machine_value.span if machine_value else None
+    return Places(spec.span, at, at, spec.fact_span("cpus.maxcpus"),
+                  memory.span if memory else None, users, fields)
+
+
+def blob_places(source: SourceFile, machine: tree.Machine) -> Places:
+    """Where a blob writes what a policy confines: the values themselves."""
+    where, _dups = jsonpos.locate(source.text)
+
+    def at(*path: str) -> Span | None:
+        found = where.get(path)
+        return source.span(found[2], found[3]) if found else None
+
+    fields = {(ident, key): span for ident, body in machine.backends for key, _v in body
+              if (span := at("backends", ident, key)) is not None}
+    entries = {ident: source.span(found[0], found[1]) for ident, _b in machine.backends
+               if (found := where.get(("backends", ident)))}
+    return Places(source.span(0, 0), at("machine", "schema"), at("machine", "qemu"),
+                  at("cpus", "maxcpus") or at("cpus", "count"), at("memory", "size"),
+                  entries, fields)
 
 
 def check(machine: tree.Machine, policy: Policy, places: Places, diags: Collector) -> None:
