@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0, c0 = time.monotonic(), time.process_time()
                 signal.setitimer(signal.ITIMER_PROF, args.cutoff)
                 try:
-                    test_fuzz._check(tmp, name, data, command)
+                    test_fuzz._check(tmp, name, data, command, test_fuzz.OTHERS.get(kind, ()))
                 except Cutoff:
                     verdict = "cutoff"
                 except AssertionError as exc:
