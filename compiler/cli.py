@@ -14,6 +14,7 @@ from compiler import __version__
 
 if TYPE_CHECKING:
     from compiler.base.diagnostics import Diagnostic
+    from compiler.spec.policy import Policy
 
 # `--format` of lint, compile, verify and migrate-check for CI (compiler/present/ci.py)
 CI_FORMATS = ("sarif", "github")
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--why", metavar="ID",
                       help="say why device ID is in the precise machine, and where it comes from")
     _add_jobs(comp)
+    _add_policy(comp)
     hot = sub.add_parser("hotplug", help="add or remove a device on a running machine's blob")
     hot.add_argument("blob", type=Path, metavar="BLOB")
     what = hot.add_mutually_exclusive_group(required=True)
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     hot.add_argument("-o", "--output", type=Path, metavar="PATH")
     hot.add_argument("--format", choices=("text", "json"), default="text",
                      help="how to print diagnostics")
+    _add_policy(hot)
 
     mig = sub.add_parser("migrate-check", help="do two blobs describe the same guest?")
     mig.add_argument("source", type=Path, metavar="SRC",
@@ -72,8 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     mig.add_argument("destination", type=Path, metavar="DST")
     _add_jobs(mig)
     mig.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text",
-                     help="how to print diagnostics (sarif, github: the differences too; "
-                     "json: a record per pair in a batch run)")
+                     help="how to print the differences and diagnostics (json: the "
+                     "differences as a list on stdout, or a record per pair in a batch run; "
+                     "sarif, github: the differences as diagnostics)")
+    _add_policy(mig)
     sdiff = sub.add_parser("schema-diff", help="what changes guest-visibly between two "
                            "machine schemas (0: none, 1: some, 2: trouble)")
     sdiff.add_argument("a", metavar="A", help="a machine, e.g. pc-q35-7.0")
@@ -93,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
 
     present.add_parsers(sub)
     return p
+
+
+def _add_policy(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--policy", type=Path, metavar="FILE",
+                         help="a platform's policy (TOML): what the input may ask for "
+                         "(README, Security)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,11 +161,11 @@ def _main(argv: Sequence[str] | None) -> int:
                 sys.stderr.write(f"mschema {args.command}: error: a batch run prints a table "
                                  f"or, with `--format json`, a record per input; not {fmt}\n")
                 return 2
-            return _batch(args)
+            return _batch(args, _policy(args.policy))
         if ci and args.command in ("lint", "compile", "verify", "migrate-check"):
             from compiler.present import commands as present
 
-            found = present.ci_command(args, _compile)
+            found = present.ci_command(args, _compile, _policy(getattr(args, "policy", None)))
             return _ci_report(fmt, found, argv)
         if args.command == "lint":
             return _lint(args.paths, fmt)
@@ -164,22 +175,23 @@ def _main(argv: Sequence[str] | None) -> int:
             return _qemu_diff(args.machine, args.qemu, args.option, args.timeout, fmt)
         if args.command == "show":
             return _show(args.machine, args.option, fmt, args.why)
+        policy = _policy(getattr(args, "policy", None))
         if args.command == "hotplug":
-            return _hotplug(args.blob, args.add, args.remove, args.emit, args.output)
+            return _hotplug(args.blob, args.add, args.remove, args.emit, args.output, policy)
         if args.command == "migrate-check":
-            return _migrate_check(args.source, args.destination)
+            return _migrate_check(args.source, args.destination, fmt, policy)
         if args.command == "verify":
-            return _verify(args.spec[0], args.qemu, args.timeout, args.user_net)
+            return _verify(args.spec[0], args.qemu, args.timeout, args.user_net, policy)
         if args.command == "extract":
-            return _extract(args.qmp, args.output, args.timeout, fmt, args.partial)
+            return _extract(args.qmp, args.output, args.timeout, fmt, args.partial, policy)
         if args.command in ("graph", "docs", "explain"):
             from compiler.present import commands as present
 
             return present.run(args)
         if args.command == "compile":
             if args.capacity:
-                return _capacity(args.spec[0])
-            return _compile(args.spec[0], args.emit, args.output, args.why)
+                return _capacity(args.spec[0], policy)
+            return _compile(args.spec[0], args.emit, args.output, args.why, policy)
     except CompileError as exc:
         if ci:
             return _ci_report(fmt, exc.diagnostics, argv)
@@ -197,6 +209,12 @@ def _ci_report(fmt: str, diagnostics: Sequence[Diagnostic],
 
     commands.ci_report(fmt, diagnostics, list(sys.argv[1:] if argv is None else argv))
     return 1 if any(d.severity == "error" for d in diagnostics) else 0
+
+
+def _policy(path: Path | None) -> Policy:
+    from compiler import driver
+
+    return driver.load_policy(path)
 
 
 def _qemu_diff(machine: str, binaries: list[str], options: list[str], timeout: float,
@@ -314,11 +332,12 @@ def _show(machine: str, options: list[str], fmt: str, why: bool) -> int:
     return 0
 
 
-def _compile(path: Path, emits: list[str], output: Path | None, why: str | None) -> int:
+def _compile(path: Path, emits: list[str], output: Path | None, why: str | None,
+             policy: Policy) -> int:
     from compiler import driver
     from compiler.emit import text
 
-    machine = driver.compile_input(path)
+    machine = driver.compile_input(path, policy)
     if why is not None:
         from compiler.base.diagnostics import CompileError, error, quote_list
         from compiler.base.source import SourceFile
@@ -365,12 +384,11 @@ def _write_atomically(files: dict[Path, str | bytes], executable: Sequence[Path]
 
 
 def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: str,
-             output: Path | None) -> int:
+             output: Path | None, policy: Policy) -> int:
+    from compiler import driver
     from compiler.emit import blob, qmp
-    from compiler.ops import hotplug
 
-    change = (hotplug.add(blob_path, fragment) if fragment is not None
-              else hotplug.remove(blob_path, str(remove)))
+    change = driver.hotplug(blob_path, fragment, remove, policy)
     text = (blob.blob(change.new) if emit == "json"
             else qmp.lines(qmp.transition(change.old, change.new)))
     if output is None:
@@ -380,26 +398,39 @@ def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: s
     return 0
 
 
-def _migrate_check(source: Path, destination: Path) -> int:
+def _migrate_check(source: Path, destination: Path, fmt: str, policy: Policy) -> int:
+    """Exit 1 when the guest would see a difference; host-security differences (a backend
+    that starts running a program, listening or logging) are counted apart and listed, as
+    backend ones, without changing the exit code."""
+    import json
+
     from compiler import driver
     from compiler.lang import resolve
     from compiler.ops import migrate
 
-    src, dst = driver.compile_input(source), driver.compile_input(destination)
+    src = driver.compile_input(source, policy)
+    dst = driver.compile_input(destination, policy)
     found = migrate.differences(src, dst, resolve.load_library())
-    for d in found:
-        sys.stdout.write(f"{d.kind}: {d.text}\n")
-    guest = sum(1 for d in found if d.kind == "guest-visible")
-    sys.stdout.write(f"{guest} guest-visible difference(s), "
-                     f"{len(found) - guest} backend difference(s)\n")
-    return 1 if guest else 0
+    count = {k: sum(1 for d in found if d.kind == k) for k in migrate.KINDS}
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"differences": [{"kind": d.kind, "text": d.text}
+                                                     for d in found],
+                                     "counts": count}, indent=2) + "\n")
+    else:
+        for d in found:
+            sys.stdout.write(f"{d.kind}: {d.text}\n")
+        sys.stdout.write(f"{count['guest-visible']} guest-visible difference(s), "
+                         f"{count['host-security']} host-security difference(s), "
+                         f"{count['backend']} backend difference(s)\n")
+    return 1 if count["guest-visible"] else 0
 
 
-def _capacity(path: Path) -> int:
+def _capacity(path: Path, policy: Policy) -> int:
     from compiler import driver
     from compiler.ops import hotplug
 
-    sys.stdout.write(hotplug.describe_capacity(hotplug.capacity(driver.compile_input(path))))
+    sys.stdout.write(hotplug.describe_capacity(hotplug.capacity(
+        driver.compile_input(path, policy))))
     return 0
 
 
@@ -421,6 +452,7 @@ def _add_verify_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                      help="how to print the differences (json: a list on stderr; sarif, "
                      "github: on stdout)")
     _add_jobs(ver)
+    _add_policy(ver)
     ext = sub.add_parser("extract", help="the precise blob of a running QEMU, over QMP")
     ext.add_argument("--qmp", required=True, metavar="SOCKET",
                      help="QEMU's QMP socket (`-qmp unix:SOCKET,server=on,wait=off`)")
@@ -433,34 +465,45 @@ def _add_verify_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     ext.add_argument("--partial", action="store_true",
                      help="write the blob even where QEMU has what it cannot describe "
                      "(those errors become warnings naming what the blob leaves out)")
+    _add_policy(ext)
 
 
-def _verify(path: Path, binary: str | None, timeout: float, user_net: bool) -> int:
+def _verify(path: Path, binary: str | None, timeout: float, user_net: bool,
+            policy: Policy) -> int:
     from compiler import driver
     from compiler.base.diagnostics import CompileError
 
-    outcome = driver.verify(path, binary, timeout, user_net)
+    outcome = driver.verify(path, binary, timeout, user_net, policy)
     if outcome.diagnostics:
         raise CompileError(outcome.diagnostics)
     fdt = {"whole": " and the device tree it predicts",
            "nodes": " and the device-tree nodes it predicts"}.get(outcome.fdt, "")
     sys.stdout.write(f"{path}: QEMU built the {outcome.devices} devices and {outcome.buses} "
-                     f"buses the precise machine predicts{fdt}\n")
+                     f"buses the precise machine predicts{fdt} (paused with -S: the guest "
+                     "never ran)\n")
     return 0
 
 
 def _extract(socket: str, output: Path | None, timeout: float, fmt: str,
-             partial: bool) -> int:
+             partial: bool, policy: Policy) -> int:
     """Exit 1 and write nothing when the blob cannot describe all of QEMU's machine
-    (`extract/report.py`), unless `partial`."""
+    (`extract/report.py`), unless `partial`; or when a `--policy` is given and the machine
+    QEMU runs breaks it (without one, extract describes whatever runs)."""
     from compiler import driver
     from compiler.base.diagnostics import CompileError, render_json, render_text
     from compiler.emit import blob
     from compiler.qemu.extract import report
+    from compiler.spec.policy import DEFAULT
 
     result = driver.extract(socket, timeout)
     if not result.complete and not partial:
         raise CompileError(report.refused(result.diagnostics))
+    if policy is not DEFAULT:
+        from compiler.base.source import SourceFile
+        from compiler.build import confine
+
+        where = SourceFile.from_text(f"<qmp {socket}>", "").span(0, 0)
+        driver.confined(result.machine, policy, confine.Places(where))
     shown = report.partial(result.diagnostics)
     if shown:
         sys.stderr.write(render_json(shown) if fmt == "json" else render_text(shown))
@@ -485,7 +528,7 @@ def _is_batch(args: argparse.Namespace) -> bool:
     return args.jobs is not None or len(args.spec) > 1 or any(p.is_dir() for p in args.spec)
 
 
-def _batch(args: argparse.Namespace) -> int:
+def _batch(args: argparse.Namespace, policy: Policy) -> int:
     """Many inputs (`fleet.py`): the records as JSON lines with `--format json`, else a
     summary table; exit 1 if any input failed, 2 for a batch that cannot start."""
     import functools
@@ -513,14 +556,14 @@ def _batch(args: argparse.Namespace) -> int:
             raise CompileError(clash)
         job = functools.partial(fleet.compile_job,
                                 kinds=tuple(dict.fromkeys(args.emit or emit_kinds.SUFFIXES)),
-                                out=args.output or Path("build"))
+                                out=args.output or Path("build"), policy=policy)
     elif args.command == "verify":
         found = fleet.items(args.spec)
         job = functools.partial(fleet.verify_job, binary=args.qemu, timeout=args.timeout,
-                                user_net=args.user_net)
+                                user_net=args.user_net, policy=policy)
     else:
         found = fleet.pairs(args.source, args.destination)
-        job = fleet.migrate_job
+        job = functools.partial(fleet.migrate_job, policy=policy)
     start = time.perf_counter()
     records = fleet.run(job, found, jobs, sys.stderr)
     seconds = time.perf_counter() - start

@@ -12,8 +12,11 @@ from compiler.base.diagnostics import Collector
 from compiler.base.source import SourceFile
 from compiler.build import expand, tree
 from compiler.lang import model, resolve, schema_checks
+from compiler.spec.policy import DEFAULT, Policy
 
 if TYPE_CHECKING:
+    from compiler.build import confine
+    from compiler.ops import hotplug as hotplug_
     from compiler.qemu import release_diff
     from compiler.qemu import verify as verify_
     from compiler.qemu.extract import build as extract_
@@ -57,10 +60,30 @@ def show(machine: str, option_pairs: Sequence[str]) -> tree.Machine:
     return expand.show(schema, options)
 
 
-def compile_input(path: Path) -> tree.Machine:
-    """A loose spec, or a precise blob (a `.json` with a `format`), → the precise machine."""
+def load_policy(path: Path | None) -> Policy:
+    """`--policy FILE`, checked against the library; the built-in default without one."""
+    if path is None:
+        return DEFAULT
+    from compiler.spec import policy
+
+    return policy.load(path, resolve.load_library())
+
+
+def compile_input(path: Path, policy: Policy = DEFAULT) -> tree.Machine:
+    """A loose spec, or a precise blob (a `.json` with a `format`), → the precise machine,
+    held to `policy`."""
     blob = _read_blob(path) if path.suffix == ".json" else None
-    return compile_spec(path) if blob is None else compile_blob(*blob)
+    return compile_spec(path, policy) if blob is None else compile_blob(*blob, policy=policy)
+
+
+def confined(machine: tree.Machine, policy: Policy, places: confine.Places) -> tree.Machine:
+    """`machine`, once it keeps to `policy` (else every violation, E2010–E2021)."""
+    from compiler.build import confine
+
+    diags = Collector()
+    confine.check(machine, policy, places, diags)
+    diags.check()
+    return machine
 
 
 def _read_blob(path: Path) -> tuple[SourceFile, dict[str, object]] | None:
@@ -87,23 +110,27 @@ def _read_blob(path: Path) -> tuple[SourceFile, dict[str, object]] | None:
     return SourceFile.from_text(str(path), text), data
 
 
-def compile_blob(source: SourceFile, data: dict[str, object]) -> tree.Machine:
-    """Precise blob → precise machine: load (it must rebuild to itself), validate."""
-    from compiler.build import precise, validate
+def compile_blob(source: SourceFile, data: dict[str, object],
+                 policy: Policy = DEFAULT) -> tree.Machine:
+    """Precise blob → precise machine: load (it must rebuild to itself), validate, hold to
+    the policy."""
+    from compiler.build import confine, precise, validate
 
     library = resolve.load_library()
     machine = precise.load(source, data, library)
     diags = Collector()
     validate.validate(machine, library, source.span(0, 0), diags,
-                      precise.backend_spans(source, data), precise.option_spans(source, data))
+                      precise.backend_spans(source, data), precise.option_spans(source, data),
+                      precise.prop_spans(source, data))
     diags.check()
-    return machine
+    return confined(machine, policy, confine.blob_places(source, machine))
 
 
-def compile_spec(path: Path) -> tree.Machine:
+def compile_spec(path: Path, policy: Policy = DEFAULT) -> tree.Machine:
     """Loose spec → precise machine: load, find the schema, read the machine-wide part and
-    check the schema's rules, plan the devices, address them, validate."""
-    from compiler.build import allocate, machine_spec, plan, validate
+    check the schema's rules, plan the devices, address them, validate, hold to the
+    policy."""
+    from compiler.build import allocate, confine, machine_spec, plan, validate
     from compiler.spec import loose
 
     diags = Collector()
@@ -127,21 +154,41 @@ def compile_spec(path: Path) -> tree.Machine:
     validate.validate(machine, library, spec.span, diags,
                       option_spans={k: v.span for k, v in spec.options.items()})
     diags.check()
-    return machine
+    return confined(machine, policy, confine.spec_places(spec, machine))
 
 
 def verify(path: Path, binary: str | None = None, timeout: float = 30.0,
-           user_net: bool = False) -> verify_.Outcome:
-    """Compile `path`, start QEMU with its argv (paused) and compare what QEMU builds with
-    the precise machine; the outcome's diagnostics are the differences (none: they agree)."""
+           user_net: bool = False, policy: Policy = DEFAULT) -> verify_.Outcome:
+    """Compile `path` (held to `policy`), start QEMU with its argv (paused: `-S`, the guest
+    never runs) and compare what QEMU builds with the precise machine; the outcome's
+    diagnostics are the differences (none: they agree)."""
     from compiler.qemu import verify as verifier
 
-    machine = compile_input(path)
+    machine = compile_input(path, policy)
     library = resolve.load_library()
     binary_span = (SourceFile.from_text("<command line>", binary).span(0, len(binary))
                    if binary else None)
     return verifier.verify(machine, library, verifier.input_start(str(path)), binary=binary,
                            binary_span=binary_span, timeout=timeout, user_net=user_net)
+
+
+def hotplug(blob: Path, fragment: Path | None, remove: str | None,
+            policy: Policy = DEFAULT) -> hotplug_.Change:
+    """A hot-plug on a blob (`ops/hotplug.py`); an added device's machine is held to
+    `policy`, pointing at the fragment's entries for what it adds."""
+    import attrs
+
+    from compiler.build import confine
+    from compiler.ops import hotplug as plugger
+    from compiler.spec import loose
+
+    if fragment is None:
+        return plugger.remove(blob, str(remove))
+    change = plugger.add(blob, fragment)
+    places = confine.blob_places(loose.read_source(blob), change.new)
+    users = confine.backend_users(change.new, places.fallback)
+    confined(change.new, policy, attrs.evolve(places, backends={**users, **places.backends}))
+    return change
 
 
 def extract(socket: str, timeout: float = 30.0) -> extract_.Result:

@@ -23,6 +23,7 @@ import attrs
 from compiler import driver
 from compiler.base.diagnostics import CompileError, Diagnostic, error, to_json_objects
 from compiler.base.source import SourceFile
+from compiler.spec.policy import DEFAULT, Policy
 
 if TYPE_CHECKING:
     from compiler.build import tree
@@ -116,12 +117,13 @@ def pairs(source: Path, destination: Path) -> list[Item]:
 
 
 # ---- jobs --------------------------------------------------------------------------------
-def compile_job(item: Item, kinds: tuple[str, ...], out: Path) -> Done:
+def compile_job(item: Item, kinds: tuple[str, ...], out: Path,
+                policy: Policy = DEFAULT) -> Done:
     """Compile one input and write its outputs into `out/NAME/` (NAME: the input's name)."""
     from compiler.base import outputs
     from compiler.emit import kinds as emit_kinds
 
-    machine = driver.compile_input(item.paths[0])
+    machine = driver.compile_input(item.paths[0], policy)
     stem = machine.name or item.paths[0].stem
     directory = out / item.name
     files = [outputs.Output(directory / f"{stem}{emit_kinds.SUFFIXES[k]}",
@@ -132,14 +134,15 @@ def compile_job(item: Item, kinds: tuple[str, ...], out: Path) -> Done:
     return Done(f"{devices} devices", tuple(str(f.path) for f in files))
 
 
-def verify_job(item: Item, binary: str | None, timeout: float, user_net: bool) -> Done:
-    outcome = driver.verify(item.paths[0], binary, timeout, user_net)
+def verify_job(item: Item, binary: str | None, timeout: float, user_net: bool,
+               policy: Policy = DEFAULT) -> Done:
+    outcome = driver.verify(item.paths[0], binary, timeout, user_net, policy)
     if outcome.diagnostics:
         raise CompileError(outcome.diagnostics)
     return Done(f"QEMU built the {outcome.devices} devices and {outcome.buses} buses")
 
 
-def migrate_job(item: Item) -> Done:
+def migrate_job(item: Item, policy: Policy = DEFAULT) -> Done:
     from compiler.lang import resolve
     from compiler.ops import migrate
 
@@ -151,11 +154,12 @@ def migrate_job(item: Item) -> Done:
         raise CompileError([error("E2301", f"`{missing[0]}` has no counterpart in the other "
                                   "directory", span, help="migrate-check pairs the files of "
                                   "two directories by their path below each")])
-    found = migrate.differences(driver.compile_input(source), driver.compile_input(destination),
+    found = migrate.differences(driver.compile_input(source, policy),
+                                driver.compile_input(destination, policy),
                                 resolve.load_library())
+    count = {k: sum(1 for d in found if d.kind == k) for k in migrate.KINDS}
     guest = [d for d in found if d.kind == "guest-visible"]
-    summary = (f"{len(guest)} guest-visible difference(s), {len(found) - len(guest)} "
-               "other difference(s)")
+    summary = ", ".join(f"{n} {kind} difference(s)" for kind, n in count.items())
     return Done(guest[0].text if guest else summary, ok=not guest)
 
 

@@ -119,7 +119,15 @@ def test_the_table_lists_every_check_after_what_it_needs() -> None:
     for i, row in enumerate(rows):
         assert set(row.needs) <= set(names[:i]), row
     assert sorted(code for r in rows for code in r.codes) == [
-        *(f"E14{n:02}" for n in range(1, 6)), *(f"E14{n:02}" for n in range(7, 20))]
+        *(f"E14{n:02}" for n in range(1, 6)), *(f"E14{n:02}" for n in range(7, 20)), "E2040"]
+
+
+def test_a_prop_the_stdlib_does_not_declare_is_refused() -> None:
+    port = machine(dev("p0", "pcie-root-port", "04.0",
+                       props={"chassis": 1, "x-evil": "on"}))
+    assert codes(port) == ["E2040"]
+    wrong = machine(dev("p0", "pcie-root-port", "04.0", props={"chassis": "1,x=y"}))
+    assert codes(wrong) == ["E2040"]
 
 
 def test_multifunction_on_function_zero_is_fine() -> None:

@@ -75,6 +75,7 @@ def test_a_spec_agrees(case: str, tmp_path: Path) -> None:
     result = mschema("verify", str(VM / f"{case}.toml"), "--user-net", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     assert "QEMU built the" in result.stdout and "predicts" in result.stdout
+    assert "(paused with -S: the guest never ran)" in result.stdout  # and says so
     if has_dumpdtb(machine_of(case)):
         assert "device tree" in result.stdout, "a machine with a DTB compares it too"
 

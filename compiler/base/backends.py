@@ -77,9 +77,17 @@ class BackendKind(abc.ABC):
                 if f not in body]
 
     # every field a body may have: the values QEMU knows (a tuple), or the field's type. A
-    # blob is untrusted input: no other key reaches QEMU, nor a host-executing value (a tap
-    # `script`), nor a string QEMU's command line cannot carry (NUL)
+    # blob is untrusted input: no other key reaches QEMU, nor a string QEMU's command line
+    # cannot carry (NUL); a host-executing, -listening or -writing value (`host_access`) only
+    # where the policy allows it (`build/confine.py`)
     fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {}
+    # the fields that name a host path QEMU opens (a policy's `roots` confine them)
+    path_fields: ClassVar[tuple[str, ...]] = ()
+
+    def host_access(self, body: Body) -> list[tuple[str, str]]:
+        """(field, `execute` | `listen` | `logfile`) for each thing `body` makes QEMU do on
+        the host beyond opening its files: run a program, listen on a socket, write a log."""
+        return []
 
     def problems(self, body: Body) -> list[tuple[str, str]]:
         """(field, what is wrong with it) for each field `body` may not have as it is."""
@@ -143,6 +151,7 @@ class Blockdev(BackendKind):
     needs = ("driver", "file")
     fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
         "driver": ("raw", "qcow2"), "file": str, "read-only": bool}
+    path_fields = ("file",)
 
     @staticmethod
     def options(ident: str, body: Body) -> dict[str, object]:
@@ -202,16 +211,41 @@ def networks(text: str) -> dict[str, tuple[str, dict[str, str]]]:
     return nets
 
 
+def ifname_problem(name: str) -> str | None:
+    """Why Linux would refuse or change `name` as a network interface's name, or None
+    (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or white space)."""
+    if not name or len(name.encode("utf-8", "surrogatepass")) > 15:
+        return "an interface name has 1 to 15 bytes (Linux cuts a longer one short)"
+    if name in (".", "..") or any(c in name for c in "/:") or any(c.isspace() for c in name):
+        return "an interface name has no `/`, `:` or white space, and is not `.` or `..`"
+    return None
+
+
 class Netdev(BackendKind):
     name = "netdev"
     needs = ("type",)
     variant = "type"
     variant_needs: ClassVar[Mapping[str, tuple[str, ...]]] = {"tap": ("ifname",),
                                                                "bridge": ("br",)}
-    # a tap's scripts run as QEMU's user on the host: a blob may only turn them off
+    # a tap's scripts run as QEMU's user on the host: `no`, or a policy that allows it
     fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
-        "type": ("user", "tap", "bridge"), "ifname": str, "br": str, "script": ("no",),
-        "downscript": ("no",)}
+        "type": ("user", "tap", "bridge"), "ifname": str, "br": str, "script": str,
+        "downscript": str}
+
+    def problems(self, body: Body) -> list[tuple[str, str]]:
+        found = super().problems(body)
+        for key in ("ifname", "br"):
+            value = body.get(key)
+            problem = ifname_problem(value) if isinstance(value, str) else None
+            if problem:
+                found.append((key, f"{key} `{value}`: {problem}"))
+        return found
+
+    def host_access(self, body: Body) -> list[tuple[str, str]]:
+        # QEMU runs /etc/qemu-ifup and /etc/qemu-ifdown for a tap that names no script
+        if body.get("type") != "tap":
+            return []
+        return [(f, "execute") for f in ("script", "downscript") if body.get(f, "") != "no"]
 
     @staticmethod
     def options(ident: str, body: Body) -> dict[str, object]:
@@ -258,8 +292,14 @@ class Chardev(BackendKind):
     variant = "backend"
     variant_needs: ClassVar[Mapping[str, tuple[str, ...]]] = {"file": ("path",),
                                                                "socket": ("path",)}
+    # `socket` listens (a unix socket, server=on); `logfile` writes what the guest sends
     fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
-        "backend": ("pty", "null", "file", "socket"), "path": str}
+        "backend": ("pty", "null", "file", "socket"), "path": str, "logfile": str}
+    path_fields = ("path", "logfile")
+
+    def host_access(self, body: Body) -> list[tuple[str, str]]:
+        found = [("backend", "listen")] if body.get("backend") == "socket" else []
+        return found + ([("logfile", "logfile")] if "logfile" in body else [])
 
     def scratch(self, ident: str) -> list[str]:
         return ["-chardev", f"null,id={ident}"]
@@ -270,6 +310,8 @@ class Chardev(BackendKind):
             opts.append(f"path={_escape(str(body['path']))}")
         elif body["backend"] == "socket":
             opts += [f"path={_escape(str(body['path']))}", "server=on", "wait=off"]
+        if "logfile" in body:
+            opts.append(f"logfile={_escape(str(body['logfile']))}")
         return ["-chardev", ",".join(opts)]
 
     def qmp_add(self, ident: str, body: Body) -> Command:
@@ -281,6 +323,10 @@ class Chardev(BackendKind):
             backend = {"type": "socket", "data": {
                 "addr": {"type": "unix", "data": {"path": body["path"]}},
                 "server": True, "wait": False}}
+        if "logfile" in body:
+            data = backend["data"]
+            assert isinstance(data, dict)
+            data["logfile"] = body["logfile"]
         return {"execute": "chardev-add", "arguments": {"id": ident, "backend": backend}}
 
     def qmp_remove(self, ident: str, body: Body) -> Command:
@@ -320,6 +366,7 @@ class Rng(BackendKind):
     needs = ("backend", "filename")
     fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {"backend": ("random",),
                                                                "filename": str}
+    path_fields = ("filename",)
     qom_object = True
 
     @staticmethod
@@ -417,6 +464,7 @@ class Fsdev(BackendKind):
     fields: ClassVar[Mapping[str, tuple[str, ...] | type]] = {
         "driver": ("local",), "path": str, "security_model": FSDEV_SECURITY_MODELS,
         "readonly": bool}
+    path_fields = ("path",)
 
     def scratch(self, ident: str) -> list[str]:
         return ["-fsdev", f"local,id={ident},path=/,security_model=none,readonly=on"]

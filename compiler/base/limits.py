@@ -166,3 +166,16 @@ def check(source: SourceFile, syntax: Syntax) -> Diagnostic | None:
         return None
     message, help_ = describe(found.what, syntax)
     return error("E1012", message, source.span(found.offset, found.end), help=help_)
+
+
+def unsendable(text: str) -> str | None:
+    """Why `text` cannot reach QEMU's command line as written, or None: a NUL character (an
+    argument ends there) or a lone surrogate (not UTF-8: it reaches QEMU as some other bytes,
+    or not at all)."""
+    if "\0" in text:
+        return "has a NUL character, which no command line carries"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not UTF-8 (it has a lone surrogate)"
+    return None

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from compiler.base import cpu
 from compiler.base.diagnostics import Collector, quote_list
 from compiler.base.settings import boot_problem
 from compiler.base.source import Span
@@ -126,6 +127,13 @@ def _cpus_memory(spec: LooseSpec, schema_memory: int, diags: Collector,
     for k, v in spec.cpus.items():
         if k == "model":
             cpus[k] = str(v.value)
+        elif k == "features":
+            if "model" not in spec.cpus:
+                diags.error("E2031", "`cpus.features` needs a `cpus.model` to change",
+                            v.span, help=cpu.MODEL_HELP)
+            cpus[k] = ",".join(str(f) for f in v.value) if isinstance(v.value, list) else ""
+            if not cpus[k]:
+                del cpus[k]
         elif isinstance(v.value, int) and not isinstance(v.value, bool) and v.value > 0:
             cpus[k] = v.value
         else:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from compiler.base import notations, settings, units
+from compiler.base import cpu, notations, settings, units
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
@@ -111,6 +111,13 @@ def load(source: SourceFile, data: dict[str, Json], library: model.Library) -> t
 
 
 def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> Loaded:
+    from compiler.spec import loose
+
+    where, _dups = locate(source.text)
+    unsendable = loose.unsendable(source, data, {p: source.span(o[2], o[3])
+                                                 for p, o in where.items()})
+    if unsendable:
+        raise CompileError(unsendable)
     diags = Collector()
     r = _Reader(source, diags)
     top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "rtc",
@@ -183,6 +190,11 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
 
 def _check_memory(r: _Reader, memory: dict[str, tree.PropValue]) -> None:
     """A size QEMU can give a guest: a positive number of bytes that `-m` does not round."""
+    for key in memory:
+        if key not in MEMORY_KEYS:
+            r.diags.error("E1603", f"unknown key `{key}` in `memory`",
+                          r.span(("memory", key), key=True),
+                          notes=[f"expected one of {quote_list(MEMORY_KEYS)}"])
     size = memory.get("size")
     if size is None:
         return
@@ -241,6 +253,10 @@ def _rtc(r: _Reader, rtc: dict[str, tree.PropValue]) -> tuple[tuple[str, tree.Pr
     return tuple(sorted(rtc.items()))
 
 
+CPU_KEYS = ("count", "maxcpus", "sockets", "cores", "threads", "model", "features")
+MEMORY_KEYS = ("size",)
+
+
 def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:
     """A topology QEMU 7.2 takes as written: sockets × cores × threads is `maxcpus` (the
     count when absent), which is more than the count when given."""
@@ -249,8 +265,25 @@ def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:
         if key in cpus and (key not in numbers or numbers[key] < 1):
             r.fail(("cpus", key), f"`cpus.{key}` must be a positive integer")
             return
-    if "model" in cpus and not isinstance(cpus["model"], str):
-        r.fail(("cpus", "model"), "`cpus.model` must be a string")
+    for key in cpus:
+        if key not in CPU_KEYS:
+            r.diags.error("E1603", f"unknown key `{key}` in `cpus`",
+                          r.span(("cpus", key), key=True),
+                          notes=[f"expected one of {quote_list(CPU_KEYS)}"])
+    model_problem = cpu.model_problem(cpus["model"]) if "model" in cpus else None
+    if model_problem:
+        r.diags.error("E2030", f"`cpus.model` `{cpus['model']}`: {model_problem}",
+                      r.span(("cpus", "model")), help=cpu.MODEL_HELP)
+    if "features" in cpus:
+        features = cpus["features"]
+        listed = cpu.split(features) if isinstance(features, str) else [features]
+        for _i, problem in cpu.feature_problems(listed):
+            r.diags.error("E2031", f"`cpus.features`: {problem}", r.span(("cpus", "features")),
+                          help="the blob writes the features as one string, "
+                          "`+pdpe1gb,-hypervisor`")
+        if "model" not in cpus:
+            r.diags.error("E2031", "`cpus.features` needs a `cpus.model` to change",
+                          r.span(("cpus", "features")))
     count = numbers.get("count", 1)
     if "maxcpus" in numbers and numbers["maxcpus"] <= count:
         r.fail(("cpus", "maxcpus"), f"`cpus.maxcpus` must be more than the count ({count}): "
@@ -350,6 +383,29 @@ def backend_spans(source: SourceFile, data: dict[str, Json]) -> dict[str, Span]:
     for ident in backends if isinstance(backends, dict) else ():
         ks, ke, _vs, _ve = where.get(("backends", ident), (0, 0, 0, 0))
         result[ident] = source.span(ks, ke)
+    return result
+
+
+def prop_spans(source: SourceFile, data: dict[str, Json]) -> dict[tuple[str, str], Span]:
+    """Where each device's prop value is written in a blob: (device id, prop) → span."""
+    where, _dups = locate(source.text)
+    result: dict[tuple[str, str], Span] = {}
+
+    def walk(devices: Json, path: PathKey) -> None:
+        for i, d in enumerate(devices if isinstance(devices, list) else ()):
+            if not isinstance(d, dict):
+                continue
+            props = d.get("props")
+            for name in props if isinstance(props, dict) else ():
+                found = where.get((*path, i, "props", name))
+                if found and isinstance(d.get("id"), str):
+                    result.setdefault((d["id"], name), source.span(found[2], found[3]))
+            for j, bus in enumerate(d.get("buses") or () if isinstance(d.get("buses"), list)
+                                    else ()):
+                if isinstance(bus, dict):
+                    walk(bus.get("devices"), (*path, i, "buses", j, "devices"))
+
+    walk(data.get("devices"), ("devices",))
     return result
 
 

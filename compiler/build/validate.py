@@ -39,6 +39,7 @@ class Context:
     placed: list[Placed] = attrs.Factory(list)
     backend_spans: dict[str, Span] = attrs.Factory(dict)
     option_spans: dict[str, Span] = attrs.Factory(dict)
+    prop_spans: dict[tuple[str, str], Span] = attrs.Factory(dict)  # (device id, prop)
     _graph: nx.DiGraph[str] | None = None
     _successors: dict[str, list[str]] | None = None
     _spaces: dict[int, tuple[tree.Bus, notations.AddressSpace]] | None = None
@@ -86,11 +87,12 @@ def _placed(bus: tree.Bus, parent: tree.Device | None) -> Iterator[Placed]:
 
 def validate(machine: tree.Machine, library: model.Library, fallback: Span,
              diags: Collector, backend_spans: dict[str, Span] | None = None,
-             option_spans: dict[str, Span] | None = None) -> None:
-    """`backend_spans`, `option_spans`: where each backend and machine option is written,
-    for errors about it."""
+             option_spans: dict[str, Span] | None = None,
+             prop_spans: dict[tuple[str, str], Span] | None = None) -> None:
+    """`backend_spans`, `option_spans`, `prop_spans`: where each backend, machine option and
+    device prop is written, for errors about it."""
     ctx = Context(machine, library, fallback, list(_placed(machine.root, None)),
-                  dict(backend_spans or {}), dict(option_spans or {}))
+                  dict(backend_spans or {}), dict(option_spans or {}), dict(prop_spans or {}))
     TABLE.run(ctx, diags)
 
 
@@ -161,6 +163,31 @@ def known_type(ctx: Context, diags: Collector) -> None:
         if ctx.type(p.device) is None:
             diags.error("E1401", f"unknown device type `{p.device.type}`", ctx.span(p.device),
                         notes=[f"expected one of {quote_list(ctx.library.devices)}"])
+
+
+@check("props-declared", "E2040", "a device sets only props its type declares, each of its "
+       "type", needs=["known-type"])
+def props_declared(ctx: Context, diags: Collector) -> None:
+    """A blob is untrusted: a prop the stdlib does not declare would reach `-device` unchecked
+    (QEMU's `x-` props, a block size the guest then sees); so would a value of another type."""
+    for p in ctx.placed:
+        d, t = p.device, ctx.type(p.device)
+        if t is None:
+            continue
+        for name, value in d.props:
+            span = ctx.prop_spans.get((d.id, name)) or ctx.span(d)
+            spec = t.props.get(name)
+            if spec is None:
+                diags.error("E2040", f"`{d.id}` ({d.type}) sets prop `{name}`, which the "
+                            "stdlib does not declare for its type", span,
+                            notes=[f"`{d.type}` declares {quote_list(t.props, 40)}"
+                                   if t.props else f"`{d.type}` declares no props",
+                                   "a blob is untrusted: only declared props reach QEMU",
+                                   _rule("props-declared")])
+            elif not spec.type.check(value):
+                diags.error("E2040", f"`{d.id}` ({d.type}) prop `{name}` must be "
+                            f"{spec.type.describe()}, not {value!r}", span,
+                            notes=[_rule("props-declared")])
 
 
 @check("unique-ids", "E1402", "device ids are unique")

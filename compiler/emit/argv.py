@@ -11,7 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from compiler.base import backends, notations, settings, units
+from compiler.base import backends, cpu, notations, settings, units
 from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
@@ -59,7 +59,7 @@ def argv(m: tree.Machine) -> list[str]:
             "-nodefaults", "-no-user-config", "-vga", "none"]
     cpus = dict(m.cpus)
     if "model" in cpus:
-        args += ["-cpu", str(cpus["model"])]
+        args += ["-cpu", cpu.cpu_arg(str(cpus["model"]), str(cpus.get("features", "")))]
     smp = [str(cpus.get("count", 1))]
     for key in ("maxcpus", "sockets", "cores", "threads"):
         if key in cpus:

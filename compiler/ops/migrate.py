@@ -1,7 +1,10 @@
 """Can a machine migrate to another? Two precise machines describe the same guest hardware
 when everything guest-visible agrees: machine type and options, cpus, memory, every device's
 id, type, bus, address and props. Backends (files, networks, chardevs) and how a device came
-to be (its origin, the names of its backends) are the host's business and may differ."""
+to be (its origin, the names of its backends) are the host's business and may differ; but a
+backend change that makes QEMU run a program, listen on a socket or write a log on the host
+(`BackendKind.host_access`: a tap's script, a socket chardev, a chardev's logfile) is a
+`host-security` difference of its own, for whoever accepts the destination."""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ from typing import Literal
 
 import attrs
 
+from compiler.base import backends
 from compiler.build import tree
 from compiler.lang import model
 
-Kind = Literal["guest-visible", "backend"]
+Kind = Literal["guest-visible", "host-security", "backend"]
+KINDS: tuple[Kind, ...] = ("guest-visible", "host-security", "backend")
 
 
 @attrs.frozen
@@ -112,8 +117,23 @@ def _backend_differences(src: tree.Machine, dst: tree.Machine,
             other = dict(right[ident][1].backend).get(link)
             a = dict(sb.get(target, ()))
             b = dict(db.get(other, ())) if other else {}
+            sensitive = _host_access(a) | _host_access(b)
             for key in sorted(set(a) | set(b)):
                 if a.get(key) != b.get(key):
-                    out.append(Difference("backend", f"`{ident}` {link} {key}: "
-                                          f"{a.get(key)!r} → {b.get(key)!r}"))
+                    effect = sensitive.get(key)
+                    out.append(Difference(
+                        "host-security" if effect else "backend",
+                        f"`{ident}` {link} {key}: {a.get(key)!r} → {b.get(key)!r}"
+                        + (f" ({_EFFECTS[effect]})" if effect else "")))
     return out
+
+
+_EFFECTS = {"execute": "QEMU runs a program on the host",
+            "listen": "QEMU listens on a socket on the host",
+            "logfile": "QEMU writes a log file on the host"}
+
+
+def _host_access(body: dict[str, tree.PropValue]) -> dict[str, str]:
+    """field → what it makes QEMU do on the host (`execute`, `listen`, `logfile`)."""
+    kind = backends.REGISTRY.get(str(body.get("kind")))
+    return dict(kind.host_access(body)) if kind else {}

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from compiler.base.diagnostics import Diagnostic
     from compiler.build import tree
     from compiler.ops import migrate
+    from compiler.spec.policy import Policy
 
 COMMANDS = ("graph", "docs", "explain")
 
@@ -129,7 +130,8 @@ def migrate_diagnostics(found: Sequence[migrate.Difference], destination: Path
     return out
 
 
-def ci_command(args: argparse.Namespace, compile_: Callable[..., int]) -> list[Diagnostic]:
+def ci_command(args: argparse.Namespace, compile_: Callable[..., int],
+               policy: Policy) -> list[Diagnostic]:
     """lint, compile, verify or migrate-check with `--format sarif|github`: the command's
     work as with `text`; its findings (an error raises, as there). `migrate-check` gives
     its differences (E2204, E2205); `compile_` is cli's, which writes the outputs."""
@@ -139,17 +141,17 @@ def ci_command(args: argparse.Namespace, compile_: Callable[..., int]) -> list[D
     if args.command == "lint":
         driver.lint(args.paths)
     elif args.command == "compile":
-        compile_(args.spec[0], args.emit, args.output, None)
+        compile_(args.spec[0], args.emit, args.output, None, policy)
     elif args.command == "verify":
-        outcome = driver.verify(args.spec[0], args.qemu, args.timeout, args.user_net)
+        outcome = driver.verify(args.spec[0], args.qemu, args.timeout, args.user_net, policy)
         if outcome.diagnostics:
             raise CompileError(outcome.diagnostics)
     else:
         from compiler.lang import resolve
         from compiler.ops import migrate
 
-        src = driver.compile_input(args.source)
-        dst = driver.compile_input(args.destination)
+        src = driver.compile_input(args.source, policy)
+        dst = driver.compile_input(args.destination, policy)
         return migrate_diagnostics(migrate.differences(src, dst, resolve.load_library()),
                                    args.destination)
     return []

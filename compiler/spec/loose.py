@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from compiler.base import backends as backend_kinds
-from compiler.base import limits, settings
+from compiler.base import cpu, limits, settings
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from compiler.base.source import SourceFile, Span, whole_file
 from compiler.lang import model
@@ -48,7 +48,7 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "pflash": ("file", "format", "readonly", "id"),
     "device": ("type", "id", "bus", "addr", "props"),
     "graphics": ("type", "id", "addr"),
-    "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model"),
+    "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model", "features"),
     "boot": settings.BOOT_KEYS,
     "rtc": settings.RTC_KEYS,
 }
@@ -66,7 +66,8 @@ Json = Any  # TOML/JSON values: the loader checks shapes itself
 @attrs.frozen
 class Value:
     """One value of the spec and where it is written (the value; the key for tables).
-    A table's entries are in `parts`, each with its own spans."""
+    A table's entries (an array's, by index as a string) are in `parts`, each with its own
+    spans."""
 
     value: Json
     span: Span = attrs.field(eq=False, repr=False)
@@ -161,6 +162,14 @@ def read_source(path: Path) -> SourceFile:
 
 
 Where = dict[PathKey, tuple[Span, Span]]
+
+
+def read_toml(path: Path) -> tuple[SourceFile, Json, Where]:
+    """A TOML input file (a spec, a `--policy`): its text, data and the spans of every value,
+    with the spec's reading diagnostics (E1001, E1002, E1012)."""
+    source = read_source(path)
+    data, where = _decode_toml(source)
+    return source, data, where
 
 
 def _spans(source: SourceFile, offsets: Mapping[PathKey, tuple[int, int, int, int]]) -> Where:
@@ -343,8 +352,10 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
 
     def value(path: PathKey, v: Json) -> Value:
         k, s = spans(path)
-        parts = {str(key): value((*path, key), x) for key, x in v.items()} \
-            if isinstance(v, dict) else {}
+        parts = ({str(key): value((*path, key), x) for key, x in v.items()}
+                 if isinstance(v, dict) else
+                 {str(i): value((*path, i), x) for i, x in enumerate(v)}
+                 if isinstance(v, list) else {})
         return Value(v, s, k, parts)
 
     top: dict[str, Value] = {}
@@ -418,6 +429,8 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                                     help=how)
         else:
             _unknown(key, kspan, [*TOP_KEYS, *SINGLE_TABLES, *ITEM_TABLES], "a spec", diags)
+    for diagnostic in unsendable(source, data, {p: vs for p, (_ks, vs) in where.items()}):
+        diags.add(diagnostic)
     if "machine" not in top and not fragment:
         diags.error("E1005", "the spec names no machine", source.span(0, 0),
                     help='add `machine = "pc-q35"` (or another machine: `mschema show`)')
@@ -425,6 +438,37 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     items.sort(key=lambda it: (it.span.start, it.kind, it.index))
     return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span, boot,
                      rtc, globals_)
+
+
+def unsendable(source: SourceFile, data: Json, where: Mapping[PathKey, Span]
+               ) -> list[Diagnostic]:
+    """E2033 for each string (key or value) of a spec, fragment or blob that no command line
+    carries as written: a NUL (exec cuts the argument there) or a lone surrogate (a `\\udc80`
+    from JSON: not UTF-8, so the shell output and the argv would differ)."""
+    found: list[Diagnostic] = []
+    whole = source.span(0, len(source.text))
+
+    def walk(v: Json, path: PathKey) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(k, (*path, k))
+                walk(x, (*path, k))
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, (*path, i))
+        elif isinstance(v, str) and len(found) < 50:
+            problem = limits.unsendable(v)
+            if problem:
+                at = path
+                while at not in where and at:
+                    at = at[:-1]
+                found.append(error("E2033", f"string {json.dumps(v)[:60]} {problem}",
+                                   where.get(at, whole),
+                                   help="QEMU's command line carries UTF-8 text without NUL "
+                                   "characters only"))
+
+    walk(data, ())
+    return found
 
 
 def suggest(name: str, known: list[str]) -> str | None:
@@ -651,9 +695,40 @@ TOP_CHECKS: dict[str, Check] = {
     "hotplug-slots": _integer(0),
     "uuid": _uuid,
 }
+def _cpu_model(what: str, v: Value, diags: Collector) -> None:
+    problem = cpu.model_problem(v.value)
+    if problem:
+        shown = f"`{v.value}`" if isinstance(v.value, str) else describe(v.value)
+        diags.error("E2030", f"`{what}` {shown}: {problem}", v.span,
+                    help=cpu.MODEL_HELP)
+
+
+def _cpu_features(what: str, v: Value, diags: Collector) -> None:
+    if not isinstance(v.value, list):
+        diags.error("E2031", f"`{what}` must be an array of strings, not {describe(v.value)}",
+                    v.span, help='write `features = ["-hypervisor", "+pdpe1gb"]`')
+        return
+    for i, problem in cpu.feature_problems(v.value):
+        part = v.parts.get(str(i))
+        diags.error("E2031", f"`{what}`: {problem}", part.span if part else v.span,
+                    help=cpu.MODEL_HELP)
+
+
+def _network(what: str, v: Value, diags: Collector) -> None:
+    _one_of("network", ("user",), ("tap", "bridge"))(what, v, diags)
+    head, _, name = str(v.value).partition(":")
+    problem = backend_kinds.ifname_problem(name) if head in ("tap", "bridge") and name else None
+    if problem:
+        diags.error("E2032", f"`{v.value}`: {problem}", v.span,
+                    help="Linux names interfaces with 1 to 15 bytes, without `/`, `:` or "
+                    "spaces: `tap:vm01-nic0`")
+
+
 ITEM_CHECKS: dict[tuple[str, str], Check] = {
     **{("cpus", k): _integer(1) for k in ("count", "maxcpus", "sockets", "cores",
                                                      "threads")},
+    ("cpus", "model"): _cpu_model,
+    ("cpus", "features"): _cpu_features,
     **{(t, "bootindex"): _integer(0) for t in ("disk", "cdrom", "nic")},
     ("disk", "readonly"): _bool,
     **{(t, "format"): _one_of(f"{t} format", DISK_FORMATS)
@@ -664,7 +739,7 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
     ("pflash", "readonly"): _bool,
     ("filesystem", "security-model"): _one_of("security model",
                                               backend_kinds.FSDEV_SECURITY_MODELS),
-    ("nic", "network"): _one_of("network", ("user",), ("tap", "bridge")),
+    ("nic", "network"): _network,
     ("nic", "mac"): _mac,
     ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),
     ("device", "props"): _props,

@@ -66,7 +66,12 @@ def with_flash(x: Blob, node: str) -> None:
 
 
 def write(path: Path, blob: Blob) -> None:
-    path.write_text(json.dumps(blob, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(blob, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON can only say it as `\udc80`
+        text = json.dumps(blob, indent=2)
+    path.write_text(text + "\n")
 
 
 def main() -> None:
@@ -145,8 +150,33 @@ def main() -> None:
             type="tap", ifname="tap0", script="/tmp/evil.sh", downscript="no")),
         "chardev-backend-injected": (p, lambda x: x["backends"]["serial0"].update(
             backend="null,logfile=/etc/passwd")),
+        # host-executing or -writing options: refused unless a policy allows them (E2019,
+        # E2021); a tap that names no script runs QEMU's /etc/qemu-ifup
+        "tap-default-script": (q, lambda x: x["backends"]["net0"].update(
+            type="tap", ifname="tap0")),
+        "chardev-logfile": (p, lambda x: x["backends"]["serial0"].update(
+            logfile="/etc/passwd")),
         "blockdev-unknown-key": (q, lambda x: x["backends"]["disk0"].update(
             **{"cache.direct": True})),
+        # -cpu: a model is a name, features `+NAME`/`-NAME`; cpus and memory take only
+        # their declared keys (E2030, E2031, E1603)
+        "cpus-model-injected": (q, lambda x: x["cpus"].update(model="qemu64,+pdpe1gb")),
+        "cpus-features-injected": (q, lambda x: x["cpus"].update(
+            model="qemu64", features="+pdpe1gb,level=9")),
+        "cpus-unknown-key": (q, lambda x: x["cpus"].update(dies=1)),
+        "memory-unknown-key": (q, lambda x: x["memory"].update(slots=4)),
+        # device props: only those the stdlib declares, of their type (E2040)
+        "prop-undeclared": (q, lambda x: find(x["devices"], "disk0")["props"].update(
+            **{"discard_granularity": 4096})),
+        "prop-wrong-type": (q, lambda x: find(x["devices"], "disk0")["props"].update(
+            **{"queue-size": "256,x-evil=on"})),
+        # strings no command line carries: a NUL, a lone surrogate (E2033); a tap name
+        # Linux would cut short (E1410)
+        "string-with-nul": (q, lambda x: find(x["devices"], "disk0")["props"].update(
+            serial="abc\0def")),
+        "string-not-utf8": (q, lambda x: x["backends"]["disk0"].update(file="disk\udc80.raw")),
+        "tap-name-too-long": (q, lambda x: x["backends"]["net0"].update(
+            type="tap", ifname="vm01-frontend-nic0", script="no", downscript="no")),
         # the machine's uuid as QEMU shows it (lower case)
         "uuid-upper-case": (q, lambda x: x.update(
             uuid="C7A5FDBD-EDAF-9455-926A-D65C16DB1809")),

@@ -149,7 +149,10 @@ def _is_stdlib_name(name: str) -> bool:
 
 def _use_target(name: str, here: Path, stdlib: Path) -> Path | None:
     candidate = stdlib / f"{name}.mschema" if _is_stdlib_name(name) else here / name
-    return candidate if candidate.is_file() else None
+    try:  # Path.is_file() lets ENAMETOOLONG (a name past 255 bytes) through
+        return candidate if candidate.is_file() else None
+    except OSError:
+        return None
 
 
 def report_cycles(graph: object, spans: Mapping[tuple[str, str], Span], diags: Collector,
