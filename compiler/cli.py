@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="loose spec (or precise blob) → precise outputs")
     comp.add_argument("spec", type=Path, metavar="SPEC")
     comp.add_argument("--emit", action="append", default=[],
-                      choices=("json", "argv", "shell", "dtb", "dts"),
+                      choices=("json", "argv", "shell", "dtb", "dts", "libvirt"),
                       help="output kind (repeatable)")
     comp.add_argument("-o", "--output", type=Path, metavar="PATH")
     comp.add_argument("--format", choices=("text", "json"), default="text",
@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
                       help="say where devices can still be hot-plugged")
     comp.add_argument("--why", metavar="ID",
                       help="say why device ID is in the precise machine, and where it comes from")
+    imp = sub.add_parser("import-libvirt", help="libvirt domain XML → a loose spec (or with "
+                         "--precise the precise blob, libvirt's addresses kept)")
+    imp.add_argument("domain", type=Path, metavar="DOMAIN.xml")
+    imp.add_argument("-o", "--output", type=Path, metavar="FILE")
+    imp.add_argument("--precise", action="store_true",
+                     help="the precise blob, with every <address> libvirt wrote")
+    imp.add_argument("--partial", action="store_true",
+                     help="import what can be imported; the rest are warnings")
+    imp.add_argument("--format", choices=("text", "json"), default="text",
+                     help="how to print diagnostics (json: a list on stderr)")
     hot = sub.add_parser("hotplug", help="add or remove a device on a running machine's blob")
     hot.add_argument("blob", type=Path, metavar="BLOB")
     what = hot.add_mutually_exclusive_group(required=True)
@@ -123,6 +133,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _verify(args.spec, args.qemu, args.timeout, args.user_net)
         if args.command == "extract":
             return _extract(args.qmp, args.output, args.timeout, fmt, args.partial)
+        if args.command == "import-libvirt":
+            return _import_libvirt(args.domain, args.output, args.precise, args.partial, fmt)
         if args.command == "compile":
             if args.capacity:
                 return _capacity(args.spec)
@@ -251,6 +263,11 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
                                       notes=[f"its devices are {quote_list(ids, 40)}"])])
         sys.stdout.write(text.why(machine, why))
         return 0
+    def libvirt_xml() -> str:
+        from compiler.emit import libvirt  # jinja2 only when asked for
+
+        return libvirt.domain_xml(machine)
+
     def device_tree(kind: str) -> str | bytes:
         from compiler.emit import fdt  # only when a tree is asked for: start-up cost
 
@@ -262,6 +279,7 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
         "shell": lambda: argv.shell(argv.argv(machine)) + "\n",
         "dtb": lambda: device_tree("dtb"),
         "dts": lambda: device_tree("dts"),
+        "libvirt": lambda: libvirt_xml(),
     }
     if len(emits) == 1 and output is None:
         if emits[0] == "dtb":
@@ -271,7 +289,7 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
         assert isinstance(shown, str)
         sys.stdout.write(shown)
         return 0
-    kinds = emits or list(outputs)
+    kinds = emits or [k for k in outputs if k != "libvirt"]
     name = machine.name or path.stem
     if len(emits) == 1 and output is not None:
         _write_atomically({output: outputs[emits[0]]()},
@@ -279,7 +297,7 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None)
         return 0
     directory = output or Path("build") / name
     suffix = {"json": ".json", "argv": ".argv.json", "shell": ".sh", "dtb": ".dtb",
-              "dts": ".dts"}
+              "dts": ".dts", "libvirt": ".xml"}
     _write_atomically({directory / f"{name}{suffix[k]}": outputs[k]() for k in kinds},
                       [directory / f"{name}{suffix['shell']}"])
     return 0
@@ -293,6 +311,21 @@ def _write_atomically(files: dict[Path, str | bytes], executable: Sequence[Path]
     outputs.write([outputs.Output(path, content.encode("utf-8") if isinstance(content, str)
                                   else content, path in executable)
                    for path, content in files.items()])
+
+
+def _import_libvirt(domain: Path, output: Path | None, precise: bool, partial: bool,
+                    fmt: str) -> int:
+    from compiler import driver
+    from compiler.base.diagnostics import render_json, render_text
+
+    text, warnings = driver.import_libvirt(domain, precise, partial)
+    if warnings:
+        sys.stderr.write(render_json(warnings) if fmt == "json" else render_text(warnings))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomically({output: text})
+    return 0
 
 
 def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: str,
