@@ -119,7 +119,7 @@ class Daemon:
         return self.virsh("dumpxml", name)
 
     def undefine(self, name: str) -> None:
-        self.virsh("undefine", "--nvram", name)
+        self.virsh("undefine", "--keep-nvram", name)
 
     def native_argv(self, xml: str) -> str:
         """`virsh domxml-to-native qemu-argv`: libvirt's QEMU command line (shell text)."""
@@ -152,3 +152,54 @@ class Daemon:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=15)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------
+# libvirt's QEMU command line, made startable here
+
+
+# devices libvirt gives no id; the harness names them as `import-libvirt` does (an id is the
+# command line's name, not the guest's hardware)
+UNNAMED = {"pvpanic": "panic0"}
+
+
+def native_argv(shell_text: str) -> list[str]:
+    """`domxml-to-native qemu-argv`'s command line as an argv QEMU starts here, paused by
+    the harness: libvirt's environment, `-S`, its monitor, its master-key secret and
+    `-sandbox` dropped; tap netdevs (libvirt hands QEMU an fd) and socket chardevs (an fd
+    too, or a path under libvirt's state directory) become user netdevs and null chardevs
+    with the same ids: the same guest hardware."""
+    import json
+    import re
+    import shlex
+
+    words = shlex.split(shell_text)
+    while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+        words.pop(0)
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        v = words[i + 1] if i + 1 < len(words) else ""
+        if w == "-S":
+            i += 1
+            continue
+        if w in ("-mon", "-sandbox") or (w == "-object" and '"secret"' in v) or (
+                w == "-chardev" and "id=charmonitor" in v):
+            i += 2
+            continue
+        if w == "-device" and v.startswith("{"):
+            dev = json.loads(v)
+            if "id" not in dev and dev["driver"] in UNNAMED:
+                v = json.dumps({**dev, "id": UNNAMED[dev["driver"]]})
+        if w == "-netdev" and v.startswith("{"):
+            net = json.loads(v)
+            if net.get("type") == "tap":
+                v = json.dumps({"type": "user", "id": net["id"]})
+        if w == "-chardev" and v.startswith("socket,"):
+            ident = re.search(r"id=([^,]+)", v)
+            v = f"null,id={ident.group(1) if ident else 'chr'}"
+        out += [w, v] if w.startswith("-") and i + 1 < len(words) and \
+            not words[i + 1].startswith("-") else [w]
+        i += 2 if len(out) >= 2 and out[-1] == v and out[-2] == w else 1
+    return out
