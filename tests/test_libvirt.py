@@ -284,3 +284,54 @@ def test_emit_refuses_a_device_libvirt_cannot_say(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith(f"{spec}:3:1: error[E2106]: libvirt has no element for "
                                   "`pci-testdev`")
+
+
+def test_cli_import_then_verify(defined: dict[str, Path], tmp_path: Path) -> None:
+    """The README's commands: import-libvirt --precise -o, then `mschema verify` of the blob
+    (QEMU 7.2 builds it), then --emit libvirt -o."""
+    require_binary("qemu-system-x86_64")
+    blob = tmp_path / "desktop.json"
+    run = [sys.executable, "-m", "compiler"]
+    done = subprocess.run([*run, "import-libvirt", str(defined["desktop"]), "--precise", "-o",
+                           str(blob)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    done = subprocess.run([*run, "verify", str(blob)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "desktop.xml"
+    done = subprocess.run([*run, "compile", str(blob), "--emit", "libvirt", "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "<address type='pci'" in out.read_text(encoding="utf-8")
+
+
+def test_partial_on_the_command_line(tmp_path: Path) -> None:
+    """--partial: the refusals become warnings on stderr, the spec is written, exit 0."""
+    out = tmp_path / "hostdev.toml"
+    done = subprocess.run([sys.executable, "-m", "compiler", "import-libvirt",
+                           "tests/libvirt/bad/hostdev.xml", "--partial", "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0
+    assert done.stderr.startswith("tests/libvirt/bad/hostdev.xml:14:5: warning[E2103]: "
+                                  "`<hostdev>` cannot be imported")
+    assert 'file = "/var/lib/libvirt/images/a.qcow2"' in out.read_text(encoding="utf-8")
+
+
+def test_external_entities_are_not_read(tmp_path: Path) -> None:
+    """A domain that names a host file as an XML entity gets no content from it (lxml with
+    entity resolution and the network off): the name imports as written, nothing more."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret", encoding="utf-8")
+    xml = tmp_path / "xxe.xml"
+    xml.write_text(f"""<?xml version="1.0"?>
+<!DOCTYPE domain [<!ENTITY x SYSTEM "file://{secret}">]>
+<domain type='qemu'>
+  <name>xxe&x;</name>
+  <memory unit='KiB'>262144</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
+</domain>
+""", encoding="utf-8")
+    text, _warnings = driver.import_libvirt(xml, False, False)
+    assert "s3cret" not in text
