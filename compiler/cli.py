@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="a spec or blob; several, or a directory of them, make a batch "
                       "run (outputs under -o DIR/NAME/, a summary table at the end)")
     comp.add_argument("--emit", action="append", default=[],
-                      choices=("json", "argv", "shell", "dtb", "dts"),
+                      choices=("json", "argv", "shell", "dtb", "dts", "libvirt"),
                       help="output kind (repeatable)")
     comp.add_argument("-o", "--output", type=Path, metavar="PATH")
     comp.add_argument("--format", choices=("text", "json", *CI_FORMATS), default="text",
@@ -56,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
                       help="say why device ID is in the precise machine, and where it comes from")
     _add_jobs(comp)
     _add_policy(comp)
+    imp = sub.add_parser("import-libvirt", help="libvirt domain XML → a loose spec (or with "
+                         "--precise the precise blob, libvirt's addresses kept)")
+    imp.add_argument("domain", type=Path, metavar="DOMAIN.xml")
+    imp.add_argument("-o", "--output", type=Path, metavar="FILE")
+    imp.add_argument("--precise", action="store_true",
+                     help="the precise blob, with every <address> libvirt wrote")
+    imp.add_argument("--partial", action="store_true",
+                     help="import what can be imported; the rest are warnings")
+    imp.add_argument("--format", choices=("text", "json"), default="text",
+                     help="how to print diagnostics (json: a list on stderr)")
     hot = sub.add_parser("hotplug", help="add or remove a device on a running machine's blob")
     hot.add_argument("blob", type=Path, metavar="BLOB")
     what = hot.add_mutually_exclusive_group(required=True)
@@ -188,6 +198,8 @@ def _main(argv: Sequence[str] | None) -> int:
             from compiler.present import commands as present
 
             return present.run(args)
+        if args.command == "import-libvirt":
+            return _import_libvirt(args.domain, args.output, args.precise, args.partial, fmt)
         if args.command == "compile":
             if args.capacity:
                 return _capacity(args.spec[0], policy)
@@ -367,7 +379,7 @@ def _compile(path: Path, emits: list[str], output: Path | None, why: str | None,
     name = machine.name or path.stem
     directory = output or Path("build") / name
     files = {directory / f"{name}{emit_kinds.SUFFIXES[k]}": emit_kinds.render(machine, k)
-             for k in emits or list(emit_kinds.SUFFIXES)}
+             for k in emits or emit_kinds.DEFAULT}
     _write_atomically(files, [directory / f"{name}{emit_kinds.SUFFIXES[k]}"
                               for k in emit_kinds.EXECUTABLE])
     return 0
@@ -381,6 +393,21 @@ def _write_atomically(files: dict[Path, str | bytes], executable: Sequence[Path]
     outputs.write([outputs.Output(path, content.encode("utf-8") if isinstance(content, str)
                                   else content, path in executable)
                    for path, content in files.items()])
+
+
+def _import_libvirt(domain: Path, output: Path | None, precise: bool, partial: bool,
+                    fmt: str) -> int:
+    from compiler import driver
+    from compiler.base.diagnostics import render_json, render_text
+
+    text, warnings = driver.import_libvirt(domain, precise, partial)
+    if warnings:
+        sys.stderr.write(render_json(warnings) if fmt == "json" else render_text(warnings))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomically({output: text})
+    return 0
 
 
 def _hotplug(blob_path: Path, fragment: Path | None, remove: str | None, emit: str,
@@ -555,7 +582,7 @@ def _batch(args: argparse.Namespace, policy: Policy) -> int:
         if clash:
             raise CompileError(clash)
         job = functools.partial(fleet.compile_job,
-                                kinds=tuple(dict.fromkeys(args.emit or emit_kinds.SUFFIXES)),
+                                kinds=tuple(dict.fromkeys(args.emit or emit_kinds.DEFAULT)),
                                 out=args.output or Path("build"), policy=policy)
     elif args.command == "verify":
         found = fleet.items(args.spec)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.base.diagnostics import Collector
+from compiler.base.diagnostics import Collector, Diagnostic
 from compiler.base.source import SourceFile
 from compiler.build import expand, tree
 from compiler.lang import model, resolve, schema_checks
@@ -229,3 +229,22 @@ def qemu_diff(machine: str, option_pairs: Sequence[str], binaries: Sequence[str]
     diags.check()
     return ([b.version for b in built],
             release_diff.diff(schema, library, shown, built[0], built[1]))
+
+
+def import_libvirt(path: Path, precise: bool, partial: bool) -> tuple[str, list[Diagnostic]]:
+    """`import-libvirt`: domain XML → the loose spec's TOML, or with `precise` the precise
+    blob of that spec compiled (libvirt's addresses kept); and the warnings."""
+    import tempfile
+
+    from compiler.emit import blob
+    from compiler.spec import libvirt_import
+
+    spec = libvirt_import.read(path, precise=precise, partial=partial)
+    text = spec.toml()
+    if not precise:
+        return text, list(spec.diagnostics)
+    with tempfile.TemporaryDirectory(prefix="mschema-import-") as tmp:
+        imported = Path(tmp) / f"{path.stem}.toml"
+        imported.write_text(text, encoding="utf-8")
+        machine = compile_spec(imported)
+    return blob.blob(machine), list(spec.diagnostics)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from corpus_support import Runner, collected_keys
+from libvirt_support import Daemon
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,3 +52,12 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     import os
 
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
+@pytest.fixture(scope="session")
+def libvirtd() -> Iterator[Daemon]:
+    """A private libvirtd for the whole test session (tests/libvirt_support.py), stopped at
+    the end; skips without libvirt (fails under CI=true)."""
+    daemon = Daemon.start()
+    yield daemon
+    daemon.stop()

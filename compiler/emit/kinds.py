@@ -9,7 +9,9 @@ from compiler.build import tree
 
 # kind → the suffix of its file in an output directory, in the order they are written
 SUFFIXES = {"json": ".json", "argv": ".argv.json", "shell": ".sh", "dtb": ".dtb",
-            "dts": ".dts"}
+            "dts": ".dts", "libvirt": ".xml"}
+# what `compile` writes without `--emit`: the domain XML only when asked for
+DEFAULT = tuple(k for k in SUFFIXES if k != "libvirt")
 # kinds written as executable files
 EXECUTABLE = frozenset({"shell"})
 
@@ -25,6 +27,10 @@ def render(machine: tree.Machine, kind: str) -> str | bytes:
 
         command = argv.argv(machine)
         return (json.dumps(command) if kind == "argv" else argv.shell(command)) + "\n"
+    if kind == "libvirt":
+        from compiler.emit import libvirt  # jinja2 only when asked for
+
+        return libvirt.domain_xml(machine)
     from compiler.emit import fdt  # only when a tree is asked for: start-up cost
 
     return fdt.dtb(machine) if kind == "dtb" else fdt.dts(machine)

@@ -36,18 +36,22 @@ SCALAR_TABLES = {
     "globals": ("global", 'write it as `[globals]`, e.g. `"ICH9-LPC.disable_s3" = 1`')}
 TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots", "uuid")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
-    "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr"),
-    "cdrom": ("file", "format", "interface", "bootindex", "id", "addr"),
-    "nic": ("network", "mac", "model", "bootindex", "id", "addr"),
+    # `bus` (a controller's or port's id) with `addr` puts an item behind a given port, as
+    # `import-libvirt --precise` writes them; without it `addr` is on the root bus
+    "disk": ("file", "format", "interface", "serial", "readonly", "bootindex", "id", "addr",
+             "bus"),
+    "cdrom": ("file", "format", "interface", "bootindex", "id", "addr", "bus"),
+    "nic": ("network", "mac", "model", "bootindex", "id", "addr", "bus"),
     "serial": ("backend", "id"),
-    "usb": ("device", "file", "format", "id"),
-    "rng": ("backend", "model", "id", "addr"),
+    "usb": ("device", "file", "format", "id", "bus", "addr"),
+    "rng": ("backend", "model", "id", "addr", "bus"),
     # a 9p export: the host directory, the tag the guest mounts it by
-    "filesystem": ("path", "tag", "model", "readonly", "security-model", "id", "addr"),
+    "filesystem": ("path", "tag", "model", "readonly", "security-model", "id", "addr",
+                   "bus"),
     # firmware in flash: the first is the machine's pflash0 (UEFI code), the second pflash1
     "pflash": ("file", "format", "readonly", "id"),
     "device": ("type", "id", "bus", "addr", "props"),
-    "graphics": ("type", "id", "addr"),
+    "graphics": ("type", "id", "addr", "bus"),
     "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model", "features"),
     "boot": settings.BOOT_KEYS,
     "rtc": settings.RTC_KEYS,

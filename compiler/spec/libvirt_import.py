@@ -1,0 +1,318 @@
+"""libvirt domain XML → a loose spec (`mschema import-libvirt`).
+
+Reads a domain as `virsh dumpxml` writes it (libvirt's defaults and addresses filled in)
+with lxml, which keeps every element's line; validates it against libvirt's RNG schema
+where libvirt installed one; maps each element through the table `base/libvirt.toml`. With
+`precise`, every `<address>` libvirt wrote is kept (`bus`/`addr` on each item, the PCI
+controllers as `[[device]]`s with their chassis and port, ids as libvirt's aliases), so that
+compiling the spec gives libvirt's layout; without, the addresses are left to mschema.
+
+What has no mschema meaning (a host device, a seclabel, a network disk) is an error naming
+the element and its line (E2103, E2104), or a warning with `partial`. Ends at a `Spec`: the
+loose spec as a dict in the CONTRACT's shape and the diagnostics; `toml()` writes it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+
+from compiler.base.diagnostics import CompileError, Diagnostic, error
+from compiler.base.source import SourceFile, whole_file
+from compiler.spec.libvirt_devices import Devices, Element, Json
+
+RNG_SCHEMA = Path("/usr/share/libvirt/schemas/domain.rng")
+
+# libvirt's memory units (docs/formatdomain: `unit`), in bytes
+UNITS = {"b": 1, "bytes": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": 1 << 20,
+         "mib": 1 << 20, "mb": 1000 ** 2, "g": 1 << 30, "gib": 1 << 30, "gb": 1000 ** 3,
+         "t": 1 << 40, "tib": 1 << 40, "tb": 1000 ** 4}
+# machine types libvirt accepts as aliases of the newest version
+MACHINE_ALIASES = {"q35": "pc-q35", "pseries": "pseries"}
+
+
+@attrs.frozen
+class Spec:
+    data: dict[str, Json]
+    diagnostics: tuple[Diagnostic, ...]
+
+    def toml(self) -> str:
+        return to_toml(self.data)
+
+
+def read(path: Path, *, precise: bool = False, partial: bool = False,
+         validate: bool = True) -> Spec:
+    """The loose spec of domain XML `path`; CompileError when the XML is broken, or when
+    something cannot be imported and `partial` is off."""
+    try:
+        source = SourceFile.read(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompileError([error("E2101", f"cannot read the domain: {exc.strerror or exc}"
+                                  if isinstance(exc, OSError) else "the domain is not UTF-8",
+                                  whole_file(str(path)))]) from None
+    return Importer(source, precise, partial).run(validate)
+
+
+class Importer(Devices):
+    """The domain's top level (machine, memory, cpus, os, features, clock), then its devices."""
+
+    def run(self, validate: bool) -> Spec:
+        from lxml import etree
+
+        try:
+            parser = etree.XMLParser(remove_comments=True, resolve_entities=False,
+                                     no_network=True, huge_tree=False)
+            root = etree.fromstring(self.source.text.encode("utf-8"), parser)
+        except etree.XMLSyntaxError as exc:
+            line, col = exc.position if exc.position else (1, 1)
+            lines = self.source.text.split("\n")
+            start = sum(len(x) + 1 for x in lines[:max(0, line - 1)]) + max(0, col - 1)
+            start = min(start, len(self.source.text))
+            raise CompileError([error("E2101", f"not well-formed XML: {exc.msg}",
+                                      self.source.span(start, start))]) from None
+        if root.tag != "domain":
+            raise CompileError([error("E2101", f"not a libvirt domain: the root element is "
+                                      f"`<{root.tag}>`", self.span(root))])
+        if validate and RNG_SCHEMA.exists():
+            self.validate(root)
+        self.machine(root)
+        self.memory_cpus(root)
+        self.os(root)
+        self.features_clock(root)
+        devices = root.find("devices")
+        for el in root.iter("seclabel"):
+            self.unmappable(el)
+        # controllers first, by index: a port or bridge exists before what plugs into it
+        children = [el for el in (devices if devices is not None else ())
+                    if isinstance(el.tag, str)]
+        self.items["device"] = []
+        for el in sorted((c for c in children if c.tag == "controller"),
+                         key=lambda c: (c.get("type") != "pci", int(c.get("index", "0")))):
+            self.device(el)
+        for el in children:
+            if el.tag != "controller":
+                self.device(el)
+        self.apply_boot_order()
+        for kind, items in self.items.items():
+            if items:
+                self.spec[kind] = items
+        errors = [d for d in self.diags if d.severity == "error"]
+        if errors:
+            raise CompileError(sorted(self.diags, key=Diagnostic.sort_key))
+        return Spec(self.spec, tuple(sorted(self.diags, key=Diagnostic.sort_key)))
+
+    def validate(self, root: Element) -> None:
+        from lxml import etree
+
+        rng = etree.RelaxNG(etree.parse(str(RNG_SCHEMA)))
+        if rng.validate(root):
+            return
+        for e in rng.error_log:
+            line = max(1, e.line)
+            lines = self.source.text.split("\n")
+            start = sum(len(x) + 1 for x in lines[:line - 1])
+            raise CompileError([error(
+                "E2102", f"the domain does not follow libvirt's schema: {e.message}",
+                self.source.span(start, start + len(lines[line - 1]) if line <= len(lines)
+                                 else start),
+                notes=[f"checked against `{RNG_SCHEMA}`"],
+                help="`virsh define` refuses it too: fix the element first")])
+
+    def machine(self, root: Element) -> None:
+        from compiler.lang import resolve
+
+        type_ = root.find("os/type")
+        name = type_.get("machine", "") if type_ is not None else ""
+        library = resolve.load_library()
+        name = MACHINE_ALIASES.get(name, name)
+        schema = library.machine(name) or next(
+            (m for m in library.machines.values() if m.qemu_machine == name), None)
+        if schema is None:
+            raise CompileError([error(
+                "E2105", f"mschema has no machine `{name}`", self.span(
+                    type_ if type_ is not None else root),
+                notes=["mschema's machines are " + ", ".join(
+                    f"`{m}`" for m in sorted(library.machines))],
+                help="a domain of another machine type cannot be imported")])
+        self.spec["machine"] = schema.name
+        dom_name = root.findtext("name")
+        if dom_name and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", dom_name):
+            self.spec["name"] = dom_name
+        uuid = root.findtext("uuid")
+        if uuid:
+            self.spec["uuid"] = uuid.strip().lower()
+        if self.precise:
+            self.spec["hotplug-slots"] = 0  # libvirt's ports are all listed
+
+    def memory_cpus(self, root: Element) -> None:
+        mem = root.find("memory")
+        if mem is not None:
+            self.spec["memory"] = size(mem.text or "0", mem.get("unit", "KiB"))
+            # libvirt writes `dump-guest-core=off` unless `<memory dumpCore='on'>`
+            self.spec.setdefault("options", {})["dump-guest-core"] = \
+                mem.get("dumpCore") == "on"
+        vcpu = root.find("vcpu")
+        cpus: dict[str, Json] = {}
+        if vcpu is not None:
+            most = int(vcpu.text or "1")
+            count = int(vcpu.get("current", most))
+            cpus["count"] = count
+            if most != count:
+                cpus["maxcpus"] = most
+        cpu = root.find("cpu")
+        if cpu is not None:
+            topo = cpu.find("topology")
+            if topo is not None:
+                for k in ("sockets", "cores", "threads"):
+                    if topo.get(k):
+                        cpus[k] = int(topo.get(k))
+            model = cpu.find("model")
+            if cpu.get("mode") in ("host-model", "host-passthrough", "maximum"):
+                mode = cpu.get("mode")
+                if mode == "maximum":
+                    cpus["model"] = "max"
+                else:
+                    self.refuse("E2104", f"cpu mode `{mode}` is the host's CPU", cpu,
+                                "give `<cpu mode='custom'><model>…</model></cpu>`")
+            elif model is not None and model.text:
+                cpus["model"] = model.text.strip()
+        if cpus:
+            self.spec["cpus"] = cpus if set(cpus) != {"count"} else cpus["count"]
+
+    def os(self, root: Element) -> None:
+        os_ = root.find("os")
+        if os_ is None:
+            return
+        boot: dict[str, Json] = {}
+        loader = os_.find("loader")
+        if loader is not None and loader.text:
+            if loader.get("type") == "pflash":
+                self.add("pflash", {"file": loader.text.strip(), "format": "raw",
+                                    "readonly": loader.get("readonly") == "yes"})
+                nvram = os_.find("nvram")
+                if nvram is not None and nvram.text:
+                    self.add("pflash", {"file": nvram.text.strip(), "format": "raw"})
+            else:
+                self.spec.setdefault("options", {})["firmware"] = loader.text.strip()
+        elif os_.get("firmware"):
+            self.refuse("E2104", f"firmware `{os_.get('firmware')}` is chosen by libvirt when "
+                        "the domain starts", os_, "import the domain as `virsh dumpxml` "
+                        "writes it for a running domain, with its `<loader>`")
+        self.boot_devs = [b.get("dev", "") for b in os_.findall("boot")]
+        menu = os_.find("bootmenu")
+        if menu is not None and menu.get("enable") == "yes":
+            boot["menu"] = True
+            if menu.get("timeout"):
+                boot["splash-time"] = int(menu.get("timeout"))
+        bios = os_.find("bios")
+        if bios is not None and bios.get("rebootTimeout"):
+            boot["reboot-timeout"] = int(bios.get("rebootTimeout"))
+        boot["strict"] = True  # libvirt always writes `-boot strict=on`
+        self.spec["boot"] = boot
+
+    def features_clock(self, root: Element) -> None:
+        options: dict[str, Json] = self.spec.setdefault("options", {})
+        features = root.find("features")
+        if features is None or features.find("acpi") is None:
+            options["acpi"] = "off"
+        if features is not None:
+            for name in ("smm", "vmport"):
+                el = features.find(name)
+                if el is not None and el.get("state") in ("on", "off"):
+                    options[name] = el.get("state")
+        clock = root.find("clock")
+        rtc: dict[str, Json] = {}
+        if clock is not None:
+            offset = clock.get("offset", "utc")
+            if offset in ("utc", "localtime"):
+                rtc["base"] = offset
+            else:
+                self.refuse("E2104", f"clock offset `{offset}` is computed when the domain "
+                            "starts", clock, "use `utc` or `localtime`")
+            for timer in clock.findall("timer"):
+                name, present = timer.get("name"), timer.get("present")
+                if name == "hpet" and present in ("yes", "no"):
+                    options["hpet"] = present == "yes"
+                elif name == "rtc" and timer.get("tickpolicy") == "catchup":
+                    rtc["driftfix"] = "slew"
+                elif name == "rtc" and timer.get("track") == "guest":
+                    rtc["clock"] = "vm"
+                elif name == "pit" and present == "no":
+                    options["pit"] = "off"
+        else:
+            rtc["base"] = "utc"
+        if rtc:
+            self.spec["rtc"] = rtc
+        pm = root.find("pm")
+        if pm is not None:
+            for el, prop in (("suspend-to-mem", "disable_s3"), ("suspend-to-disk", "disable_s4")):
+                found = pm.find(el)
+                if found is not None and found.get("enabled") in ("yes", "no"):
+                    self.spec.setdefault("globals", {})[f"ICH9-LPC.{prop}"] = \
+                        int(found.get("enabled") == "no")
+        if not options:
+            del self.spec["options"]
+
+    # -- devices ------------------------------------------------------------------------
+
+
+def size(text: str, unit: str) -> str | int:
+    """A libvirt size in the loose spec's words: KiB when whole, else bytes."""
+    value = int(text.strip()) * UNITS.get(unit.lower(), 1 << 10)
+    if value % (1 << 10) == 0:
+        return f"{value >> 10}K"
+    return value
+
+
+# -- a small TOML writer: the loose spec's shapes only ----------------------------------
+
+
+def to_toml(data: dict[str, Json]) -> str:
+    lines: list[str] = []
+    tables = []
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "cpus":
+            tables.append((key, value))
+        elif isinstance(value, list):
+            continue
+        else:
+            lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in tables:
+        lines += ["", f"[{key}]", *(f"{_key(k)} = {_value(v)}" for k, v in value.items())]
+    for key, value in data.items():
+        if isinstance(value, list):
+            for item in value:
+                lines += ["", f"[[{key}]]", *(f"{_key(k)} = {_value(v)}"
+                                            for k, v in item.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _string(k)
+
+
+def _string(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7f:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _value(v: Json) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return _string(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"no TOML for {v!r}")
+
