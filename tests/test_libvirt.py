@@ -335,3 +335,18 @@ def test_external_entities_are_not_read(tmp_path: Path) -> None:
 """, encoding="utf-8")
     text, _warnings = driver.import_libvirt(xml, False, False)
     assert "s3cret" not in text
+
+
+def test_video_memory_other_than_qemus_is_said(defined: dict[str, Path], tmp_path: Path) -> None:
+    """The importer keeps QEMU's video memory sizes; a domain asking for others gets a
+    warning at its `<model>`, not silence."""
+    xml = defined["libvirt-q35-virt-manager-basic"].read_text(encoding="utf-8")
+    assert "vgamem='16384'" in xml
+    path = tmp_path / "vgamem.xml"
+    path.write_text(xml.replace("vgamem='16384'", "vgamem='32768'"), encoding="utf-8")
+    _text, warnings = driver.import_libvirt(path, False, False)
+    assert [(w.code, w.severity, w.message) for w in warnings] == [
+        ("E2104", "warning", "video memory vgamem='32768' is not imported: the device keeps "
+         "QEMU's default sizes")]
+    assert driver.import_libvirt(defined["libvirt-q35-virt-manager-basic"], False, False)[1] \
+        == []

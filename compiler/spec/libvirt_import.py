@@ -19,6 +19,7 @@ from pathlib import Path
 
 import attrs
 
+from compiler.base import libvirt_map
 from compiler.base.diagnostics import CompileError, Diagnostic, error
 from compiler.base.source import SourceFile, whole_file
 from compiler.spec.libvirt_devices import Devices, Element, Json
@@ -95,6 +96,12 @@ class Importer(Devices):
             if el.tag != "controller":
                 self.device(el)
         self.apply_boot_order()
+        # what libvirt says of every machine (`<acpi/>` absent, SMM) where this one has no such
+        # option: nothing to say
+        options = {k: v for k, v in self.spec.pop("options", {}).items()
+                   if k in self.schema_options}
+        if options:
+            self.spec["options"] = options
         for kind, items in self.items.items():
             if items:
                 self.spec[kind] = items
@@ -137,6 +144,8 @@ class Importer(Devices):
                     f"`{m}`" for m in sorted(library.machines))],
                 help="a domain of another machine type cannot be imported")])
         self.spec["machine"] = schema.name
+        self.schema_options = set(schema.options)
+        self.pci_root = libvirt_map.lookup("pci-root-bus", schema.family) or self.pci_root
         dom_name = root.findtext("name")
         if dom_name and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", dom_name):
             self.spec["name"] = dom_name
