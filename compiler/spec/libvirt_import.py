@@ -158,7 +158,11 @@ class Importer(Devices):
     def memory_cpus(self, root: Element) -> None:
         mem = root.find("memory")
         if mem is not None:
-            self.spec["memory"] = size(mem.text or "0", mem.get("unit", "KiB"))
+            # libvirt starts the guest with its memory rounded up to the arch's alignment
+            arch = root.find("os/type").get("arch", "") if root.find("os/type") is not None \
+                else ""
+            align = int(libvirt_map.lookup("memory-align-kib", arch) or "1")
+            self.spec["memory"] = size(mem.text or "0", mem.get("unit", "KiB"), align)
             # libvirt writes `dump-guest-core=off` unless `<memory dumpCore='on'>`
             self.spec.setdefault("options", {})["dump-guest-core"] = \
                 mem.get("dumpCore") == "on"
@@ -187,8 +191,11 @@ class Importer(Devices):
                                 "give `<cpu mode='custom'><model>…</model></cpu>`")
             elif model is not None and model.text:
                 cpus["model"] = model.text.strip()
+        if cpus and not {"sockets", "cores", "threads"} & set(cpus):
+            # without `<topology>` libvirt gives each vcpu a socket of its own
+            cpus.update(sockets=cpus.get("maxcpus", cpus["count"]), cores=1, threads=1)
         if cpus:
-            self.spec["cpus"] = cpus if set(cpus) != {"count"} else cpus["count"]
+            self.spec["cpus"] = cpus
 
     def os(self, root: Element) -> None:
         os_ = root.find("os")
@@ -267,9 +274,12 @@ class Importer(Devices):
     # -- devices ------------------------------------------------------------------------
 
 
-def size(text: str, unit: str) -> str | int:
-    """A libvirt size in the loose spec's words: KiB when whole, else bytes."""
+def size(text: str, unit: str, align_kib: int = 1) -> str | int:
+    """A libvirt size in the loose spec's words, rounded up to `align_kib` KiB: KiB when
+    whole, else bytes."""
     value = int(text.strip()) * UNITS.get(unit.lower(), 1 << 10)
+    step = align_kib << 10
+    value = -(-value // step) * step if align_kib > 1 else value
     if value % (1 << 10) == 0:
         return f"{value >> 10}K"
     return value
