@@ -5,7 +5,8 @@ For every domain of the corpus, libvirt defines it first (`virsh define`, `dumpx
 default and address filled in, as users hand domains to mschema); then
 
 - `import-libvirt --precise` of that XML compiles, and QEMU started from the compiled argv
-  builds what the blob says (`verify`), device by device; so does the loose import;
+  builds what the blob says (`verify`: devices, buses, props and backend links over QMP, the
+  machine's options, cpus, memory, boot order and uuid); so does the loose import;
 - QEMU started from libvirt's own command line (`domxml-to-native qemu-argv`) builds the
   same machine mschema predicts for the imported domain, device by device, ids (libvirt's
   aliases), addresses and the props QEMU shows (MACs, chassis, ports) included, and the
