@@ -5,10 +5,12 @@ For every domain of the corpus, libvirt defines it first (`virsh define`, `dumpx
 default and address filled in, as users hand domains to mschema); then
 
 - `import-libvirt --precise` of that XML compiles, and QEMU started from the compiled argv
-  builds what the blob says (`verify`), device by device; so does the loose import;
+  builds what the blob says (`verify`: devices, buses, props and backend links over QMP, the
+  machine's options, cpus, memory, boot order and uuid); so does the loose import;
 - QEMU started from libvirt's own command line (`domxml-to-native qemu-argv`) builds the
   same machine mschema predicts for the imported domain, device by device, ids (libvirt's
-  aliases), addresses and the props QEMU shows (MACs, chassis, ports) included;
+  aliases), addresses and the props QEMU shows (MACs, chassis, ports) included, and the
+  same machine settings (options, cpu topology, memory, boot, uuid);
 - `--emit libvirt` of the blob is accepted by `virsh define`, and its `dumpxml` has every
   guest-visible detail of the first one (devices, models, addresses, MACs, targets).
 """
@@ -83,11 +85,19 @@ def imported(path: Path, precise: bool = True) -> dict[str, object] | str:
     return json.loads(text) if precise else text
 
 
-def qemu_view(argv: list[str], cwd: Path) -> tuple[process.QtreeBus, str]:
+def qemu_view(argv: list[str], cwd: Path, blob: dict[str, object], qom: bool = True
+              ) -> list[str]:
+    """Start QEMU from `argv` (paused) and compare what it built with `blob`: every device
+    and bus (`info qtree`, `info usb`), the machine's settings (options, cpus, memory, boot,
+    uuid: QOM `/machine`) and, with `qom`, every prop and backend link of the emitted
+    devices over QMP (not for libvirt's argv: its backends have libvirt's names)."""
     runnable = verify.runnable_argv(argv, str(cwd))
+    asked = compare.qom_requests(blob) if qom else []
     result = process.query([*runnable, "-accel", "tcg"], hmp=("info qtree", "info usb"),
-                           qmp=[], timeout=60.0)
-    return process.parse_qtree(result.hmp[0]), result.hmp[1]
+                           qmp=[*compare.MACHINE_REQUESTS, *asked], timeout=60.0)
+    n = len(compare.MACHINE_REQUESTS)
+    return compare.compare(blob, process.parse_qtree(result.hmp[0]), result.hmp[1],
+                           result.qmp[n:] if qom else None, result.qmp[:n])
 
 
 def compiled_argv(blob: dict[str, object], tmp: Path) -> list[str]:
@@ -109,8 +119,7 @@ def test_import_compile_verify(case: str, defined: dict[str, Path], tmp_path: Pa
     """import-libvirt --precise → compile → QEMU builds exactly the blob."""
     blob = imported(defined[case])
     assert isinstance(blob, dict)
-    root, usb = qemu_view(compiled_argv(blob, tmp_path), tmp_path)
-    problems = compare.compare(blob, root, usb)
+    problems = qemu_view(compiled_argv(blob, tmp_path), tmp_path, blob)
     assert problems == [], "\n".join(problems)
 
 
@@ -124,8 +133,8 @@ def test_loose_import_compiles(case: str, defined: dict[str, Path], tmp_path: Pa
     from compiler.emit import blob as blob_
 
     blob = json.loads(blob_.blob(driver.compile_input(spec)))
-    root, usb = qemu_view(compiled_argv(blob, tmp_path), tmp_path)
-    assert compare.compare(blob, root, usb) == []
+    problems = qemu_view(compiled_argv(blob, tmp_path), tmp_path, blob)
+    assert problems == [], "\n".join(problems)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -136,8 +145,7 @@ def test_libvirt_argv_builds_the_prediction(case: str, libvirtd: Daemon,
     blob = imported(defined[case])
     assert isinstance(blob, dict)
     argv = native_argv(libvirtd.native_argv(defined[case].read_text(encoding="utf-8")))
-    root, usb = qemu_view(argv, tmp_path)
-    problems = compare.compare(blob, root, usb)
+    problems = qemu_view(argv, tmp_path, blob, qom=False)
     assert problems == [], "\n".join(problems)
 
 
@@ -180,11 +188,13 @@ def boot_order(dom: etree._Element) -> list[str]:
 
 
 def guest_view(xml: str) -> list[tuple[object, ...]]:
-    """The guest-visible details of a defined domain: machine, memory (as QEMU rounds it, to
-    8 KiB), cpus, boot order, and each device with its model, target, address, MAC; host
-    paths and character device backends left out."""
+    """The guest-visible details of a defined domain: machine, memory (as libvirt rounds it
+    when it starts the guest), cpus, boot order, and each device with its model, target,
+    address, MAC; host paths and character device backends left out."""
     dom = etree.fromstring(xml.encode())
-    kib = -(-int(dom.findtext("memory")) // 8) * 8
+    # what the guest gets: libvirt starts it with the memory rounded up (1 MiB on x86)
+    align = {"x86_64": 1024, "ppc64": 262144}[dom.find("os/type").get("arch")]
+    kib = -(-int(dom.findtext("memory")) // align) * align
     out: list[tuple[object, ...]] = [
         ("memory", kib, dom.find("memory").get("unit")),
         ("vcpu", dom.findtext("vcpu"), dom.find("vcpu").get("current")),
@@ -238,12 +248,11 @@ def test_the_comparisons_are_not_vacuous(defined: dict[str, Path], libvirtd: Dae
     blob = imported(defined["nic-many"])
     assert isinstance(blob, dict)
     argv = native_argv(libvirtd.native_argv(defined["nic-many"].read_text(encoding="utf-8")))
-    root, usb = qemu_view(argv, tmp_path)
     text = json.dumps(blob)
     for old, new in (('"52:54:00:00:01:02"', '"52:54:00:00:01:09"'),
-                     ('"type": "e1000e"', '"type": "e1000"')):
+                     ('"type": "e1000e"', '"type": "e1000"'), ('"size": 268435456', '"size": 1')):
         assert old in text
-        assert compare.compare(json.loads(text.replace(old, new)), root, usb) != []
+        assert qemu_view(argv, tmp_path, json.loads(text.replace(old, new)), qom=False) != []
     xml = defined["nic-many"].read_text(encoding="utf-8")
     assert guest_view(xml.replace("52:54:00:00:01:02", "52:54:00:00:01:09")) != guest_view(xml)
     assert guest_view(re.sub(r"slot='0x00'", "slot='0x01'", xml, count=1)) != guest_view(xml)
@@ -335,3 +344,18 @@ def test_external_entities_are_not_read(tmp_path: Path) -> None:
 """, encoding="utf-8")
     text, _warnings = driver.import_libvirt(xml, False, False)
     assert "s3cret" not in text
+
+
+def test_video_memory_other_than_qemus_is_said(defined: dict[str, Path], tmp_path: Path) -> None:
+    """The importer keeps QEMU's video memory sizes; a domain asking for others gets a
+    warning at its `<model>`, not silence."""
+    xml = defined["libvirt-q35-virt-manager-basic"].read_text(encoding="utf-8")
+    assert "vgamem='16384'" in xml
+    path = tmp_path / "vgamem.xml"
+    path.write_text(xml.replace("vgamem='16384'", "vgamem='32768'"), encoding="utf-8")
+    _text, warnings = driver.import_libvirt(path, False, False)
+    assert [(w.code, w.severity, w.message) for w in warnings] == [
+        ("E2104", "warning", "video memory vgamem='32768' is not imported: the device keeps "
+         "QEMU's default sizes")]
+    assert driver.import_libvirt(defined["libvirt-q35-virt-manager-basic"], False, False)[1] \
+        == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from compiler.base import libvirt_map
@@ -29,7 +29,8 @@ PCI_CONTROLLERS = ("pcie-root-port", "pcie-pci-bridge", "x3130-upstream", "xio31
 DISKS = {"virtio-blk-pci": ("disk", "virtio", "vd"), "scsi-hd": ("disk", "scsi", "sd"),
          "ide-hd": ("disk", "sata", "sd"), "ide-cd": ("cdrom", "sata", "sd"),
          "scsi-cd": ("cdrom", "scsi", "sd"), "usb-storage": ("disk", "usb", "sd")}
-NICS = {"virtio-net-pci": "virtio", "e1000e": "e1000e", "e1000": "e1000", "rtl8139": "rtl8139"}
+NICS = {"virtio-net-pci": "virtio", "e1000e": "e1000e", "e1000": "e1000", "rtl8139": "rtl8139",
+        "spapr-vlan": "spapr-vlan"}
 SECURITY = {"passthrough": "passthrough", "mapped-xattr": "mapped", "mapped-file": "mapped",
             "none": "squash"}
 
@@ -42,7 +43,9 @@ def domain_xml(machine: tree.Machine) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("compiler.emit", "templates"),
                              autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    return env.get_template("domain.xml.j2").render(**context(data, spans)).rstrip("\n") + "\n"
+    defaults = dict(machine.info.defaults)
+    return env.get_template("domain.xml.j2").render(
+        **context(data, spans, defaults)).rstrip("\n") + "\n"
 
 
 def walk(devices: list[Json], bus: Json | None = None) -> Iterator[tuple[Json | None, Json]]:
@@ -52,7 +55,8 @@ def walk(devices: list[Json], bus: Json | None = None) -> Iterator[tuple[Json | 
             yield from walk(b["devices"], b)
 
 
-def context(data: Json, spans: dict[str, Span | None] | None = None) -> Ctx:
+def context(data: Json, spans: dict[str, Span | None] | None = None,
+            defaults: Mapping[str, object] | None = None) -> Ctx:
     options = data["machine"]["options"]
     cpus = data["cpus"]
     backends = data.get("backends", {})
@@ -92,7 +96,7 @@ def context(data: Json, spans: dict[str, Span | None] | None = None) -> Ctx:
         loader = {"type": "pflash", "path": flash[0]["file"],
                   "readonly": bool(flash[0].get("read-only"))}
         nvram = flash[1]["file"] if flash[1] else None
-    elif options.get("firmware") not in (None, "bios-256k.bin"):
+    elif options.get("firmware") not in (None, (defaults or {}).get("firmware")):
         loader = {"type": "rom", "path": options["firmware"], "readonly": True}
     timers = []
     if not options.get("hpet", True):
@@ -112,10 +116,11 @@ def context(data: Json, spans: dict[str, Span | None] | None = None) -> Ctx:
         "loader": loader, "nvram": nvram,
         "bootmenu": {"timeout": boot.get("splash-time")} if boot.get("menu") else None,
         "reboot_timeout": boot.get("reboot-timeout"),
-        "acpi": options.get("acpi", "auto") != "off",
+        "acpi": options.get("acpi", "off") != "off",
         "features": [{"name": k, "state": options[k]} for k in ("smm", "vmport")
                      if options.get(k) in ("on", "off")],
-        "cpu_model": cpus.get("model", "qemu64"),
+        # x86's default model as libvirt writes it; other arches keep QEMU's default
+        "cpu_model": cpus.get("model", "qemu64" if data["machine"]["arch"] == "x86_64" else None),
         "topology": {k: cpus.get(k, 1) for k in ("sockets", "cores", "threads")},
         "clock": {"offset": rtc.get("base", "utc") if rtc.get("base") in ("utc", "localtime")
                   else "utc", "timers": timers},
@@ -154,6 +159,8 @@ def _address(d: Json, bus: Json | None, indexes: dict[str, int]) -> tuple[tuple[
         return tuple(out)
     if kind == "usb":
         return (("type", "usb"), ("bus", "0"), ("port", addr))
+    if kind == "vio":
+        return (("type", "spapr-vio"), ("reg", addr))
     if kind == "ide":
         return (("type", "drive"), ("controller", "0"), ("bus", "0"), ("target", "0"),
                 ("unit", bus["name"].rpartition(".")[2]))
@@ -238,12 +245,13 @@ def _device(d: Json, bus: Json | None, backends: Json, indexes: dict[str, int],
         return {**base, "element": "filesystem", "path": fs.get("path"),
                 "tag": props.get("mount_tag"), "readonly": bool(fs.get("readonly")),
                 "accessmode": SECURITY.get(fs.get("security_model", "none"), "squash")}
-    if t in ("isa-serial", "pci-serial"):
+    serial = libvirt_map.reverse("serial-target", t)
+    if serial is not None:
         n = counts["serial"] = counts.get("serial", -1) + 1
         chardev = backends.get(link.get("chardev", ""), {})
         btype, csource = _chardev(chardev)
         return {**base, "element": "serial", "backend": btype, "source": csource,
-                "target": (("type", t), ("port", str(n))), "target_model": t}
+                "target": (("type", serial), ("port", str(n))), "target_model": t}
     if t in ("virtserialport", "virtconsole"):
         chardev = backends.get(link.get("chardev", ""), {})
         btype, csource = _chardev(chardev)

@@ -30,6 +30,8 @@ class Walker:
         self.boot_devs: list[str] = []
         self.counters: dict[str, int] = {}
         self.scsi_models: dict[str, str] = {}  # controller index → model (disk aliases)
+        self.pci_root = "pcie.0"  # libvirt's PCI bus 0, set from the machine's family
+        self.schema_options: set[str] = set()
 
     # -- diagnostics ---------------------------------------------------------------------
 
@@ -87,12 +89,14 @@ class Walker:
         kind = addr.get("type")
         if kind == "pci":
             bus = int(addr.get("bus", "0"), 0)
-            item["bus"] = "pcie.0" if bus == 0 else f"pci.{bus}"
+            item["bus"] = self.pci_root if bus == 0 else f"pci.{bus}"
             item["addr"] = f"{int(addr.get('slot', '0'), 0):02x}." \
                            f"{int(addr.get('function', '0'), 0):x}"
         elif kind == "usb":
             item["bus"] = "usb.0" if addr.get("bus", "0") == "0" else f"usb{addr.get('bus')}.0"
             item["addr"] = addr.get("port", "1")
+        elif kind == "spapr-vio":
+            item["bus"], item["addr"] = "spapr-vio", f"0x{int(addr.get('reg', '0'), 16):x}"
         elif kind == "virtio-serial":
             item["bus"] = f"virtio-serial{addr.get('controller', '0')}.0"
             item.setdefault("props", {})["nr"] = int(addr.get("port", "1"))
@@ -281,6 +285,13 @@ class Devices(Walker):
         key = model.get("type", "vga") if model is not None else "vga"
         if key == "none":
             return
+        sizes = libvirt_map.sections("video-memory").get(key)
+        if model is not None and isinstance(sizes, dict):
+            other = [f"{k}='{model.get(k)}'" for k in ("ram", "vram", "vram64", "vgamem")
+                     if model.get(k) is not None and model.get(k) != sizes.get(k)]
+            if other:
+                self.note(f"video memory {', '.join(other)} is not imported: the device "
+                          "keeps QEMU's default sizes", model)
         primary = not any(d.get("_video") for d in self.items.get("device", []))
         self.typed(el, "video", key, "video{n}", "video",
                    "primary" if primary else "secondary")
@@ -361,14 +372,14 @@ class Devices(Walker):
         ttype = target.get("type", "isa-serial") if target is not None else "isa-serial"
         model = target.find("model") if target is not None else None
         if model is not None and model.get("name"):
-            ttype = {"isa-serial": "isa-serial", "pci-serial": "pci-serial"}.get(
-                model.get("name"), ttype)
+            ttype = {"isa-serial": "isa-serial", "pci-serial": "pci-serial",
+                     "spapr-vty": "spapr-vio-serial"}.get(model.get("name"), ttype)
         backend = self.chardev(el)
         if backend is None:
             return
         n = self.number("serial")
-        if libvirt_map.lookup("serial-target", ttype) == "isa-serial":
-            self.add("serial", {"backend": backend, "id": f"serial{n}"})
+        if libvirt_map.lookup("serial-target", ttype) in ("isa-serial", "spapr-vty"):
+            self.add("serial", self.place({"backend": backend, "id": f"serial{n}"}, el))
         elif libvirt_map.lookup("serial-target", ttype):
             self.add("device", self.place({"type": "pci-serial", "id": f"serial{n}"}, el))
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import attrs
 
+from compiler.base import libvirt_map
 from compiler.base.diagnostics import CompileError, Diagnostic, error
 from compiler.base.source import SourceFile, whole_file
 from compiler.spec.libvirt_devices import Devices, Element, Json
@@ -95,6 +96,12 @@ class Importer(Devices):
             if el.tag != "controller":
                 self.device(el)
         self.apply_boot_order()
+        # what libvirt says of every machine (`<acpi/>` absent, SMM) where this one has no such
+        # option: nothing to say
+        options = {k: v for k, v in self.spec.pop("options", {}).items()
+                   if k in self.schema_options}
+        if options:
+            self.spec["options"] = options
         for kind, items in self.items.items():
             if items:
                 self.spec[kind] = items
@@ -137,6 +144,8 @@ class Importer(Devices):
                     f"`{m}`" for m in sorted(library.machines))],
                 help="a domain of another machine type cannot be imported")])
         self.spec["machine"] = schema.name
+        self.schema_options = set(schema.options)
+        self.pci_root = libvirt_map.lookup("pci-root-bus", schema.family) or self.pci_root
         dom_name = root.findtext("name")
         if dom_name and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", dom_name):
             self.spec["name"] = dom_name
@@ -149,7 +158,11 @@ class Importer(Devices):
     def memory_cpus(self, root: Element) -> None:
         mem = root.find("memory")
         if mem is not None:
-            self.spec["memory"] = size(mem.text or "0", mem.get("unit", "KiB"))
+            # libvirt starts the guest with its memory rounded up to the arch's alignment
+            arch = root.find("os/type").get("arch", "") if root.find("os/type") is not None \
+                else ""
+            align = int(libvirt_map.lookup("memory-align-kib", arch) or "1")
+            self.spec["memory"] = size(mem.text or "0", mem.get("unit", "KiB"), align)
             # libvirt writes `dump-guest-core=off` unless `<memory dumpCore='on'>`
             self.spec.setdefault("options", {})["dump-guest-core"] = \
                 mem.get("dumpCore") == "on"
@@ -178,8 +191,11 @@ class Importer(Devices):
                                 "give `<cpu mode='custom'><model>…</model></cpu>`")
             elif model is not None and model.text:
                 cpus["model"] = model.text.strip()
+        if cpus and not {"sockets", "cores", "threads"} & set(cpus):
+            # without `<topology>` libvirt gives each vcpu a socket of its own
+            cpus.update(sockets=cpus.get("maxcpus", cpus["count"]), cores=1, threads=1)
         if cpus:
-            self.spec["cpus"] = cpus if set(cpus) != {"count"} else cpus["count"]
+            self.spec["cpus"] = cpus
 
     def os(self, root: Element) -> None:
         os_ = root.find("os")
@@ -258,9 +274,12 @@ class Importer(Devices):
     # -- devices ------------------------------------------------------------------------
 
 
-def size(text: str, unit: str) -> str | int:
-    """A libvirt size in the loose spec's words: KiB when whole, else bytes."""
+def size(text: str, unit: str, align_kib: int = 1) -> str | int:
+    """A libvirt size in the loose spec's words, rounded up to `align_kib` KiB: KiB when
+    whole, else bytes."""
     value = int(text.strip()) * UNITS.get(unit.lower(), 1 << 10)
+    step = align_kib << 10
+    value = -(-value // step) * step if align_kib > 1 else value
     if value % (1 << 10) == 0:
         return f"{value >> 10}K"
     return value

@@ -42,7 +42,7 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
              "bus"),
     "cdrom": ("file", "format", "interface", "bootindex", "id", "addr", "bus"),
     "nic": ("network", "mac", "model", "bootindex", "id", "addr", "bus"),
-    "serial": ("backend", "id"),
+    "serial": ("backend", "id", "bus", "addr"),
     "usb": ("device", "file", "format", "id", "bus", "addr"),
     "rng": ("backend", "model", "id", "addr", "bus"),
     # a 9p export: the host directory, the tag the guest mounts it by
