@@ -125,14 +125,14 @@ def tcg_options(name: str) -> tuple[str, ...]:
 
 # Shipped machine versions a later QEMU release no longer has (docs/releases.md): a test that
 # would start one under that release checks that QEMU refuses it instead.
-GONE_IN_RELEASE: dict[str, frozenset[str]] = {
+VERSIONS_GONE_IN_RELEASE: dict[str, frozenset[str]] = {
     "10.0": frozenset({"pseries-2.7", "pseries-2.8", "pseries-2.9", "pseries-2.10",
                        "pseries-2.11", "pseries-2.12"}),
 }
 
 
 def gone_in(release: str, machine: str) -> bool:
-    return schema(machine).name in GONE_IN_RELEASE.get(release, frozenset())
+    return schema(machine).name in VERSIONS_GONE_IN_RELEASE.get(release, frozenset())
 
 
 def has_dumpdtb(name: str) -> bool:

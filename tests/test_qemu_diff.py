@@ -11,15 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from qemu_support import GONE_IN_RELEASE, binary_of, families, gone_in, release_argv
+from qemu_support import VERSIONS_GONE_IN_RELEASE, binary_of, families, gone_in, release_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDENS = ROOT / "tests" / "releases"
 # the machine versions both releases have: every shipped one but those 10.0 dropped
-# (pseries-2.7 … 2.12, qemu_support.GONE_IN_RELEASE)
+# (pseries-2.7 … 2.12, qemu_support.VERSIONS_GONE_IN_RELEASE)
 MACHINES = sorted(v for versions in families().values() for v in versions
                   if not gone_in("10.0", v))
-GONE = sorted(GONE_IN_RELEASE["10.0"])
+GONE = sorted(VERSIONS_GONE_IN_RELEASE["10.0"])
 HEADER = re.compile(r"^# (?P<machine>\S+): QEMU (?P<a>\d+\.\d+)\.\d+ → QEMU (?P<b>\d+\.\d+)\.\d+$")
 
 

@@ -22,6 +22,10 @@ well under a minute.
 
     python3 tools/version_gen.py pc-q35-6.2 --from pc-q35-7.0
     python3 tools/version_gen.py pseries-6.2 --from pseries-7.0 --qemu PATH/qemu-system-ppc64
+    python3 tools/version_gen.py pseries-2.10,cap-htm=off --from pseries-2.11
+
+Machine options after OLDER's name go to both starts: a version whose defaults TCG refuses
+(pseries-2.8 to 2.11 turn HTM on) needs what its `quirk tcg-options` says.
 
 The output is a draft: read QEMU's C source for each line (hw/core/machine.c `hw_compat_X_Y`,
 the machine's `*_X_Y_machine_options`) before it goes into `schemas/`. Nothing here is

@@ -484,6 +484,9 @@ class _Builder:
                           if p.default is not None})
         local.update(dict(device.props))
         local.update(id=device.id, type=device.type, unit=unit, addr=str(device.addr or ""))
+        # its place among its bus's devices in the precise tree, which is QEMU's creation
+        # order (machine devices first, then the command line's)
+        local["bus-index"] = next(i for i, d in enumerate(bus.devices) if d is device)
         local.update(_address_vars(bus.notation, device.addr))
         if notations.get(bus.notation).pci_hierarchy:
             local["bus"] = self.bus_numbers.get(bus.name, 0)

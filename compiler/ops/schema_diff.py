@@ -21,7 +21,7 @@ import attrs
 
 from compiler.base import notations
 from compiler.base.source import Span
-from compiler.lang import expr, model
+from compiler.lang import ast, expr, model
 
 # The order of categories in the output.
 CATEGORIES = ("machine", "quirk", "option", "device", "compat", "implement", "provide",
@@ -198,15 +198,36 @@ class _Differ:
     # -- the machine's device tree template
     def fdt(self) -> None:
         x, y = getattr(self.a, "fdt", ()), getattr(self.b, "fdt", ())
-        if x != y:
-            self.add("fdt", "the root node", _count(x, "item"), _count(y, "item"),
-                     self.a.span, self.b.span)
+        self.fdt_items("the root node", x, y)
         da, db = dict(getattr(self.a, "device_fdt", ())), dict(getattr(self.b, "device_fdt", ()))
-        for name in sorted({*da, *db}):
-            if da.get(name) != db.get(name):  # `fdt edit TYPE` on one machine
-                self.add("fdt", f"the nodes of `{name}`",
-                         _count(da[name], "item") if name in da else "the type's own",
-                         _count(db[name], "item") if name in db else "the type's own",
+        for name in sorted({*da, *db}):  # `fdt edit TYPE` on one machine
+            self.fdt_items(f"the node of a `{name}`",
+                           da.get(name, self.library_items(name)),
+                           db.get(name, self.library_items(name)))
+
+    def library_items(self, name: str) -> tuple[ast.FdtItem, ...]:
+        dtype = self.library.devices.get(name)
+        return dtype.fdt_items if dtype else ()
+
+    def fdt_items(self, where: str, x: Sequence[ast.FdtItem], y: Sequence[ast.FdtItem]
+                  ) -> None:
+        """One line per item name (`prop NAME`, `node NAME`, `let NAME`) whose items differ;
+        an item without a name (`own`, `each`) under `where` itself."""
+        from compiler.lang.resolve.fdt_edit import key
+
+        def by_key(items: Sequence[ast.FdtItem]) -> dict[str, list[ast.FdtItem]]:
+            out: dict[str, list[ast.FdtItem]] = {}
+            for item in items:
+                k = key(item)
+                out.setdefault(f"{k[0]} `{k[1]}`" if k else "", []).append(item)
+            return out
+
+        kx, ky = by_key(x), by_key(y)
+        for name in sorted({*kx, *ky}):
+            a, b = kx.get(name, []), ky.get(name, [])
+            if a != b:
+                self.add("fdt", f"{where}: {name}" if name else where,
+                         _count(a, "item") if a else NONE, _count(b, "item") if b else NONE,
                          self.a.span, self.b.span)
 
 

@@ -56,7 +56,7 @@ def _inside(where: str, head: str) -> str:
         return f"node `/{head}`"
     if where.startswith("node `/"):
         return f"{where[:-1]}/{head}`"
-    return f"{where}'s node `{head}`"
+    return f"node `{head}` of {where}"
 
 
 @attrs.frozen

@@ -198,7 +198,7 @@ class Machines(Part):
                                  "to change", stmt.type.span,
                                  help=f"give `{name}` an `fdt {{ … }}` block in the stdlib")
                 continue
-            types[name] = self.edits.apply(items, stmt.changes, f"the nodes of `{name}`")
+            types[name] = self.edits.apply(items, stmt.changes, f"the node of a `{name}`")
         return root, tuple(sorted(types.items()))
 
     def default_memory(self, d: ast.MachineDecl, stmt: ast.DefaultMemory | None,
