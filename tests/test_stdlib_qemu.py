@@ -123,6 +123,24 @@ def test_declared_names_exist_in_qemu(type_name: str) -> None:
         assert kind == "str" or kind.startswith("link<"), (link.name, kind)
 
 
+@functools.cache
+def creatable(binary_name: str) -> frozenset[str]:
+    """The types `binary_name -device help` lists: those QEMU lets a user create."""
+    done = subprocess.run([require_binary(binary_name), "-device", "help"],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return frozenset(re.findall(r'^name "([^"]+)"', done.stdout, re.M))
+
+
+@pytest.mark.parametrize("type_name", [n for n in DEVICE_TYPES
+                                       if not LIBRARY.devices[n].internal])
+def test_machine_only_is_what_qemu_refuses(type_name: str) -> None:
+    """A type is `machine-only` exactly when no family's binary lists it in `-device help`
+    (QEMU's user_creatable = false): then a spec asking for it is E1430."""
+    listed = any(type_name in creatable(b) for b in BINARIES)
+    assert LIBRARY.devices[type_name].machine_only == (not listed), (
+        f"`{type_name}`: QEMU {'lists' if listed else 'does not list'} it in -device help")
+
+
 # QEMU's integer property types and their ranges.
 _INT_RANGES = {
     "uint8": (0, 0xFF),

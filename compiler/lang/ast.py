@@ -168,6 +168,11 @@ class Multifunction:
 
 
 @attrs.frozen
+class MachineOnly:
+    span: Span = _span
+
+
+@attrs.frozen
 class PropDecl:
     name: Name
     type: TypeExpr
@@ -561,8 +566,8 @@ class Placement:
 
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]
 DeviceStmt = Union[
-    Doc, Plugs, Hotplug, Internal, Multifunction, PropDecl, LinkDecl, BusBlock, Requires,
-    Provides, FdtBlock,
+    Doc, Plugs, Hotplug, Internal, Multifunction, MachineOnly, PropDecl, LinkDecl, BusBlock,
+    Requires, Provides, FdtBlock,
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,

@@ -191,6 +191,8 @@ class DeviceType:
     span: Span = _span
     # every item of its fdt blocks, names checked (`emit/fdt.py` evaluates them)
     fdt_items: tuple[FdtItem, ...] = ()
+    # created only by a machine's board code (QEMU: not user-creatable): never by a spec
+    machine_only: bool = attrs.field(default=False, kw_only=True)
 
     def plugs_into(self, bus_kind: str) -> Plug | None:
         for plug in self.plugs:

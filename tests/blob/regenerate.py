@@ -90,6 +90,10 @@ def main() -> None:
         "option-off-device-kept": (q, lambda x: x["machine"]["options"].update(hpet=False)),
         "invented-machine-device": (q, lambda x: find(x["devices"], "disk0").update(
             origin="machine")),
+        # a type only the machine's board code creates, asked for by a spec (E1430)
+        "machine-only-from-spec": (q, lambda x: find(x["devices"], "lpc")["buses"][0][
+            "devices"].append({"id": "port92b", "type": "port92", "origin": "spec",
+                               "props": {}})),
         "bad-origin": (q, lambda x: find(x["devices"], "disk0").update(origin="magic")),
         "unknown-device-type": (q, lambda x: find(x["devices"], "disk0").update(
             type="virtio-blk-pcx")),

@@ -30,6 +30,7 @@ class DeviceTypes(Part):
         hotplug = self.single(d.body, ast.Hotplug, "hotplug")
         self.single(d.body, ast.Internal, "internal")
         self.single(d.body, ast.Multifunction, "multifunction")
+        self.single(d.body, ast.MachineOnly, "machine-only")
         plugs = [self.bus_kinds.plug(p) for stmt in d.body if isinstance(stmt, ast.Plugs)
                  for p in stmt.plugs]
         props, links = self.props_and_links(d)
@@ -51,6 +52,7 @@ class DeviceTypes(Part):
             hotplug=hotplug.value if hotplug is not None else False,
             internal=any(isinstance(s, ast.Internal) for s in d.body),
             multifunction=any(isinstance(s, ast.Multifunction) for s in d.body),
+            machine_only=any(isinstance(s, ast.MachineOnly) for s in d.body),
             props=props, links=links, buses=buses, requires=requires, provides=provides,
             fdt=fdt, doc=doc.text if doc is not None else "", span=d.name.span,
             fdt_items=fdt_items)
