@@ -160,7 +160,7 @@ def test_requirements_and_cycles() -> None:
                   "machine provides")]
     assert codes(machine(isa=(serial,))) == []
     # a provider that hangs below the device that requires it: a dependency cycle
-    pic = dev("pic", "isa-i8259", props={"iobase": 0x20, "master": True})
+    pic = dev("pic", "isa-i8259", props={"iobase": 0x20, "master": True}, origin="machine")
     loop = tree.Machine(INFO, tree.Bus("main-system-bus", "system", "none", (
         dev("s", "isa-serial", props={"index": 0},
             buses=(tree.Bus("isa.9", "isa", "none", (pic,)),)),)))
