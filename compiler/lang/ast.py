@@ -155,6 +155,7 @@ class Plugs:
 class Hotplug:
     value: bool
     span: Span = _span
+    condition: Expr | None = None  # a machine's bus block only: when it applies
 
 
 @attrs.frozen

@@ -143,6 +143,9 @@ class BusBinding:
     children: tuple[Instance, ...]
     devices: tuple[Instance, ...]
     span: Span = _span
+    # a machine's word on hot-plug onto this bus: (value, condition) of its `hotplug V when
+    # COND`; None: as the device type's bus and the bus kind say
+    hotplug: tuple[bool, Expr | None] | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen

@@ -257,7 +257,8 @@ class _Builder:
         return ast.Plugs(self.build_all(c), self.span(n))
 
     def _hotplug(self, n: Any, c: list[Any]) -> ast.Hotplug:
-        return ast.Hotplug(str(c[0]) == "true", self.span(n))
+        condition = None if len(c) < 2 or c[1] is None else self.build(c[1])
+        return ast.Hotplug(str(c[0]) == "true", self.span(n), condition)
 
     def _internal(self, n: Any, c: list[Any]) -> ast.Internal:
         return ast.Internal(self.span(n))

@@ -27,7 +27,7 @@ class DeviceTypes(Part):
 
     def device_type(self, d: ast.DeviceDecl) -> model.DeviceType:
         doc = self.single(d.body, ast.Doc, "doc")
-        hotplug = self.single(d.body, ast.Hotplug, "hotplug")
+        hotplug = self.plain_hotplug(d.body, "a device type")
         self.single(d.body, ast.Internal, "internal")
         self.single(d.body, ast.Multifunction, "multifunction")
         self.single(d.body, ast.MachineOnly, "machine-only")
@@ -143,7 +143,7 @@ class DeviceTypes(Part):
         space = self.bus_kinds.narrowed(kind.address, b.items, b.kind.text)
         children = tuple(self.instances.instance(i, b.kind.text, space, NO_OPTIONS, set())
                          for i in b.items if isinstance(i, ast.Instance))
-        hotplug = self.single(b.items, ast.Hotplug, "hotplug")
+        hotplug = self.plain_hotplug(b.items, "a device type's `bus` block")
         return model.BusTemplate(kind=b.kind.text, name=name, count=count, address=space,
                                  children=tuple(c for c in children if c is not None),
                                  hotplug=hotplug.value if hotplug is not None else None,

@@ -12,7 +12,7 @@ from compiler.base import notations
 from compiler.base.diagnostics import quote_list
 from compiler.lang import ast, expr, model
 from compiler.lang.resolve.buses import BusKinds
-from compiler.lang.resolve.conditions import Conditions, Options
+from compiler.lang.resolve.conditions import NO_OPTIONS, Conditions, Options
 from compiler.lang.resolve.scope import Part, Scope
 from compiler.lang.resolve.values import Values
 
@@ -84,8 +84,17 @@ class Instances(Part):
             self.diags.error("E0505", f"`{dtype.name}` provides no `{b.kind.text}` bus",
                              b.kind.span, notes=[provided_buses_note(dtype)])
             return []
+        hotplug = None
+        # machines resolve their instances with their own `Options`; device types' children
+        # with NO_OPTIONS, and their buses' hot-plug is the type's word
+        in_machine = options is not NO_OPTIONS
+        said = self.single(b.items, ast.Hotplug, "hotplug") if in_machine else None
+        if said is not None:
+            # a machine's bus block: `hotplug V [when COND]` over the machine's options
+            hotplug = (said.value, None if said.condition is None else
+                       self.conditions.condition(said.condition, options))
         for stmt in b.items:
-            if isinstance(stmt, ast.Hotplug):
+            if isinstance(stmt, ast.Hotplug) and not in_machine:
                 # the allocator reads `hotplug` from the device type's bus and the bus kind
                 # only; a device's own bus block cannot change it
                 self.diags.error("E0902", "`hotplug` is not supported in a device's `bus` "
@@ -105,7 +114,8 @@ class Instances(Part):
         names = [name.format(n=n, id=qemu_id) for n in range(count)]
         return [model.BusBinding(kind=b.kind.text, name=n, address=space,
                                  children=template.children,
-                                 devices=devices if k == 0 else (), span=b.span)
+                                 devices=devices if k == 0 else (), span=b.span,
+                                 hotplug=hotplug)
                 for k, n in enumerate(names)]
 
 
