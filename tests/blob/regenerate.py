@@ -138,7 +138,7 @@ def main() -> None:
         "number-too-long": (q, lambda x: x["memory"].update(size=10 ** 44)),
         # -global: a prop the stdlib declares for a known type; the devices' props show it
         "global-unknown-prop": (q, lambda x: x.update(globals={"ICH9-LPC.disable_s5": 1})),
-        "global-unknown-type": (q, lambda x: x.update(globals={"PIIX4_PM.disable_s3": 1})),
+        "global-unknown-type": (q, lambda x: x.update(globals={"PIIX9_PM.disable_s3": 1})),
         "global-not-in-props": (q, lambda x: x.update(globals={"ICH9-LPC.disable_s3": 1})),
         # a machine option that names a backend (`pflash0=NODE`) names one of its kind
         "option-names-no-backend": (q, lambda x: with_flash(x, "code")),
