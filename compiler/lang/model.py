@@ -37,6 +37,10 @@ def is_multicast_mac(text: str) -> bool:
     return bool(int(text[:2], 16) & 1)
 
 
+# the most values of a bounded int that lint enumerates (u8 and wider are not enumerated)
+DOMAIN_LIMIT = 64
+
+
 @attrs.frozen
 class ValueType:
     """The type of a property or option: bool, int (with bounds), str, mac, size, enum."""
@@ -87,11 +91,15 @@ class ValueType:
         return value if value is not None and self.check(value) else None
 
     def domain(self) -> tuple[Scalar, ...] | None:
-        """All values, for the finite types lint enumerates."""
+        """All values, for the finite types lint enumerates: bool, enum, and an int whose
+        bounds hold at most `DOMAIN_LIMIT` values (`int(2..3)`, arm virt's gic-version)."""
         if self.kind == "bool":
             return (False, True)
         if self.kind == "enum":
             return self.members
+        if (self.kind == "int" and self.lo is not None and self.hi is not None
+                and self.hi - self.lo < DOMAIN_LIMIT):
+            return tuple(range(self.lo, self.hi + 1))
         return None
 
 

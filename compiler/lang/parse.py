@@ -528,7 +528,13 @@ class _Builder:
         return ast.NamedType(self.name(c[0]), self.span(n))
 
     def _enum_type(self, n: Any, c: list[Any]) -> ast.EnumType:
-        return ast.EnumType(tuple(self.name(t) for t in c), self.span(n))
+        return ast.EnumType(tuple(self.member(t) for t in c), self.span(n))
+
+    def member(self, t: Any) -> ast.Name:
+        """An enum member as written: a NAME, or a STRING (its text, unquoted)."""
+        if t.type == "STRING":
+            return ast.Name(self.string(t), self.span(t))
+        return self.name(t)
 
     def _ranged_type(self, n: Any, c: list[Any]) -> ast.RangedType:
         return ast.RangedType(self.name(c[0]), self.build(c[1]), self.span(n))
