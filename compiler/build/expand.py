@@ -86,7 +86,8 @@ def _device(inst: model.Instance, env: expr.Env, prefix: str, notation: str,
                  hotplug=_hotplug(b, env))
         for b in inst.buses)
     addr = None if inst.address is None else notations.Address(notation, inst.address)
-    return tree.Device(device_id, inst.type, "machine", addr, tuple(sorted(inst.props)), (),
+    props = (*inst.props, *((name, expr.evaluate(e, env)) for name, e in inst.computed))
+    return tree.Device(device_id, inst.type, "machine", addr, tuple(sorted(props)), (),
                        buses, tree.Provenance(reason, inst.span))
 
 

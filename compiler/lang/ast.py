@@ -391,7 +391,7 @@ class FdtBlock:
 @attrs.frozen
 class PropSet:
     name: Name
-    value: Value
+    value: Value | Expr  # an Expr: written `(EXPR)`, computed when the machine is built
     span: Span = _span
 
 

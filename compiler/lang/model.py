@@ -167,6 +167,8 @@ class Instance:
     props: tuple[tuple[str, Scalar], ...]
     buses: tuple[BusBinding, ...]
     span: Span = _span
+    # props written `NAME = (EXPR)`: evaluated over the options and facts at expand
+    computed: tuple[tuple[str, Expr], ...] = attrs.field(default=(), kw_only=True)
 
 
 @attrs.frozen

@@ -16,6 +16,10 @@ from compiler.lang.resolve.conditions import NO_OPTIONS, Conditions, Options
 from compiler.lang.resolve.scope import Part, Scope
 from compiler.lang.resolve.values import Values
 
+# the kinds of value an expression gives, and the prop types each may set
+SETS: Mapping[str, tuple[str, ...]] = {
+    "bool": ("bool",), "int": ("int", "size"), "str": ("str", "enum", "mac")}
+
 
 class Instances(Part):
     def __init__(self, scope: Scope, values: Values, conditions: Conditions,
@@ -44,6 +48,7 @@ class Instances(Part):
                                      help=str(exc))
         condition = None if i.condition is None else self.conditions.condition(i.condition, options)
         props: list[tuple[str, expr.Scalar]] = []
+        computed: list[tuple[str, expr.Expr]] = []
         buses: list[model.BusBinding] = []
         for stmt in i.body:
             if isinstance(stmt, ast.PropSet):
@@ -53,7 +58,11 @@ class Instances(Part):
                     self.unknown("E0207", "property", stmt.name, dtype.props,
                                  of=f"of `{dtype.name}`",
                                  empty=f"`{dtype.name}` has no properties")
-                elif spec is not None:
+                elif spec is not None and not isinstance(stmt.value, ast.Value):
+                    e = self.computed(stmt, spec, options)
+                    if e is not None:
+                        computed.append((stmt.name.text, e))
+                elif spec is not None and isinstance(stmt.value, ast.Value):
                     v = self.values.typed_value(stmt.value, spec.type, f"`{stmt.name.text}`")
                     if v is not None:
                         props.append((stmt.name.text, v))
@@ -67,7 +76,27 @@ class Instances(Part):
                 if t.kind not in bound:
                     buses.extend(self.template_buses(t, iid))
         return model.Instance(id=iid, type=i.type.text, address=address, condition=condition,
-                              props=tuple(props), buses=tuple(buses), span=i.span)
+                              props=tuple(props), buses=tuple(buses), span=i.span,
+                              computed=tuple(computed))
+
+    def computed(self, stmt: ast.PropSet, spec: model.PropSpec,
+                 options: Options) -> expr.Expr | None:
+        """`NAME = (EXPR)`: typed over the machine's options and facts; its kind must be one
+        the prop takes (E0173). A device type's child has no options to read."""
+        assert not isinstance(stmt.value, ast.Value)
+        e, rtype = self.conditions.typed_expr(stmt.value, options)
+        if rtype is None:
+            return None  # an unknown name, reported
+        kind = "str" if rtype.kind == "enum" else rtype.kind
+        if spec.type.kind not in SETS.get(kind, ()):
+            self.diags.error("E0173", f"`{stmt.name.text}` is {spec.type.describe()}, but "
+                             f"this expression gives {rtype.describe()}", stmt.value.span,
+                             notes=[f"`({'…'})` is computed from the machine's options and "
+                                    "the spec's facts when the machine is built"],
+                             help="compute a value of the prop's type, e.g. `(cpus.count)` "
+                             "for an integer, `(secure)` for a bool option")
+            return None
+        return e
 
     def template_buses(self, t: model.BusTemplate, qemu_id: str) -> list[model.BusBinding]:
         return [model.BusBinding(kind=t.kind, name=name, address=t.address,

@@ -1,0 +1,29 @@
+"""Instance props written `NAME = (EXPR)` are computed when the machine is built, from its
+options and the spec's facts (tests/lang/good/prop-expression-ok.machine); a wrong-typed
+one is E0173 (tests/lang/bad/prop-expression-wrong-type.machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler import driver
+from compiler.build import expand
+from compiler.lang import expr
+
+CASE = Path(__file__).resolve().parent / "lang" / "good" / "prop-expression-ok.machine"
+
+
+def gic_props(options: dict[str, expr.Scalar], count: int) -> dict[str, object]:
+    library = driver.lint([CASE])
+    m = library.machines["t-prop-expression"]
+    env = expr.Env({**{n: o.default for n, o in m.options.items()}, **options},
+                   facts={"cpus.count": count})
+    (gic,) = expand.machine_devices(m, env)
+    return dict(gic.props)
+
+
+def test_props_follow_options_and_facts() -> None:
+    assert gic_props({}, 4) == {"num-cpu": 4, "has-security-extensions": False,
+                                "revision": 3}
+    assert gic_props({"secure": True, "gic-version": 2}, 1) == {
+        "num-cpu": 1, "has-security-extensions": True, "revision": 2}
