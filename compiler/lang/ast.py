@@ -405,6 +405,15 @@ class Instance:
     condition: Expr | None
     body: tuple[PropSet | BusBlock, ...]
     span: Span = _span
+    loop: InstFor | None = None  # `for I in LO..HI`: one instance per value
+
+
+@attrs.frozen
+class InstFor:
+    var: Name
+    lo: int
+    hi: int
+    span: Span = _span
 
 
 @attrs.frozen

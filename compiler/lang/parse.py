@@ -450,9 +450,13 @@ class _Builder:
                             self.span(n))
 
     def _instance(self, n: Any, c: list[Any]) -> ast.Instance:
-        condition = None if c[3] is None else self.build(c[3])
+        loop = None if c[3] is None else self.build(c[3])
+        condition = None if c[4] is None else self.build(c[4])
         return ast.Instance(self.opt_name(c[0]), self.name(c[1]), self.opt_name(c[2]),
-                            condition, self.build_all(c[4:]), self.span(n))
+                            condition, self.build_all(c[5:]), self.span(n), loop)
+
+    def _inst_for(self, n: Any, c: list[Any]) -> ast.InstFor:
+        return ast.InstFor(self.name(c[0]), parse_int(c[1]), parse_int(c[2]), self.span(n))
 
     def _prop_set(self, n: Any, c: list[Any]) -> ast.PropSet:
         return ast.PropSet(self.name(c[0]), self.build(c[1]), self.span(n))

@@ -141,8 +141,9 @@ class DeviceTypes(Part):
             self.diags.error("E0901", f"`count {count}` needs `{{n}}` in the bus name",
                              b.name_span or b.span)
         space = self.bus_kinds.narrowed(kind.address, b.items, b.kind.text)
-        children = tuple(self.instances.instance(i, b.kind.text, space, NO_OPTIONS, set())
-                         for i in b.items if isinstance(i, ast.Instance))
+        children = tuple(self.instances.instance(u, b.kind.text, space, NO_OPTIONS, set())
+                         for i in b.items if isinstance(i, ast.Instance)
+                         for u in self.instances.unrolled(i))
         hotplug = self.plain_hotplug(b.items, "a device type's `bus` block")
         return model.BusTemplate(kind=b.kind.text, name=name, count=count, address=space,
                                  children=tuple(c for c in children if c is not None),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
+
 from compiler.base import notations
 from compiler.base.diagnostics import quote_list
 from compiler.lang import ast, expr, model
@@ -19,6 +21,10 @@ from compiler.lang.resolve.values import Values
 # the kinds of value an expression gives, and the prop types each may set
 SETS: Mapping[str, tuple[str, ...]] = {
     "bool": ("bool",), "int": ("int", "size"), "str": ("str", "enum", "mac")}
+
+
+# the most instances one `for` stands for
+LOOP_LIMIT = 256
 
 
 class Instances(Part):
@@ -98,6 +104,33 @@ class Instances(Part):
             return None
         return e
 
+    def unrolled(self, i: ast.Instance) -> list[ast.Instance]:
+        """`ID: TYPE for I in LO..HI { … }` as the instances it stands for: ids ID{LO}…ID{HI},
+        `{I}` in their bus names replaced by the value; E0174 for a loop that cannot be."""
+        if i.loop is None:
+            return [i]
+        loop = i.loop
+        bad = None
+        if i.address is not None:
+            bad = "an instance with a fixed address (`at …`) cannot be repeated"
+        elif not 1 <= loop.hi - loop.lo + 1 <= LOOP_LIMIT:
+            bad = f"a loop takes 1 to {LOOP_LIMIT} values, not {loop.lo}..{loop.hi}"
+        if bad is not None:
+            self.diags.error("E0174", bad, loop.span,
+                             help="give each instance its own address, or loop over a "
+                             "range such as `for i in 0..31`")
+            return [attrs.evolve(i, loop=None)]
+        base = i.id.text if i.id is not None else i.type.text
+        hole = "{" + loop.var.text + "}"
+        out = []
+        for k in range(loop.lo, loop.hi + 1):
+            body = tuple(attrs.evolve(s, name=s.name.replace(hole, str(k)))
+                         if isinstance(s, ast.BusBlock) and s.name is not None else s
+                         for s in i.body)
+            out.append(attrs.evolve(i, id=ast.Name(f"{base}{k}", (i.id or i.type).span),
+                                    body=body, loop=None))
+        return out
+
     def template_buses(self, t: model.BusTemplate, qemu_id: str) -> list[model.BusBinding]:
         return [model.BusBinding(kind=t.kind, name=name, address=t.address,
                                  children=t.children, devices=(), span=t.span)
@@ -138,8 +171,9 @@ class Instances(Part):
             name = self.bus_kinds.bus_name(b.name, b.name_span or b.span) or ""
         count = b.count or template.count
         space = self.bus_kinds.narrowed(template.address, b.items, b.kind.text)
-        devices = tuple(x for x in (self.instance(i, b.kind.text, space, options, ids)
-                                    for i in b.items if isinstance(i, ast.Instance)) if x)
+        devices = tuple(x for x in (self.instance(u, b.kind.text, space, options, ids)
+                                    for i in b.items if isinstance(i, ast.Instance)
+                                    for u in self.unrolled(i)) if x)
         names = [name.format(n=n, id=qemu_id) for n in range(count)]
         return [model.BusBinding(kind=b.kind.text, name=n, address=space,
                                  children=template.children,
