@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from compiler.qemu import release_diff
     from compiler.qemu import verify as verify_
     from compiler.qemu.extract import build as extract_
+    from compiler.spec import loose as loose_
 
 
 def lint(paths: Sequence[Path]) -> model.Library:
@@ -37,6 +38,15 @@ def lint(paths: Sequence[Path]) -> model.Library:
     library = resolve.resolve(modules, diags)
     if not diags.has_errors:
         schema_checks.run_all(library, diags)
+    if not diags.has_errors:
+        from compiler.ops import fdt_lint
+
+        # every machine of the files asked about (all shipped ones by default): its device
+        # tree under each option value lint can enumerate, and with its spec's kinds
+        asked = {p.resolve() for p in paths} if paths else set(shipped_files)
+        fdt_lint.check([m for m in library.machines.values()
+                        if Path(m.span.source.path).resolve() in asked], library,
+                       compile_loose, diags)
     diags.check()
     cache.record_lint_clean(paths, modules, [*shipped_files, *resolve.use_targets(modules)],
                             shipped, cache.answers(resolve.shipped_questions()))
@@ -130,12 +140,17 @@ def compile_spec(path: Path, policy: Policy = DEFAULT) -> tree.Machine:
     """Loose spec → precise machine: load, find the schema, read the machine-wide part and
     check the schema's rules, plan the devices, address them, validate, hold to the
     policy."""
-    from compiler.build import allocate, confine, machine_spec, plan, validate
     from compiler.spec import loose
 
+    return compile_loose(loose.load(path), resolve.load_library(), policy)
+
+
+def compile_loose(spec: loose_.LooseSpec, library: model.Library,
+                  policy: Policy = DEFAULT) -> tree.Machine:
+    """A loaded loose spec → precise machine (`compile_spec`'s stages after loading)."""
+    from compiler.build import allocate, confine, machine_spec, plan, validate
+
     diags = Collector()
-    spec = loose.load(path)
-    library = resolve.load_library()
     machine_value = spec.top["machine"]
     schema = library.machine_or_error(str(machine_value.value), machine_value.span, diags)
     whole = machine_spec.machine_spec(spec, schema, diags)

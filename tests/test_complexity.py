@@ -17,7 +17,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from qemu_support import families
+from qemu_support import families, library, schema
 
 from compiler import driver
 from compiler.base.source import SourceFile
@@ -27,8 +27,19 @@ from compiler.emit import blob
 from compiler.lang import resolve
 
 PAIRS = [(64, 256), (256, 1024)]
-# every shipped machine family (tests/qemu_support.py)
-MACHINES = tuple(families())
+# every shipped machine family (tests/qemu_support.py) that can hold 1024 PCI devices: one
+# whose placement adds ports and bridges (q35), or that a `provide` rule gives another PCI
+# bus from outside PCI (pseries' PHBs). pc-i440fx has neither: its pci.0 holds 29 functions
+# (E1202 past that), which mschema cannot overflow into bridges yet.
+def grows(family: str) -> bool:
+    m = schema(family)
+    lib = library()
+    return m.placement.port_device is not None or any(
+        not any(pl.bus == kind for pl in lib.devices[p.device].plugs)
+        for kind, p in m.providers.items() if lib.buses[kind].address.notation == "pci")
+
+
+MACHINES = tuple(f for f in families() if grows(f))
 GROWTH = 4.5  # 4× the devices: at most this much more work (linear, with slack)
 
 

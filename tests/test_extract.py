@@ -558,11 +558,11 @@ def test_extract_writes_a_file(tmp_path: Path) -> None:
 
 def test_machine_type_without_schema(tmp_path: Path) -> None:
     # a machine type no schema describes, run by the binary of one that is
-    argv = [require_binary(binary_of("pc-q35-7.2")), "-machine", "pc-i440fx-7.2", "-nodefaults"]
+    argv = [require_binary(binary_of("pc-q35-7.2")), "-machine", "isapc", "-nodefaults"]
     with running(argv) as sock:
         out = mschema("extract", "--qmp", sock, "-o", str(tmp_path / "vm.json"))
     assert (out.returncode, codes_of(out.stderr)) == (1, ["E1713"]), out.stderr
-    assert "`pc-i440fx-7.2`" in out.stderr and "`pc-q35-2.10`" in out.stderr  # first listed
+    assert "`isapc`, which no schema describes" in out.stderr
     assert not (tmp_path / "vm.json").exists()
 
 

@@ -8,14 +8,16 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from corpus_support import codes_of
-from qemu_support import require_binary
+from qemu_support import families, require_binary, schema
 from vm_support import compare, make_host_files, runnable_argv
 
+from compiler.lang import model
 from compiler.qemu import process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,81 @@ CASES = {
     "pseries": ('machine = "pseries"\n[[disk]]\nfile = "d0.raw"\n',
                 '[[disk]]\nfile = "hot.raw"\n[[nic]]\nmodel = "virtio"\n'),
 }
+# every other family (from the schemas): a disk, then a hot-plugged nic of its default model
+CASES.update({family: (f'machine = "{family}"\n[[disk]]\nfile = "d0.raw"\n', "[[nic]]\n")
+              for family in families() if not any(
+                  spec.startswith(f'machine = "{family}"') for spec, _f in CASES.values())})
+
+
+def closed_buses() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """From the schemas: (family, bus, kind, options) for each bus of a family's newest
+    machine that its `hotplug false when COND` closes, with the first option values (of
+    those COND reads, bool and enum ones enumerated) that close it."""
+    import itertools
+
+    from compiler.lang import expr
+
+    found = []
+    for family in families():
+        m = schema(family)
+
+        def walk(instances: tuple[model.Instance, ...]) -> Iterator[model.BusBinding]:
+            for inst in instances:
+                for b in inst.buses:
+                    yield b
+                    yield from walk(b.devices)
+
+        for b in walk(m.devices):
+            if b.hotplug is None or b.hotplug[1] is None:
+                continue
+            value, condition = b.hotplug
+            names = sorted(set(expr.options_in(condition)))
+            domains = [m.options[n].type.domain() or (m.options[n].default,) for n in names]
+            for combo in itertools.product(*domains):
+                chosen = dict(zip(names, combo, strict=True))
+                options = {n: o.default for n, o in m.options.items()} | chosen
+                holds = expr.holds(condition, expr.Env(options))
+                if (value if holds else not value) is False:
+                    found.append((family, b.name, b.kind, chosen))
+                    break
+    return found
+
+
+@pytest.mark.parametrize("family, bus, kind, options", closed_buses(),
+                         ids=lambda v: str(v) if isinstance(v, str) else None)
+def test_a_bus_the_schema_closes_to_hotplug_is_closed_in_qemu(
+        family: str, bus: str, kind: str, options: dict[str, Any], tmp_path: Path) -> None:
+    """pc-i440fx with acpi=off: `mschema hotplug` refuses a nic (E1804, naming the bus),
+    and QEMU started from the same blob refuses `device_add` onto that bus."""
+    text = "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
+    (tmp_path / "vm.toml").write_text(f'machine = "{family}"\n[options]\n{text}')
+    (tmp_path / "add.toml").write_text("[[nic]]\n")
+    ok(mschema("compile", "vm.toml", "--emit", "json", "-o", "vm.json", cwd=tmp_path))
+    refused = mschema("hotplug", "vm.json", "--add", "add.toml", cwd=tmp_path)
+    assert refused.returncode == 1 and codes_of(refused.stderr) == ["E1804"], refused.stderr
+    assert f"`{bus}`" in refused.stderr
+    # QEMU agrees: the nic's type onto that bus is refused at run time
+    argv = json.loads(ok(mschema("compile", "vm.json", "--emit", "argv", cwd=tmp_path)))
+    nic = schema(family).implementations["nic"]
+    driver = nic.cases[nic.default]
+    require_binary(argv[0])
+    with pytest.raises(process.QemuError, match="does not support hotplugging"):
+        process.query([*runnable_argv(argv, str(tmp_path)), "-accel", "tcg"], hmp=[],
+                      qmp=[("device_add", {"driver": driver, "id": "hot0", "bus": bus})])
+
+
+def test_every_conditional_hotplug_has_a_case() -> None:
+    """Each `hotplug V when COND` of a family's newest machine closes its bus under some
+    option values lint can enumerate, so the test above runs it in QEMU."""
+    def conditional(instances: tuple[model.Instance, ...]) -> Iterator[str]:
+        for inst in instances:
+            for b in inst.buses:
+                if b.hotplug is not None and b.hotplug[1] is not None:
+                    yield b.name
+                yield from conditional(b.devices)
+
+    declared = sorted((f, n) for f in families() for n in conditional(schema(f).devices))
+    assert declared == sorted((f, b) for f, b, _k, _o in closed_buses())
 
 
 def start_and_apply(blob: dict[str, Any], argv: list[str], commands: list[dict[str, Any]],

@@ -64,3 +64,22 @@ def test_lint_each_shipped_file(path: str,
     findings = json.loads(each_file_linted.stdout or "null")
     assert isinstance(findings, list), each_file_linted.stderr
     assert [d for d in findings if d["path"] == path] == []
+
+
+def test_the_fdt_sweep_is_not_vacuous() -> None:
+    """Lint's device-tree sweep (compiler/ops/fdt_lint.py) builds, for every shipped machine,
+    a spec holding one device of each `implement` case: it compiles (else the sweep would
+    try nothing), and holds more devices than the bare machine."""
+    from compiler import driver
+    from compiler.build import expand, tree
+    from compiler.lang.resolve import load_library
+    from compiler.ops import fdt_lint
+
+    library = load_library()
+    for m in library.machines.values():
+        specs = list(fdt_lint._specs(m))
+        built = [fdt_lint._compiled(s, library, driver.compile_loose) for s in specs]
+        assert all(b is not None for b in built), (m.name, specs)
+        bare = sum(1 for _ in tree.walk(expand.show(m, dict(next(fdt_lint.option_sets(m))))
+                                        .root))
+        assert all(sum(1 for _ in tree.walk(b.root)) > bare for b in built if b), m.name

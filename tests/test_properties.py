@@ -57,7 +57,40 @@ def limit(family: str, kind: str) -> int | None:
 CHOICES = {family: choices(family) for family in families()}
 LIMITS = {(family, kind): n for family in CHOICES for kind in CHOICES[family]
           if (n := limit(family, kind)) is not None}
-SATA_PORTS = 6  # q35's ich9-ahci
+
+
+def fixed_places(family: str) -> dict[str, int]:
+    """Bus kind → how many devices the machine's own buses of that kind hold, for the kinds
+    no `provide` rule extends (q35's six SATA ports, i440fx's four IDE units and two floppy
+    drives), from the schema: items beyond are refused by the compiler, not drawn here."""
+    from compiler.build import expand
+    from compiler.build.tree import walk
+
+    m = schema(family)
+    shown = expand.show(m, {n: o.default for n, o in m.options.items()})
+    out: dict[str, int] = {}
+    for _bus, d, _n in walk(shown.root):
+        for b in d.buses:
+            if b.kind in m.providers:
+                continue
+            t = library().devices[d.type]
+            space = next((tb.address for tb in t.buses if tb.kind == b.kind),
+                         library().buses[b.kind].address)
+            places = 1
+            for _field, ranges in space.fields:
+                places *= sum(r.hi - r.lo + 1 for r in ranges)
+            if space.fields:
+                out[b.kind] = out.get(b.kind, 0) + places
+    return out
+
+
+FIXED = {family: fixed_places(family) for family in families()}
+
+
+def plugs_of(family: str, kind: str, fields: dict[str, Any]) -> set[str]:
+    impl = schema(family).implementations[kind]
+    return {p.bus for p in library().devices[
+        impl.cases[fields.get(impl.key, impl.default)]].plugs}
 
 
 @st.composite
@@ -65,13 +98,15 @@ def items(draw: st.DrawFn, machine: str, max_items: int) -> list[tuple[str, dict
     kinds = CHOICES[machine]
     chosen = draw(st.lists(st.sampled_from(sorted(kinds)), max_size=max_items))
     result = []
-    sata = 0
+    used: dict[str, int] = {}
     per_kind: dict[str, int] = {}
     for kind in chosen:
         fields = dict(draw(st.sampled_from(kinds[kind])))
-        if fields.get("interface") == "sata":
-            sata += 1
-            if sata > SATA_PORTS:
+        plugs = plugs_of(machine, kind, fields)
+        if plugs and plugs <= set(FIXED[machine]):  # only onto the machine's fixed buses
+            (bus,) = sorted(plugs)[:1]
+            used[bus] = used.get(bus, 0) + 1
+            if used[bus] > FIXED[machine][bus]:
                 continue
         per_kind[kind] = per_kind.get(kind, 0) + 1
         if per_kind[kind] > LIMITS.get((machine, kind), max_items):

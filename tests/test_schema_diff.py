@@ -90,7 +90,7 @@ def test_unknown_machine_is_exit_2() -> None:
     done = run("pc-q35-1.0", "pc-q35-7.2")
     assert done.returncode == 2 and done.stdout == ""
     assert "error[E0204]: unknown machine `pc-q35-1.0`" in done.stderr
-    assert "`pc-q35-4.0`" in done.stderr  # the note lists the versions (the first, by name)
+    assert "= note: expected one of `" in done.stderr  # the note lists the machines
     done = run("pc-q35-7.2")
     assert done.returncode == 2 and "usage:" in done.stderr
 

@@ -46,7 +46,7 @@ from compiler import driver
 from compiler.base import backends
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
-from compiler.lang import model
+from compiler.lang import expr, model
 from compiler.lang.resolve import load_library
 from compiler.qemu import compare, fdt_check, process
 from compiler.qemu.compare import qtree_value
@@ -112,6 +112,40 @@ CASES = [
 # QEMU's own machine type of that version (tests/qemu_support.py reads them from the schemas)
 CASES += [(v, tcg_options(v)) for vs in VERSIONS.values() for v in vs[1:]
           if not any(m == v for m, _o in CASES)]
+
+
+def _option_text(value: object) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
+def option_cases() -> list[tuple[str, tuple[str, ...]]]:
+    """From the schemas, for every family's newest version: bare, and each value other than
+    the default of every option its devices' `when` (or a bus's `hotplug when`) reads and
+    lint can enumerate (bool, enum). A new family is compared with QEMU this way with no
+    edit here; the hand-written cases above add combinations."""
+    def read(instances: tuple[model.Instance, ...]) -> Iterator[str]:
+        for inst in instances:
+            if inst.condition is not None:
+                yield from expr.options_in(inst.condition)
+            for b in inst.buses:
+                if b.hotplug is not None and b.hotplug[1] is not None:
+                    yield from expr.options_in(b.hotplug[1])
+                yield from read(b.devices)
+
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for family in VERSIONS:
+        m = load_library().machine(family)
+        assert m is not None
+        out.append((family, ()))
+        for name in sorted(set(read(m.devices))):
+            spec = m.options[name]
+            for value in spec.type.domain() or ():
+                if value != spec.default:
+                    out.append((family, (f"{name}={_option_text(value)}",)))
+    return out
+
+
+CASES += [c for c in option_cases() if c not in CASES]
 
 Scalar = bool | int | str
 # Prop values are kept as JSON text, so that `true` never equals `1`.

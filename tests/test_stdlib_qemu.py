@@ -123,6 +123,24 @@ def test_declared_names_exist_in_qemu(type_name: str) -> None:
         assert kind == "str" or kind.startswith("link<"), (link.name, kind)
 
 
+@functools.cache
+def creatable(binary_name: str) -> frozenset[str]:
+    """The types `binary_name -device help` lists: those QEMU lets a user create."""
+    done = subprocess.run([require_binary(binary_name), "-device", "help"],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return frozenset(re.findall(r'^name "([^"]+)"', done.stdout, re.M))
+
+
+@pytest.mark.parametrize("type_name", [n for n in DEVICE_TYPES
+                                       if not LIBRARY.devices[n].internal])
+def test_machine_only_is_what_qemu_refuses(type_name: str) -> None:
+    """A type is `machine-only` exactly when no family's binary lists it in `-device help`
+    (QEMU's user_creatable = false): then a spec asking for it is E1430."""
+    listed = any(type_name in creatable(b) for b in BINARIES)
+    assert LIBRARY.devices[type_name].machine_only == (not listed), (
+        f"`{type_name}`: QEMU {'lists' if listed else 'does not list'} it in -device help")
+
+
 # QEMU's integer property types and their ranges.
 _INT_RANGES = {
     "uint8": (0, 0xFF),
@@ -423,10 +441,35 @@ CASES = [
     ),
 ]
 
-# Created only by the machine itself (no -device); test_show_qemu compares their buses.
-# Their bus-less siblings in pc.mschema / spapr.mschema (mch, isa-pit, spapr-nvram, …) are
-# likewise left to test_show_qemu.
-MACHINE_ONLY = {"q35-pcihost", "ICH9-LPC", "ICH9-SMB", "spapr-vio-bridge"}
+# Created only by the machine itself (`machine-only`, no -device); test_show_qemu compares
+# their buses, and those of their bus-less siblings (mch, isa-pit, spapr-nvram, …).
+MACHINE_ONLY = {name for name, t in LIBRARY.devices.items() if t.machine_only}
+
+
+def child_types_of(type_name: str) -> set[str]:
+    """The types declared below `type_name`, recursively."""
+    out: set[str] = set()
+    for template in LIBRARY.devices[type_name].buses:
+        for child in template.children:
+            out.add(child.type)
+            if child.type in LIBRARY.devices:
+                out |= child_types_of(child.type)
+    return out
+
+
+def _plain_case(type_name: str) -> Case:
+    """A type with buses and no backend link it needs: `-device TYPE,id=dev0` on the first
+    family binary whose `-device help` lists it (pc-i440fx's piix3-ide)."""
+    binary = next((b for b in BINARIES if type_name in creatable(b)), X86)
+    return case(type_name, binary, "-device", f"{type_name},id=dev0")
+
+
+# every other type with buses that needs no backend: found in the stdlib, no row needed
+CASES += [_plain_case(name) for name, t in sorted(LIBRARY.devices.items())
+          if t.buses and not t.machine_only and not t.internal
+          and not any(not link.optional for link in t.links.values())
+          and name not in {c.type for c in CASES}
+          and name not in {ct for c in CASES for ct in child_types_of(c.type)}]
 
 
 def child_types(type_name: str) -> Iterator[str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 import pytest
 from corpus_support import codes_of
-from qemu_support import binary_of, case_family, has_dumpdtb, require_binary
+from qemu_support import binary_of, case_family, families, has_dumpdtb, require_binary
 from vm_support import read_argv_golden
 
 from compiler import driver
@@ -68,7 +68,16 @@ def machine_of(case: str) -> str:
 # Agreeing
 
 
-@pytest.mark.parametrize("case", ["q35-full", "pseries-full"])
+# each family's `…-full` golden case (by name, tests/qemu_support.py): a new family's is
+# verified with no edit here
+FULL_CASES = sorted(p.stem for p in VM.glob("*-full.toml") if case_family(p.stem))
+
+
+def test_every_family_has_a_full_case() -> None:
+    assert sorted({case_family(c) for c in FULL_CASES}) == sorted(families())
+
+
+@pytest.mark.parametrize("case", FULL_CASES)
 def test_a_spec_agrees(case: str, tmp_path: Path) -> None:
     require_binary(binary_of(machine_of(case)))
     backing_files(case, tmp_path)

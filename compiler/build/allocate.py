@@ -57,8 +57,8 @@ class Allocator:
             self._attach(d, bus, None if d.addr is None else d.addr.value)
             for b in d.buses:
                 space = self._space_of(d.type, b.kind, b.notation)
-                key = self.placed.add_bus(Bus(b.name, b.kind, space, d.id,
-                                              hotplug=self._hotplug_of(d.type, b.kind)))
+                hotplug = self._hotplug_of(d.type, b.kind) if b.hotplug is None else b.hotplug
+                key = self.placed.add_bus(Bus(b.name, b.kind, space, d.id, hotplug=hotplug))
                 self.add_machine(b.devices, key)
 
     def _hotplug_of(self, dtype: str, kind: str) -> bool:

@@ -82,11 +82,22 @@ def _device(inst: model.Instance, env: expr.Env, prefix: str, notation: str,
     buses = tuple(
         tree.Bus(b.name, b.kind, b.address.notation, tuple(
             _instances(b.children, env, device_id, b.address.notation, reason)
-            + _instances(b.devices, env, "", b.address.notation, reason)))
+            + _instances(b.devices, env, "", b.address.notation, reason)),
+                 hotplug=_hotplug(b, env))
         for b in inst.buses)
     addr = None if inst.address is None else notations.Address(notation, inst.address)
-    return tree.Device(device_id, inst.type, "machine", addr, tuple(sorted(inst.props)), (),
+    props = (*inst.props, *((name, expr.evaluate(e, env)) for name, e in inst.computed))
+    return tree.Device(device_id, inst.type, "machine", addr, tuple(sorted(props)), (),
                        buses, tree.Provenance(reason, inst.span))
+
+
+def _hotplug(b: model.BusBinding, env: expr.Env) -> bool | None:
+    """The machine's `hotplug V when COND` on bus `b` under these options: V where COND
+    holds, else the opposite; None where the machine says nothing."""
+    if b.hotplug is None:
+        return None
+    value, condition = b.hotplug
+    return value if expr.holds(condition, env) else not value
 
 
 def machine_info(schema: model.MachineSchema,

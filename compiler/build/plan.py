@@ -252,8 +252,9 @@ def _item(schema: model.MachineSchema, library: model.Library, item: Item, ident
         tv = item.fields["type"]
         dtype_ = library.devices.get(dtype_name)
         if dtype_ is None:
-            # what a spec can add: neither internal nor a platform device on the root bus
-            creatable = [n for n, t in library.devices.items() if not t.internal
+            # what a spec can add: neither internal nor machine-only nor on the root bus
+            creatable = [n for n, t in library.devices.items()
+                         if not t.internal and not t.machine_only
                          and any(p.bus != "system" for p in t.plugs)]
             diags.error("E0202", f"unknown device type `{dtype_name}`", tv.span,
                         notes=[f"expected one of {quote_list(creatable, 20)}"],

@@ -37,6 +37,10 @@ class Bus:
     kind: str
     notation: str
     devices: tuple[Device, ...] = ()
+    # the machine's word, under its options, on hot-plug onto this bus (its schema's
+    # `hotplug V when COND`); None: as the device type and bus kind say. Not part of the
+    # blob: it follows from the machine and its options, which the blob holds
+    hotplug: bool | None = attrs.field(default=None, eq=False, kw_only=True)
 
 
 @attrs.frozen

@@ -190,6 +190,27 @@ def props_declared(ctx: Context, diags: Collector) -> None:
                             notes=[_rule("props-declared")])
 
 
+@check("machine-only", "E1430", "a device type only machines create is not added by a spec",
+       needs=["known-type"])
+def machine_only(ctx: Context, diags: Collector) -> None:
+    for p in ctx.placed:
+        t = ctx.type(p.device)
+        if t is not None and t.machine_only and p.device.origin != "machine":
+            made = sorted({m.family for m in ctx.library.machines.values()
+                           if _creates(m.devices, t.name)})
+            diags.error("E1430", f"`{t.name}` is created only by a machine's board code",
+                        ctx.span(p.device),
+                        notes=[f"QEMU refuses `-device {t.name}` (not user-creatable)",
+                               f"it comes with {quote_list(made)}" if made
+                               else "no shipped machine creates it", _rule("machine-only")],
+                        help="leave it out: the machine that has it creates it by itself")
+
+
+def _creates(instances: tuple[model.Instance, ...], type_name: str) -> bool:
+    return any(i.type == type_name or any(_creates(b.devices, type_name) for b in i.buses)
+               for i in instances)
+
+
 @check("unique-ids", "E1402", "device ids are unique")
 def unique_ids(ctx: Context, diags: Collector) -> None:
     seen: dict[str, tree.Device] = {}

@@ -582,8 +582,13 @@ def dtb(m: tree.Machine) -> bytes:
 
 def dts(m: tree.Machine) -> str:
     from compiler.emit import fdt_out
+    from compiler.lang import resolve
 
+    # the machine's `quirk dumpdtb` says whether QEMU hands its guests a device tree
+    schema = find_schema(resolve.load_library(), m.info)
+    handed = {q.name: q.value for q in schema.quirks}.get("dumpdtb") is True
     header = (f"{m.name or 'machine'}: {m.info.qemu}, as mschema describes it"
-              + ("" if m.info.arch == "ppc64" else
-                 "\n(a hardware description for tools: x86 guests do not read a device tree)"))
+              + ("" if handed else
+                 f"\n(a hardware description for tools: QEMU hands {m.info.arch} guests of "
+                 f"`{m.info.qemu}` no device tree)"))
     return fdt_out.dts(build(m), header)

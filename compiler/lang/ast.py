@@ -155,6 +155,7 @@ class Plugs:
 class Hotplug:
     value: bool
     span: Span = _span
+    condition: Expr | None = None  # a machine's bus block only: when it applies
 
 
 @attrs.frozen
@@ -164,6 +165,11 @@ class Internal:
 
 @attrs.frozen
 class Multifunction:
+    span: Span = _span
+
+
+@attrs.frozen
+class MachineOnly:
     span: Span = _span
 
 
@@ -439,7 +445,7 @@ class FdtEdit:
 @attrs.frozen
 class PropSet:
     name: Name
-    value: Value
+    value: Value | Expr  # an Expr: written `(EXPR)`, computed when the machine is built
     span: Span = _span
 
 
@@ -452,6 +458,15 @@ class Instance:
     address: Name | None
     condition: Expr | None
     body: tuple[PropSet | BusBlock, ...]
+    span: Span = _span
+    loop: InstFor | None = None  # `for I in LO..HI`: one instance per value
+
+
+@attrs.frozen
+class InstFor:
+    var: Name
+    lo: int
+    hi: int
     span: Span = _span
 
 
@@ -615,8 +630,8 @@ class Placement:
 
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]
 DeviceStmt = Union[
-    Doc, Plugs, Hotplug, Internal, Multifunction, PropDecl, LinkDecl, BusBlock, Requires,
-    Provides, FdtBlock,
+    Doc, Plugs, Hotplug, Internal, Multifunction, MachineOnly, PropDecl, LinkDecl, BusBlock,
+    Requires, Provides, FdtBlock,
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,

@@ -37,6 +37,10 @@ def is_multicast_mac(text: str) -> bool:
     return bool(int(text[:2], 16) & 1)
 
 
+# the most values of a bounded int that lint enumerates (u8 and wider are not enumerated)
+DOMAIN_LIMIT = 64
+
+
 @attrs.frozen
 class ValueType:
     """The type of a property or option: bool, int (with bounds), str, mac, size, enum."""
@@ -87,11 +91,15 @@ class ValueType:
         return value if value is not None and self.check(value) else None
 
     def domain(self) -> tuple[Scalar, ...] | None:
-        """All values, for the finite types lint enumerates."""
+        """All values, for the finite types lint enumerates: bool, enum, and an int whose
+        bounds hold at most `DOMAIN_LIMIT` values (`int(2..3)`, arm virt's gic-version)."""
         if self.kind == "bool":
             return (False, True)
         if self.kind == "enum":
             return self.members
+        if (self.kind == "int" and self.lo is not None and self.hi is not None
+                and self.hi - self.lo < DOMAIN_LIMIT):
+            return tuple(range(self.lo, self.hi + 1))
         return None
 
 
@@ -143,6 +151,9 @@ class BusBinding:
     children: tuple[Instance, ...]
     devices: tuple[Instance, ...]
     span: Span = _span
+    # a machine's word on hot-plug onto this bus: (value, condition) of its `hotplug V when
+    # COND`; None: as the device type's bus and the bus kind say
+    hotplug: tuple[bool, Expr | None] | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -156,6 +167,8 @@ class Instance:
     props: tuple[tuple[str, Scalar], ...]
     buses: tuple[BusBinding, ...]
     span: Span = _span
+    # props written `NAME = (EXPR)`: evaluated over the options and facts at expand
+    computed: tuple[tuple[str, Expr], ...] = attrs.field(default=(), kw_only=True)
 
 
 @attrs.frozen
@@ -191,6 +204,8 @@ class DeviceType:
     span: Span = _span
     # every item of its fdt blocks, names checked (`emit/fdt.py` evaluates them)
     fdt_items: tuple[FdtItem, ...] = ()
+    # created only by a machine's board code (QEMU: not user-creatable): never by a spec
+    machine_only: bool = attrs.field(default=False, kw_only=True)
 
     def plugs_into(self, bus_kind: str) -> Plug | None:
         for plug in self.plugs:

@@ -257,13 +257,17 @@ class _Builder:
         return ast.Plugs(self.build_all(c), self.span(n))
 
     def _hotplug(self, n: Any, c: list[Any]) -> ast.Hotplug:
-        return ast.Hotplug(str(c[0]) == "true", self.span(n))
+        condition = None if len(c) < 2 or c[1] is None else self.build(c[1])
+        return ast.Hotplug(str(c[0]) == "true", self.span(n), condition)
 
     def _internal(self, n: Any, c: list[Any]) -> ast.Internal:
         return ast.Internal(self.span(n))
 
     def _multifunction(self, n: Any, c: list[Any]) -> ast.Multifunction:
         return ast.Multifunction(self.span(n))
+
+    def _machine_only(self, n: Any, c: list[Any]) -> ast.MachineOnly:
+        return ast.MachineOnly(self.span(n))
 
     def _prop_decl(self, n: Any, c: list[Any]) -> ast.PropDecl:
         default = None if c[2] is None else self.build(c[2])
@@ -474,9 +478,13 @@ class _Builder:
                             self.span(n))
 
     def _instance(self, n: Any, c: list[Any]) -> ast.Instance:
-        condition = None if c[3] is None else self.build(c[3])
+        loop = None if c[3] is None else self.build(c[3])
+        condition = None if c[4] is None else self.build(c[4])
         return ast.Instance(self.opt_name(c[0]), self.name(c[1]), self.opt_name(c[2]),
-                            condition, self.build_all(c[4:]), self.span(n))
+                            condition, self.build_all(c[5:]), self.span(n), loop)
+
+    def _inst_for(self, n: Any, c: list[Any]) -> ast.InstFor:
+        return ast.InstFor(self.name(c[0]), parse_int(c[1]), parse_int(c[2]), self.span(n))
 
     def _prop_set(self, n: Any, c: list[Any]) -> ast.PropSet:
         return ast.PropSet(self.name(c[0]), self.build(c[1]), self.span(n))
@@ -552,7 +560,13 @@ class _Builder:
         return ast.NamedType(self.name(c[0]), self.span(n))
 
     def _enum_type(self, n: Any, c: list[Any]) -> ast.EnumType:
-        return ast.EnumType(tuple(self.name(t) for t in c), self.span(n))
+        return ast.EnumType(tuple(self.member(t) for t in c), self.span(n))
+
+    def member(self, t: Any) -> ast.Name:
+        """An enum member as written: a NAME, or a STRING (its text, unquoted)."""
+        if t.type == "STRING":
+            return ast.Name(self.string(t), self.span(t))
+        return self.name(t)
 
     def _ranged_type(self, n: Any, c: list[Any]) -> ast.RangedType:
         return ast.RangedType(self.name(c[0]), self.build(c[1]), self.span(n))

@@ -186,6 +186,27 @@ def implementation_attaches(library: model.Library, diags: Collector) -> None:
                             help="add a `provide KIND by DEVICE` rule, or pick another device")
 
 
+@check("machine-only-not-asked", "E0170",
+       "a spec's kind, a provider or a port is never a type only machines create")
+def machine_only_not_asked(library: model.Library, diags: Collector) -> None:
+    for m in library.machines.values():
+        asked = [(device, impl.case_spans[value], f"{impl.kind} {impl.key} `{value}`")
+                 for impl in m.implementations.values() for value, device in impl.cases.items()]
+        asked += [(pr.device, pr.span, f"`provide {pr.bus}`") for pr in m.providers.values()]
+        asked += [(c.device, m.placement.span or m.span, "an overflow container")
+                  for c in m.placement.overflow]
+        if m.placement.port_device:
+            asked.append((m.placement.port_device, m.placement.span or m.span, "the port device"))
+        for device, span, what in asked:
+            t = library.devices.get(device)
+            if t is not None and t.machine_only:
+                diags.error("E0170", f"`{device}` ({what}) is created only by machines",
+                            span, labels=[Label(t.span, f"`{device}` is `machine-only` here")],
+                            notes=["QEMU refuses `-device` and `device_add` of it"],
+                            help="name a type a spec can add, or drop `machine-only` if QEMU's "
+                            "`-device help` lists it")
+
+
 @check("requirement-provided", "E0206", "every `requires` names something a device provides")
 def requirement_provided(library: model.Library, diags: Collector) -> None:
     provided = {c for t in library.devices.values() for c in t.provides}

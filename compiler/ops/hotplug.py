@@ -60,11 +60,12 @@ def add(blob: Path, fragment: Path) -> Change:
     macs = {str(v) for _b, d, _n in tree.walk(old.root) for k, v in d.props if k == "mac"}
     fresh = _renumber(planned, fragment_spec, taken, macs)
     env = expr.Env(loaded.options)
-    alloc = allocate.rebuild(loaded.schema, library,
-                            expand.machine_devices(loaded.schema, env), loaded.plan, diags)
+    own = expand.machine_devices(loaded.schema, env)
+    alloc = allocate.rebuild(loaded.schema, library, own, loaded.plan, diags)
     diags.check()
+    refused = _refused_buses(own)
     for p in fresh.devices:
-        target = _hotplug_bus(alloc, p, dict(fresh.backends), diags)
+        target = _hotplug_bus(alloc, p, dict(fresh.backends), diags, refused)
         if target is not None:
             alloc.put(attrs.evolve(p, origin="hotplug"), target)
     diags.check()
@@ -109,9 +110,21 @@ def _renumber(planned: plan.Plan, fragment_spec: loose.LooseSpec, taken: set[str
     return plan.Plan(tuple(devices), backends)
 
 
+def _refused_buses(devices: tuple[tree.Device, ...]) -> dict[str, str]:
+    """Buses of the machine that its schema closes to hot-plug under these options
+    (`hotplug false when …`): name → kind."""
+    out: dict[str, str] = {}
+    for d in devices:
+        for b in d.buses:
+            if b.hotplug is False:
+                out[b.name] = b.kind
+            out.update(_refused_buses(b.devices))
+    return out
+
+
 def _hotplug_bus(alloc: allocate.Allocator, p: plan.Planned,
                  fresh_backends: dict[str, plan.Backend],
-                 diags: Collector) -> allocate.Bus | None:
+                 diags: Collector, refused: dict[str, str]) -> allocate.Bus | None:
     library, schema = alloc.library, alloc.schema
     t = library.devices[p.type]
     if not t.hotplug:
@@ -142,8 +155,15 @@ def _hotplug_bus(alloc: allocate.Allocator, p: plan.Planned,
     kinds = quote_list(pl.bus for pl in t.plugs)
     how = ("keep spare ports: `hotplug-slots = N` in the spec, then compile and start "
            "again" if schema.placement.port_device else "free a slot first")
+    closed = [name for name, kind in refused.items() if t.plugs_into(kind) is not None]
+    notes = [f"it plugs into {kinds}"]
+    if closed:
+        # the schema's `hotplug false when …`: QEMU refuses `device_add` there as well
+        notes.append(f"`{schema.name}` takes no hot-plugged device on {quote_list(closed)} "
+                     "under this blob's machine options")
+        how = "add it to the spec and start the machine again, or change those options"
     diags.error("E1804", f"no free hot-plug place for `{t.name}` in this machine", p.span,
-                notes=[f"it plugs into {kinds}"], help=how)
+                notes=notes, help=how)
     return None
 
 

@@ -2,8 +2,9 @@
 (`dumpdtb`) against the precise tree. Ends at a list of `compare.Difference`s.
 
 With the FDT emitter (`compiler/emit/fdt.py`), the whole tree: every node and every
-property as bytes, after normalising only what QEMU randomises (`/chosen/rng-seed`) or
-orders by hash (the four `ibm,drc-*` arrays, sorted together by index).
+property as bytes, after normalising only what QEMU randomises (the properties the
+machine's `quirk fdt-random` lists: pseries' `/chosen/rng-seed`) or orders by hash (the four
+`ibm,drc-*` arrays, sorted together by index).
 
 Where the emitter cannot evaluate its declarations for a machine, what generic device-tree
 conventions and the stdlib's `fdt` names allow, no machine-specific paths:
@@ -105,21 +106,34 @@ def expected_tree(machine: tree.Machine, library: model.Library) -> DtNode | Non
 def fdt_differences(machine: tree.Machine, blob: Mapping[str, Json], dtb: bytes,
                     library: model.Library, info: BusInfo) -> tuple[list[Difference], bool]:
     """The differences, and whether the whole tree was compared (else the nodes above)."""
+    from compiler.emit import fdt
+
     root = read_dtb(dtb)
     expected = expected_tree(machine, library)
     if expected is not None:
-        return whole_tree_differences(expected, root), True
+        random = random_props(fdt.find_schema(library, machine.info))
+        return whole_tree_differences(expected, root, random), True
     return node_differences(blob, root, library, info), False
 
 
 _DRC = ("ibm,drc-indexes", "ibm,drc-power-domains", "ibm,drc-names", "ibm,drc-types")
 
 
-def _normalised(node: DtNode, path: str = "/") -> dict[str, tuple[list[str], dict[str, bytes]]]:
-    """path → (subnode names, props): rng-seed blanked, the DRC arrays sorted by index."""
+def random_props(schema: model.MachineSchema) -> frozenset[str]:
+    """The properties QEMU fills with random bytes at every start, as the machine's
+    `quirk fdt-random = "/chosen/rng-seed /chosen/kaslr-seed"` lists them (NODE/PROP)."""
+    value = {q.name: q.value for q in schema.quirks}.get("fdt-random", "")
+    return frozenset(str(value).split())
+
+
+def _normalised(node: DtNode, random: frozenset[str] = frozenset(), path: str = "/"
+                ) -> dict[str, tuple[list[str], dict[str, bytes]]]:
+    """path → (subnode names, props): the `random` props blanked (their size kept), the DRC
+    arrays sorted by index."""
     props = dict(node.props)
-    if path == "/chosen" and "rng-seed" in props:
-        props["rng-seed"] = b"<%d random bytes>" % len(props["rng-seed"])
+    for name in props:
+        if f"{path.rstrip('/')}/{name}" in random:
+            props[name] = b"<%d random bytes>" % len(props[name])
     if all(n in props for n in _DRC) and len(props[_DRC[0]]) >= 4:
         count = int.from_bytes(props[_DRC[0]][:4], "big")
         cells = [[v[4:][i:i + 4] for i in range(0, 4 * count, 4)]
@@ -134,7 +148,7 @@ def _normalised(node: DtNode, path: str = "/") -> dict[str, tuple[list[str], dic
             props[_DRC[3]] = head + b"".join(r[3] + b"\0" for r in rows)
     flat = {path: ([c.name for c in node.children], props)}
     for c in node.children:
-        flat.update(_normalised(c, path.rstrip("/") + "/" + c.name))
+        flat.update(_normalised(c, random, path.rstrip("/") + "/" + c.name))
     return flat
 
 
@@ -151,8 +165,9 @@ class TreeChange:
     b: bytes | None = None
 
 
-def tree_changes(a_root: DtNode, b_root: DtNode) -> list[TreeChange]:
-    a, b = _normalised(a_root), _normalised(b_root)
+def tree_changes(a_root: DtNode, b_root: DtNode,
+                 random: frozenset[str] = frozenset()) -> list[TreeChange]:
+    a, b = _normalised(a_root, random), _normalised(b_root, random)
     found = []
     for path in sorted(set(a) | set(b)):
         if path not in a or path not in b:
@@ -170,9 +185,12 @@ def tree_changes(a_root: DtNode, b_root: DtNode) -> list[TreeChange]:
     return found
 
 
-def whole_tree_differences(ours: DtNode, theirs: DtNode) -> list[Difference]:
-    """The predicted tree (`ours`) against QEMU's, one difference each."""
-    return [Difference("fdt", _predicted_vs_qemu(c)) for c in tree_changes(ours, theirs)]
+def whole_tree_differences(ours: DtNode, theirs: DtNode,
+                           random: frozenset[str] = frozenset()) -> list[Difference]:
+    """The predicted tree (`ours`) against QEMU's, one difference each; the `random`
+    props (`random_props`) compared by size only."""
+    return [Difference("fdt", _predicted_vs_qemu(c))
+            for c in tree_changes(ours, theirs, random)]
 
 
 def _predicted_vs_qemu(c: TreeChange) -> str:

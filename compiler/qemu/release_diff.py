@@ -100,7 +100,8 @@ def diff(schema: model.MachineSchema, library: model.Library, machine: tree.Mach
     if a.dtb is not None and b.dtb is not None:
         from compiler.qemu import fdt_check
 
-        for c in fdt_check.tree_changes(fdt_check.read_dtb(a.dtb), fdt_check.read_dtb(b.dtb)):
+        for c in fdt_check.tree_changes(fdt_check.read_dtb(a.dtb), fdt_check.read_dtb(b.dtb),
+                                        fdt_check.random_props(schema)):
             subject = f"`{c.path}`" + (f" `{c.prop}`" if c.prop else f" {c.what}")
             va = NONE if c.a is None else fdt_check.show(c.a) if c.a else "present"
             vb = NONE if c.b is None else fdt_check.show(c.b) if c.b else "present"

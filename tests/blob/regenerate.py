@@ -95,6 +95,10 @@ def main() -> None:
         "option-off-device-kept": (q, lambda x: x["machine"]["options"].update(hpet=False)),
         "invented-machine-device": (q, lambda x: find(x["devices"], "disk0").update(
             origin="machine")),
+        # a type only the machine's board code creates, asked for by a spec (E1430)
+        "machine-only-from-spec": (q, lambda x: find(x["devices"], "lpc")["buses"][0][
+            "devices"].append({"id": "port92b", "type": "port92", "origin": "spec",
+                               "props": {}})),
         "bad-origin": (q, lambda x: find(x["devices"], "disk0").update(origin="magic")),
         "unknown-device-type": (q, lambda x: find(x["devices"], "disk0").update(
             type="virtio-blk-pcx")),
@@ -139,7 +143,7 @@ def main() -> None:
         "number-too-long": (q, lambda x: x["memory"].update(size=10 ** 44)),
         # -global: a prop the stdlib declares for a known type; the devices' props show it
         "global-unknown-prop": (q, lambda x: x.update(globals={"ICH9-LPC.disable_s5": 1})),
-        "global-unknown-type": (q, lambda x: x.update(globals={"PIIX4_PM.disable_s3": 1})),
+        "global-unknown-type": (q, lambda x: x.update(globals={"PIIX9_PM.disable_s3": 1})),
         "global-not-in-props": (q, lambda x: x.update(globals={"ICH9-LPC.disable_s3": 1})),
         # a machine option that names a backend (`pflash0=NODE`) names one of its kind
         "option-names-no-backend": (q, lambda x: with_flash(x, "code")),

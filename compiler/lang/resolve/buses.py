@@ -33,7 +33,7 @@ class BusKinds(Part):
                     (f, self.field_ranges(notation, decl.fields, f)) for f in
                     notations.NOTATIONS[notation]))
                 self.check_fields(notation, decl.fields, d.name.text)
-        hotplug = self.single(d.body, ast.Hotplug, "hotplug")
+        hotplug = self.plain_hotplug(d.body, "a bus kind")
         return model.BusKind(name=d.name.text, qtree=qtree.name if qtree is not None else "",
                              address=space,
                              hotplug=hotplug.value if hotplug is not None else True,

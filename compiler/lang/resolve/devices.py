@@ -27,9 +27,10 @@ class DeviceTypes(Part):
 
     def device_type(self, d: ast.DeviceDecl) -> model.DeviceType:
         doc = self.single(d.body, ast.Doc, "doc")
-        hotplug = self.single(d.body, ast.Hotplug, "hotplug")
+        hotplug = self.plain_hotplug(d.body, "a device type")
         self.single(d.body, ast.Internal, "internal")
         self.single(d.body, ast.Multifunction, "multifunction")
+        self.single(d.body, ast.MachineOnly, "machine-only")
         plugs = [self.bus_kinds.plug(p) for stmt in d.body if isinstance(stmt, ast.Plugs)
                  for p in stmt.plugs]
         props, links = self.props_and_links(d)
@@ -51,6 +52,7 @@ class DeviceTypes(Part):
             hotplug=hotplug.value if hotplug is not None else False,
             internal=any(isinstance(s, ast.Internal) for s in d.body),
             multifunction=any(isinstance(s, ast.Multifunction) for s in d.body),
+            machine_only=any(isinstance(s, ast.MachineOnly) for s in d.body),
             props=props, links=links, buses=buses, requires=requires, provides=provides,
             fdt=fdt, doc=doc.text if doc is not None else "", span=d.name.span,
             fdt_items=fdt_items)
@@ -139,9 +141,10 @@ class DeviceTypes(Part):
             self.diags.error("E0901", f"`count {count}` needs `{{n}}` in the bus name",
                              b.name_span or b.span)
         space = self.bus_kinds.narrowed(kind.address, b.items, b.kind.text)
-        children = tuple(self.instances.instance(i, b.kind.text, space, NO_OPTIONS, set())
-                         for i in b.items if isinstance(i, ast.Instance))
-        hotplug = self.single(b.items, ast.Hotplug, "hotplug")
+        children = tuple(self.instances.instance(u, b.kind.text, space, NO_OPTIONS, set())
+                         for i in b.items if isinstance(i, ast.Instance)
+                         for u in self.instances.unrolled(i))
+        hotplug = self.plain_hotplug(b.items, "a device type's `bus` block")
         return model.BusTemplate(kind=b.kind.text, name=name, count=count, address=space,
                                  children=tuple(c for c in children if c is not None),
                                  hotplug=hotplug.value if hotplug is not None else None,

@@ -117,8 +117,8 @@ class Machines(Part):
         devices = list(parent.devices) if parent else []
         for stmt in body:
             if isinstance(stmt, ast.Devices):
-                for i in stmt.instances:
-                    inst = self.instances.instance(i, ROOT_BUS_KIND, self.root_space(),
+                for u in (u for i in stmt.instances for u in self.instances.unrolled(i)):
+                    inst = self.instances.instance(u, ROOT_BUS_KIND, self.root_space(),
                                                    options, ids)
                     if inst:
                         devices.append(inst)

@@ -64,3 +64,16 @@ class Part:
         self.diags = scope.diags
         self.unknown = scope.unknown
         self.single = scope.single
+
+    def plain_hotplug(self, body: Iterable[object], where: str) -> ast.Hotplug | None:
+        """The one `hotplug` of a bus kind or a device type: a `when` there is E0171 (only a
+        machine's bus block depends on the machine's options)."""
+        found = self.scope.single(body, ast.Hotplug, "hotplug")
+        if found is not None and found.condition is not None:
+            self.diags.error("E0171", f"`hotplug … when` is not supported in {where}",
+                             found.condition.span,
+                             notes=["whether a bus takes hot-plugged devices can depend on "
+                                    "options only in a machine, where the options are"],
+                             help="move the condition into the machine's `bus` block of the "
+                             "device that provides the bus")
+        return found

@@ -30,7 +30,16 @@ class Values(Part):
         if isinstance(t, ast.EnumType):
             members = [m.text for m in t.members]
             for i, m in enumerate(t.members):
-                if m.text in members[:i]:
+                if m.text == "" or m.text != m.text.strip() or "," in m.text or "=" in m.text:
+                    # QEMU's `-machine NAME,OPT=V` could not carry it back
+                    self.diags.error("E0172", f"enum member `{m.text}` cannot be an option "
+                                     "value", m.span,
+                                     notes=["a member is written as QEMU takes it in "
+                                            "`-machine …,OPT=VALUE`: not empty, no spaces "
+                                            "around it, no `,` or `=`"],
+                                     help="quote it only when it is not a name: `enum(\"2\", "
+                                     "\"3\", max)`")
+                elif m.text in members[:i]:
                     first = t.members[members.index(m.text)]
                     self.diags.error("E0401", f"enum member `{m.text}` is listed twice",
                                      m.span, labels=[Label(first.span, "first listed here")])
