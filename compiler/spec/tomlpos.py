@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from compiler.base import limits
 from compiler.spec.jsonpos import Offsets, PathKey
 
 
@@ -145,6 +146,8 @@ class TomlScanner:
 
     def value(self, path: PathKey) -> tuple[int, int]:
         start = self.pos
+        if len(path) > 2 * limits.MAX_DEPTH:  # text tomllib refused: `[`s that open nothing
+            raise ValueError(f"nested too deep at {start}")  # valid text is checked before
         c = self.text[start]
         if c in "\"'":
             self.string()
