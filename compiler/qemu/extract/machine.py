@@ -81,7 +81,9 @@ def cpus(snap: Snapshot, warnings: Warnings) -> Pairs:
         found["maxcpus"] = maxcpus  # the blob's form: only when not every cpu is present
     cpu, default = snap.cpu_type, snap.default_cpu_type
     if cpu and default and cpu != default:
-        found["model"] = re.sub(r"-[^-]+-cpu$", "", cpu)
+        # the shortest name QEMU lists for the type (its alias `power8`, not power8_v2.0)
+        names = sorted(snap.cpu_names, key=lambda n: (len(n), n))
+        found["model"] = names[0] if names else re.sub(r"-[^-]+-cpu$", "", cpu)
     return tuple(sorted(found.items()))
 
 

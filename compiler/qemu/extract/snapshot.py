@@ -8,7 +8,8 @@ What is read, and from where:
   `/machine/peripheral-anon/device[N]` (QOM): their `parent_bus`, `hotplugged`, and the
   props and backend links the stdlib declares for their type, and the address props;
 - machine type and options: `/machine` `type` and the schema's option names;
-- cpus: `/machine` `smp`, the first cpu's QOM `type`, `query-machines`' default cpu type;
+- cpus: `/machine` `smp`, the first cpu's QOM `type`, `query-machines`' default cpu type,
+  the model names `query-cpu-definitions` gives that type;
   memory: `query-memory-size-summary`; the name: `query-name`; -boot: `/machine` `boot`;
   -uuid: `query-uuid`; NUMA nodes: `info numa` (how many, to report them: a blob has none);
 - backends: `query-block`, `query-named-block-nodes`, `query-chardev`, `info network`,
@@ -105,6 +106,9 @@ class Snapshot:
     # declared props of machine-created devices that `info qtree` does not print (QOM-only:
     # ICH9-LPC's disable_s3), (type, prop, value), where QEMU has one such device of the type
     hidden: tuple[tuple[str, str, Value], ...] = ()
+    # the names `query-cpu-definitions` gives the cpus' QOM type (`power8` for
+    # power8_v2.0-powerpc64-cpu), where it is not the machine's default
+    cpu_names: tuple[str, ...] = ()
 
 
 def read(socket: str, library: model.Library, timeout: float) -> Snapshot:
@@ -283,6 +287,11 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
     default_cpu = next((str(m.get("default-cpu-type")) for m in
                         await _query_list(client, "query-machines")
                         if m.get("name") == qemu_machine and m.get("default-cpu-type")), None)
+    cpu_names: tuple[str, ...] = ()
+    if cpu_type and cpu_type != default_cpu:
+        cpu_names = tuple(sorted(str(c["name"]) for c in
+                                 await _query_list(client, "query-cpu-definitions")
+                                 if c.get("typename") == cpu_type and c.get("name")))
     memory = await _query_map(client, "query-memory-size-summary")
     name = str((await _query_map(client, "query-name")).get("name") or "")
     qtree = await _hmp(client, "info qtree")
@@ -315,7 +324,8 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
         await _get_map(client, "/machine", "boot"),
         str((await _query_map(client, "query-uuid")).get("UUID") or ""),
         await _audiodevs(client), _numa_nodes(await _hmp(client, "info numa")),
-        await _hidden(client, root, {u.name for u in users if not u.anonymous}, library))
+        await _hidden(client, root, {u.name for u in users if not u.anonymous}, library),
+        cpu_names)
 
 
 async def _hidden(client: QMPClient, root: process.QtreeBus, user_ids: set[str],
