@@ -168,6 +168,12 @@ class Multifunction:
 
 
 @attrs.frozen
+class QtreeParent:
+    type: Name
+    span: Span = _span
+
+
+@attrs.frozen
 class PropDecl:
     name: Name
     type: TypeExpr
@@ -616,7 +622,7 @@ class Placement:
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]
 DeviceStmt = Union[
     Doc, Plugs, Hotplug, Internal, Multifunction, PropDecl, LinkDecl, BusBlock, Requires,
-    Provides, FdtBlock,
+    Provides, FdtBlock, QtreeParent,
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,

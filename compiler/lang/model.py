@@ -191,6 +191,8 @@ class DeviceType:
     span: Span = _span
     # every item of its fdt blocks, names checked (`emit/fdt.py` evaluates them)
     fdt_items: tuple[FdtItem, ...] = ()
+    # the type of the system-bus device QEMU's qtree shows this device's buses under
+    qtree_parent: str | None = None
 
     def plugs_into(self, bus_kind: str) -> Plug | None:
         for plug in self.plugs:
