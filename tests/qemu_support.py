@@ -117,7 +117,7 @@ def machine_argv(args: list[str]) -> list[str]:
 
 def tcg_options(name: str) -> tuple[str, ...]:
     """The machine options (`K=V`) a start of machine `name` under TCG needs besides its
-    defaults, as its schema's `quirk tcg-options` says: pseries-2.8 to 2.11 turn HTM on,
+    defaults, as its schema's `quirk tcg-options` says: pseries-2.7 to 2.11 turn HTM on,
     which only KVM runs. Tests add them wherever they start a bare version."""
     value = {q.name: q.value for q in schema(name).quirks}.get("tcg-options", "")
     return tuple(o for o in str(value).split(",") if o)

@@ -174,7 +174,8 @@ def view(sock: str) -> View:
                        ("qom-list", {"path": "/machine"}))
     assert isinstance(qtree, str) and isinstance(props, list)
     devices: dict[Place, dict[str, str]] = {}
-    _devices(process.parse_qtree(qtree.replace("\r\n", "\n")), (), devices)
+    root = process.parse_qtree(qtree.replace("\r\n", "\n"))
+    _devices(root, (), devices)
     names = sorted(str(p["name"]) for p in props
                    if not str(p["type"]).startswith(("child<", "link<"))
                    and p["name"] not in MACHINE_SKIP)
@@ -194,7 +195,48 @@ def view(sock: str) -> View:
                                                         "property": "type"}))
     machine["memory"] = memory
     machine["uuid"] = uuid
+    machine.update(_qom_only(sock, root))
     return View(devices, machine)
+
+
+_QOM_LINE = re.compile(r"^(?P<indent> *)/(?P<name>\S+) \((?P<type>[^)]+)\)$")
+
+
+def _qom_only(sock: str, root: process.QtreeBus) -> dict[str, Json]:
+    """The stdlib-declared props of the devices QEMU created by itself that `info qtree`
+    does not print (QOM properties only: ICH9-LPC's disable_s3), by QOM path from `info
+    qom-tree`."""
+    from compiler.lang.resolve import load_library
+
+    library = load_library()
+    hidden = {(d.type, name) for _, d in process.walk(root) if d.type in library.devices
+              for name in library.devices[d.type].props if d.prop(name) is None}
+    (text,) = qmp(sock, ("human-monitor-command", {"command-line": "info qom-tree"}))
+    assert isinstance(text, str)
+    stack: list[str] = []
+    objects: list[tuple[str, str]] = []
+    for line in text.replace("\r\n", "\n").splitlines():
+        m = _QOM_LINE.match(line.rstrip())
+        if m is None:
+            continue
+        del stack[len(m["indent"]) // 2:]
+        stack.append(m["name"])
+        path = "/" + "/".join(stack)
+        if m["type"] in library.devices and not path.startswith("/machine/peripheral"):
+            objects.append((path, m["type"]))
+    listed = qmp(sock, *(("qom-list", {"path": path}) for path, _ in objects))
+    reads = []
+    for (path, type_), props in zip(objects, listed, strict=True):
+        assert isinstance(props, list)
+        qom = {str(p["name"]): str(p["type"]) for p in props}
+        for name in sorted(library.devices[type_].props):
+            # a qdev prop shows in `info qtree` (compared there); the others only in QOM
+            if name in qom and not qom[name].startswith(("link<", "child<")) and \
+                    (type_, name) in hidden:
+                reads.append((path, name))
+    values = qmp(sock, *(("qom-get", {"path": p, "property": n}) for p, n in reads))
+    return {f"qom {p} {n}": v for (p, n), v in zip(reads, values, strict=True)}
+
 
 
 def _show(place: Place) -> str:

@@ -135,6 +135,45 @@ bus: main-system-bus
     ]
 
 
+PXB_QTREE = """bus: main-system-bus
+  type System
+  dev: pxb-host, id ""
+    bus: pxb1
+      type pxb-pcie-bus
+      dev: pcie-root-port, id "rp1"
+        addr = 00.0
+        bus: rp1
+          type PCIE
+  dev: pxb-host, id ""
+    bus: lost
+      type pxb-pcie-bus
+  dev: q35-pcihost, id ""
+    bus: pcie.0
+      type PCIE
+      dev: pxb-pcie, id "pxb1"
+        addr = 04.0
+      dev: pxb-pcie, id ""
+        addr = 05.0
+"""
+
+
+def test_parse_qtree_hangs_an_expander_bus_below_its_expander() -> None:
+    """QEMU 7.2 shows a pxb-pcie's bus under a `pxb-host` on the main system bus; the
+    stdlib's `qtree-parent pxb-host` moves it below the pxb-pcie of the bus's name. An
+    expander without id (its bus not named after it) stays as QEMU shows it; each device
+    keeps its `dev:` line."""
+    root = process.parse_qtree(PXB_QTREE)
+    walked = [(b.name, d.type, d.id, d.line) for b, d in process.walk(root)]
+    assert walked == [
+        ("main-system-bus", "pxb-host", "", 2),
+        ("main-system-bus", "q35-pcihost", "", 3),
+        ("pcie.0", "pxb-pcie", "pxb1", 4),
+        ("pxb1", "pcie-root-port", "rp1", 1),
+        ("pcie.0", "pxb-pcie", "", 5),
+    ]
+    assert process.parse_qtree(PXB_QTREE, parents={}).devices[0].buses[0].name == "pxb1"
+
+
 def test_parse_qtree_rejects_bad_indentation() -> None:
     with pytest.raises(ValueError, match="line 3"):
         process.parse_qtree('bus: main-system-bus\n  type System\n      dev: x, id ""\n')

@@ -158,7 +158,7 @@ def base_argv(library: model.Library, schema: model.MachineSchema, tmp: Path) ->
     """The family's bare machine, as mschema compiles `machine = NAME` alone."""
     spec = tmp / f"{schema.name}.toml"
     text = f'machine = "{schema.name}"\nhotplug-slots = 0\n'
-    # the options a start under TCG needs (`quirk tcg-options`: pseries-2.8 to 2.11's HTM)
+    # the options a start under TCG needs (`quirk tcg-options`: pseries-2.7 to 2.11's HTM)
     tcg = str({q.name: q.value for q in schema.quirks}.get("tcg-options", ""))
     if tcg:
         text += "[options]\n" + "".join(

@@ -130,14 +130,32 @@ def apply_globals(globals_: tuple[tuple[str, tree.PropValue], ...], bus: tree.Bu
                   ) -> tree.Bus:
     """The tree with the spec's `-global`s in every device of their type that does not set
     them already. QEMU applies them after the machine type's compat props and before the
-    board code's and `-device`'s own values: so before `apply_compat`, with the same rule."""
+    board code's and `-device`'s own values: so before `apply_compat`, with the same rule.
+    A global of the prop that holds a machine device's address on its bus (sPAPR VIO's
+    `reg`: `-global spapr-nvram.reg=0x4000`) moves that device there (`moved`)."""
     if not globals_:
         return bus
     by_type: dict[str, dict[str, tree.PropValue]] = {}
     for key, value in globals_:
         type_name, _, prop = key.rpartition(".")
         by_type.setdefault(type_name, {})[prop] = value
-    return _with_compat(bus, by_type)
+    return moved(_with_compat(bus, by_type), by_type)
+
+
+def moved(bus: tree.Bus, by_type: Mapping[str, Mapping[str, tree.PropValue]]) -> tree.Bus:
+    """Machine devices whose type has a global for the one prop its bus's notation takes
+    the address from (`qemu_props`), at that address: the board code leaves it unset, so
+    QEMU places the device where the global says."""
+    rules = notations.get(bus.notation)
+    devices = []
+    for d in bus.devices:
+        if d.origin == "machine" and len(rules.qemu_props) == 1:
+            value = by_type.get(d.type, {}).get(rules.qemu_props[0])
+            text = rules.from_qemu([value]) if isinstance(value, int) else None
+            if text is not None:
+                d = attrs.evolve(d, addr=notations.Address.parse(bus.notation, text))
+        devices.append(attrs.evolve(d, buses=tuple(moved(b, by_type) for b in d.buses)))
+    return attrs.evolve(bus, devices=tuple(devices))
 
 
 def _with_compat(bus: tree.Bus, by_type: Mapping[str, Mapping[str, tree.PropValue]]

@@ -45,8 +45,10 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
                                    {k: v.key_span for k, v in spec.options.items()})
     prefer_sockets = {q.name: q.value for q in schema.quirks}.get("smp-prefer-sockets") is True
     cpus, memory = _cpus_memory(spec, schema.default_memory, diags, prefer_sockets)
-    facts = {"cpus.count": int(cpus.get("count", 1)), "memory": int(memory.get("size", 0))}
-    facts["cpus.maxcpus"] = int(cpus.get("maxcpus", facts["cpus.count"]))
+    facts: dict[str, expr.Scalar] = {"cpus.count": int(cpus.get("count", 1)),
+                                     "memory": int(memory.get("size", 0)),
+                                     "cpus.model": str(cpus.get("model", ""))}
+    facts["cpus.maxcpus"] = int(cpus.get("maxcpus", cpus.get("count", 1)))
     for key in ("sockets", "cores", "threads"):
         facts[f"cpus.{key}"] = int(cpus.get(key, 1))
     counts: dict[str, int] = {}

@@ -174,6 +174,12 @@ class MachineOnly:
 
 
 @attrs.frozen
+class QtreeParent:
+    type: Name
+    span: Span = _span
+
+
+@attrs.frozen
 class PropDecl:
     name: Name
     type: TypeExpr
@@ -631,7 +637,7 @@ class Placement:
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]
 DeviceStmt = Union[
     Doc, Plugs, Hotplug, Internal, Multifunction, MachineOnly, PropDecl, LinkDecl, BusBlock,
-    Requires, Provides, FdtBlock,
+    Requires, Provides, FdtBlock, QtreeParent,
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,

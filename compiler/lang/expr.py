@@ -16,7 +16,9 @@ from compiler.base.source import Span
 Scalar = Union[bool, int, str]
 # Facts about the loose spec that conditions may read; `count(KIND)` counts its items.
 SPEC_FACTS = ("cpus.count", "cpus.maxcpus", "cpus.sockets", "cpus.cores", "cpus.threads",
-              "memory", "hotplug-slots")
+              "memory", "hotplug-slots", "cpus.model")
+# the facts that are strings ("" when the spec leaves them out); the others are integers
+STRING_FACTS = ("cpus.model",)
 SPEC_KINDS = ("disk", "cdrom", "nic", "serial", "graphics", "usb", "rng", "device",
               "filesystem", "pflash")
 
@@ -80,7 +82,7 @@ TRUE = Const(True, span=None)  # type: ignore[arg-type]
 @attrs.frozen
 class Env:
     options: Mapping[str, Scalar]
-    facts: Mapping[str, int] = attrs.field(factory=dict)
+    facts: Mapping[str, Scalar] = attrs.field(factory=dict)
     counts: Mapping[str, int] = attrs.field(factory=dict)
 
 
@@ -100,7 +102,7 @@ def evaluate(expr: Expr, env: Env) -> Scalar:
     if isinstance(expr, Option):
         return env.options[expr.name]
     if isinstance(expr, Fact):
-        return env.facts.get(expr.name, 0)
+        return env.facts.get(expr.name, "" if expr.name in STRING_FACTS else 0)
     if isinstance(expr, Count):
         return env.counts.get(expr.kind, 0)
     if isinstance(expr, Not):

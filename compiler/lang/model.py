@@ -206,6 +206,8 @@ class DeviceType:
     fdt_items: tuple[FdtItem, ...] = ()
     # created only by a machine's board code (QEMU: not user-creatable): never by a spec
     machine_only: bool = attrs.field(default=False, kw_only=True)
+    # the type of the system-bus device QEMU's qtree shows this device's buses under
+    qtree_parent: str | None = attrs.field(default=None, kw_only=True)
 
     def plugs_into(self, bus_kind: str) -> Plug | None:
         for plug in self.plugs:

@@ -269,6 +269,9 @@ class _Builder:
     def _machine_only(self, n: Any, c: list[Any]) -> ast.MachineOnly:
         return ast.MachineOnly(self.span(n))
 
+    def _qtree_parent(self, n: Any, c: list[Any]) -> ast.QtreeParent:
+        return ast.QtreeParent(self.name(c[0]), self.span(n))
+
     def _prop_decl(self, n: Any, c: list[Any]) -> ast.PropDecl:
         default = None if c[2] is None else self.build(c[2])
         unique = None

@@ -520,7 +520,9 @@ def compare_all(blob: Mapping[str, Json], root: process.QtreeBus, info_usb: str 
     info = info or bus_info()
     ids = emitted_ids(blob)
     if qtree_text:
-        walk_ports = [p for _, _, p in qtree_lines(qtree_text)]
+        lines = qtree_lines(qtree_text)
+        walk_ports = [lines[d.line][2] if 0 <= d.line < len(lines) else None
+                      for _, d in process.walk(root)]
     machine_ids = {Entry(bus, kind, str(d["type"]), d.get("addr"), None): str(d["id"])
                    for bus, kind, d in blob_walk(blob["devices"]) if d["origin"] == "machine"}
     found = diff_entries(blob_entries(blob),

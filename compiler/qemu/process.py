@@ -303,6 +303,8 @@ class QtreeDevice:
     addr: str | None
     props: tuple[tuple[str, str], ...]
     buses: tuple[QtreeBus, ...]
+    # its place among the `dev:` lines of the text (which `regraft` may reorder)
+    line: int = attrs.field(default=-1, eq=False, kw_only=True)
 
     def prop(self, name: str) -> str | None:
         """The raw text of property ``name``, or None if the device has none."""
@@ -343,6 +345,7 @@ class _QtreeParser:
                 raise ValueError(f"qtree line {number}: odd indentation: {raw!r}")
             self.lines.append((number, spaces // 2, content))
         self.pos = 0
+        self.devices = 0  # `dev:` lines read so far
 
     def error(self, message: str) -> ValueError:
         number, _, content = self.lines[self.pos]
@@ -375,6 +378,8 @@ class _QtreeParser:
         if header is None:
             raise self.error("malformed 'dev:' line")
         self.pos += 1
+        line = self.devices
+        self.devices += 1
         props: list[tuple[str, str]] = []
         buses: list[QtreeBus] = []
         for content in self.children(depth):
@@ -387,11 +392,14 @@ class _QtreeParser:
             # Anything else (gpio, mmio, bar, class, ...) is not a property.
             self.pos += 1
         addr = next((value for name, value in props if name == "addr"), None)
-        return QtreeDevice(header["type"], header["id"], addr, tuple(props), tuple(buses))
+        return QtreeDevice(header["type"], header["id"], addr, tuple(props), tuple(buses),
+                           line=line)
 
 
-def parse_qtree(text: str) -> QtreeBus:
-    """Parse the output of ``info qtree`` into its root bus.
+def parse_qtree(text: str, parents: Mapping[str, frozenset[str]] | None = None) -> QtreeBus:
+    """Parse the output of ``info qtree`` into its root bus, with the buses QEMU shows
+    under a stand-in device hung back below their device (`regraft`; `parents`: the
+    stdlib's `qtree-parent` declarations unless given).
 
     Raises ValueError if ``text`` does not have the expected shape.
     """
@@ -403,7 +411,49 @@ def parse_qtree(text: str) -> QtreeBus:
     root = parser.bus(0)
     if parser.pos != len(parser.lines):
         raise parser.error("text after the root bus")
-    return root
+    return regraft(root, qtree_parents() if parents is None else parents)
+
+
+def qtree_parents() -> dict[str, frozenset[str]]:
+    """The stdlib's `qtree-parent` declarations: stand-in type → the device types whose
+    buses QEMU shows under it (`pxb-host` → pxb-pcie)."""
+    from compiler.lang import resolve
+
+    found: dict[str, set[str]] = {}
+    for name, dtype in resolve.load_library().devices.items():
+        if dtype.qtree_parent is not None:
+            found.setdefault(dtype.qtree_parent, set()).add(name)
+    return {host: frozenset(types) for host, types in found.items()}
+
+
+def regraft(root: QtreeBus, parents: Mapping[str, frozenset[str]]) -> QtreeBus:
+    """QEMU hangs a PCI expander's root bus, named as the expander's id, on a host bridge
+    device of the main system bus (`pxb-host`): move each such bus below the device of a
+    declaring type with that id, and drop a stand-in whose buses all moved. A bus without
+    such a device (an expander without id) stays where QEMU shows it."""
+    if not parents:
+        return root
+    owners = {d.id: d.type for _, d in walk(root) if d.id}
+    moved: dict[str, QtreeBus] = {}
+    kept: list[QtreeDevice] = []
+    for device in root.devices:
+        types = parents.get(device.type, frozenset())
+        movable = [b for b in device.buses if owners.get(b.name) in types]
+        if types and movable and len(movable) == len(device.buses):
+            moved.update((b.name, b) for b in movable)
+        else:
+            kept.append(device)
+    if not moved:
+        return root
+
+    def place(bus: QtreeBus) -> QtreeBus:
+        devices = []
+        for d in bus.devices:
+            extra = (moved[d.id],) if d.id in moved else ()
+            devices.append(attrs.evolve(d, buses=tuple(place(b) for b in (*d.buses, *extra))))
+        return attrs.evolve(bus, devices=tuple(devices))
+
+    return place(attrs.evolve(root, devices=tuple(kept)))
 
 
 def qtree_devices(argv: Sequence[str], timeout: float = 30.0) -> QtreeBus:

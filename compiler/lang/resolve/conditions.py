@@ -48,7 +48,8 @@ class Conditions(Part):
             if name in options.declared:
                 return expr.Option(name, e.span), options.declared[name].type
             if name in expr.SPEC_FACTS:
-                return expr.Fact(name, e.span), NAMED_TYPES["int"]
+                return expr.Fact(name, e.span), NAMED_TYPES[
+                    "str" if name in expr.STRING_FACTS else "int"]
             if name in options.broken:
                 return expr.Const(False, e.span), None
             self.unknown("E0203", "option", e.name,

@@ -31,6 +31,7 @@ class DeviceTypes(Part):
         self.single(d.body, ast.Internal, "internal")
         self.single(d.body, ast.Multifunction, "multifunction")
         self.single(d.body, ast.MachineOnly, "machine-only")
+        qtree_parent = self.single(d.body, ast.QtreeParent, "qtree-parent")
         plugs = [self.bus_kinds.plug(p) for stmt in d.body if isinstance(stmt, ast.Plugs)
                  for p in stmt.plugs]
         props, links = self.props_and_links(d)
@@ -55,7 +56,8 @@ class DeviceTypes(Part):
             machine_only=any(isinstance(s, ast.MachineOnly) for s in d.body),
             props=props, links=links, buses=buses, requires=requires, provides=provides,
             fdt=fdt, doc=doc.text if doc is not None else "", span=d.name.span,
-            fdt_items=fdt_items)
+            fdt_items=fdt_items,
+            qtree_parent=qtree_parent.type.text if qtree_parent is not None else None)
 
     def props_and_links(self, d: ast.DeviceDecl
                         ) -> tuple[dict[str, model.PropSpec], dict[str, model.LinkSpec]]:

@@ -66,6 +66,14 @@ def build(snap: Snapshot, library: model.Library) -> Result:
     options = machine.options(snap, schema, warnings)
     scene = Scene(snap, library, schema, expand.machine_devices(schema, expr.Env(options)),
                   qtree, match.match_users(qtree, snap.users), warnings)
+    moves = machine.address_globals(scene)
+    if moves:  # a machine device QEMU has elsewhere, by a -global: the schema's moves too
+        by_type: dict[str, dict[str, tree.PropValue]] = {}
+        for key, value in moves:
+            type_name, _, prop = key.rpartition(".")
+            by_type.setdefault(type_name, {})[prop] = value
+        root = tree.Bus("main-system-bus", "system", "none", scene.machine_devices)
+        scene = attrs.evolve(scene, machine_devices=expand.moved(root, by_type).devices)
     fresh = naming.FreshIds(scene)
     ids = naming.user_ids(scene, fresh)
     assembly = assemble(scene, ids)
@@ -74,11 +82,11 @@ def build(snap: Snapshot, library: model.Library) -> Result:
         assembly = assemble(scene, {**ids, **{r.index: fresh.fresh(r.device.type)
                                               for r in extras}})
     warnings.add_as_drops(assembly.diagnostics)
-    found_globals = machine.globals_(scene, assembly)
+    found_globals = tuple(sorted({*moves, *machine.globals_(scene, assembly)}))
     root = expand.apply_compat(schema, expand.apply_globals(found_globals, assembly.bare)) \
         if found_globals else assembly.root
     result = tree.Machine(expand.machine_info(schema, options), root,
-                          machine.cpus(snap, warnings), machine.memory(snap, warnings),
+                          machine.cpus(snap, warnings), machine.memory(snap, schema, warnings),
                           tuple(sorted({*assembly.backends, *machine.option_backends(
                               snap, schema, options, warnings)})),
                           snap.name, machine.boot(snap, schema),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from compiler.base import settings
+from compiler.base import notations, settings
 from compiler.base.diagnostics import CompileError, error, quote_list
 from compiler.base.source import SourceFile
 from compiler.build import tree
@@ -81,7 +81,9 @@ def cpus(snap: Snapshot, warnings: Warnings) -> Pairs:
         found["maxcpus"] = maxcpus  # the blob's form: only when not every cpu is present
     cpu, default = snap.cpu_type, snap.default_cpu_type
     if cpu and default and cpu != default:
-        found["model"] = re.sub(r"-[^-]+-cpu$", "", cpu)
+        # the shortest name QEMU lists for the type (its alias `power8`, not power8_v2.0)
+        names = sorted(snap.cpu_names, key=lambda n: (len(n), n))
+        found["model"] = names[0] if names else re.sub(r"-[^-]+-cpu$", "", cpu)
     return tuple(sorted(found.items()))
 
 
@@ -127,10 +129,36 @@ def rtc(qtree: Qtree, schema: model.MachineSchema) -> Pairs:
     return (("driftfix", "slew"),) if slewing else ()
 
 
+def address_globals(scene: Scene) -> Pairs:
+    """The -globals that moved a machine device (`-global spapr-nvram.reg=0x4000`): a
+    device the schema creates, of a type that declares the prop its bus's notation takes
+    the address from (VIO `reg`), which QEMU (its one device of the type that no `-device`
+    made) has at another address. `expand.moved` puts the schema's device there."""
+    found: dict[str, tree.PropValue] = {}
+    root = tree.Bus("main-system-bus", "system", "none", scene.machine_devices)
+    for bus, d, _n in tree.walk(root):
+        rules = notations.get(bus.notation)
+        dtype = scene.library.devices.get(d.type)
+        if d.origin != "machine" or dtype is None or len(rules.qemu_props) != 1 or \
+                rules.qemu_props[0] not in dtype.props:
+            continue
+        prop = rules.qemu_props[0]
+        built = [r for r in scene.qtree.records
+                 if r.device.type == d.type and r.index not in scene.users]
+        shown = prop_value(built[0].device, prop) if len(built) == 1 else None
+        if not isinstance(shown, int) or isinstance(shown, bool):
+            continue
+        text = rules.from_qemu([shown])
+        if text is not None and text != str(d.addr):
+            found[f"{d.type}.{prop}"] = shown
+    return tuple(sorted(found.items()))
+
+
 def globals_(scene: Scene, assembly: Assembly) -> Pairs:
-    """QEMU's -global, as far as `info qtree` shows: a declared prop of a machine device
-    that the machine version leaves to QEMU's default or a compat value, and QEMU shows
-    otherwise. A prop the schema sets on the device itself is the board code's, which a
+    """QEMU's -global, as far as `info qtree` and QOM show (a prop qtree does not print
+    is read with `qom-get`, where QEMU has one device of the type): a declared prop of a
+    machine device that the machine version leaves to QEMU's default or a compat value, and
+    QEMU shows otherwise. A prop the schema sets on the device itself is the board code's, which a
     -global cannot change. Machine devices are matched as `match.unpredicted` does: by
     bus, type and address, in creation order."""
     def machine_devices(bus: tree.Bus) -> dict[tuple[str, str, str | None], list[tree.Device]]:
@@ -142,6 +170,7 @@ def globals_(scene: Scene, assembly: Assembly) -> Pairs:
         return found
 
     with_compat, own = machine_devices(assembly.root), machine_devices(assembly.bare)
+    hidden = {(type_, prop): value for type_, prop, value in scene.snap.hidden}
     qtree = scene.qtree
     taken: dict[tuple[str, str, str | None], int] = {}
     found: dict[str, tree.PropValue] = {}
@@ -156,8 +185,13 @@ def globals_(scene: Scene, assembly: Assembly) -> Pairs:
         device, explicit = with_compat[key][n], dict(own[key][n].props)
         dtype = scene.library.devices.get(device.type)
         have = dict(device.props)
+        at = notations.get(qtree.notation(r)).qemu_props
         for name, spec in dtype.props.items() if dtype else ():
+            if at == (name,):
+                continue  # the device's address: `address_globals`
             expected, shown = have.get(name, spec.default), prop_value(r.device, name)
+            if shown is None:  # a QOM-only prop (ICH9-LPC's disable_s3): `qom-get`'s value
+                shown = hidden.get((device.type, name))
             # a `multifunction` type's board code sets the flag itself
             board = name == "multifunction" and dtype is not None and dtype.multifunction
             if name in explicit or board or expected is None or \
@@ -177,9 +211,14 @@ def _below_user(scene: Scene, r: Record) -> bool:
     return False
 
 
-def memory(snap: Snapshot, warnings: Warnings) -> Pairs:
+def memory(snap: Snapshot, schema: model.MachineSchema, warnings: Warnings) -> Pairs:
     base, plugged = snap.memory.get("base-memory"), snap.memory.get("plugged-memory")
     if isinstance(plugged, int) and plugged:
         warnings.warn("E1716", f"QEMU has {plugged} bytes of hot-plugged memory, which a blob "
                       "cannot describe")
+    own = next((q.value for q in schema.quirks if q.name == "numa-nodes"), 0)
+    if isinstance(own, int) and snap.numa_nodes > own:
+        warnings.warn("E1716", f"QEMU has {snap.numa_nodes} NUMA nodes (`-numa`), which a "
+                      "blob cannot describe yet: they are left out",
+                      notes=["devices on a node (`numa_node`) are refused by QEMU without them"])
     return (("size", base),) if isinstance(base, int) else ()

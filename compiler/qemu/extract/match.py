@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 from compiler.build import tree
-from compiler.qemu import compare
+from compiler.qemu import compare, process
 from compiler.qemu.extract.qtree import BusKey, Qtree, Record
 from compiler.qemu.extract.scene import Scene
 from compiler.qemu.extract.snapshot import UserDevice
@@ -22,9 +22,14 @@ def match_users(qtree: Qtree, users: Iterable[UserDevice]) -> dict[int, UserDevi
     in creation order; a device's buses are scoped to the user device that owns them."""
     users = list(users)
     paths = sorted({u.path for u in users}, key=len, reverse=True)
+    # a bus QOM hangs on a stand-in (`qtree-parent`: a PCI expander's `pxb-host`), named as
+    # its device's id, belongs to that device as `process.regraft` shows it
+    hosted = {t for types in process.qtree_parents().values() for t in types}
+    regrafted = {u.name: u.path for u in users if not u.anonymous and u.type in hosted}
 
     def scope(bus_path: str) -> str | None:
-        return next((p for p in paths if bus_path.startswith(p + "/")), None)
+        owner = next((p for p in paths if bus_path.startswith(p + "/")), None)
+        return owner or regrafted.get(bus_path.rsplit("/", 1)[-1])
 
     bus_scope = {u.path: scope(u.parent_bus) for u in users}
     matched: dict[int, UserDevice] = {}

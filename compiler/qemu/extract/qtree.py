@@ -52,7 +52,7 @@ class Qtree:
         def visit(bus: process.QtreeBus, owner: int | None) -> None:
             for d in bus.devices:
                 i = len(records)
-                start, end, port = lines[i] if i < len(lines) else (0, 0, None)
+                start, end, port = lines[d.line] if 0 <= d.line < len(lines) else (0, 0, None)
                 records.append(Record(i, bus, d, owner, source.span(start, end), port))
                 for b in d.buses:
                     visit(b, i)

@@ -8,9 +8,10 @@ What is read, and from where:
   `/machine/peripheral-anon/device[N]` (QOM): their `parent_bus`, `hotplugged`, and the
   props and backend links the stdlib declares for their type, and the address props;
 - machine type and options: `/machine` `type` and the schema's option names;
-- cpus: `/machine` `smp`, the first cpu's QOM `type`, `query-machines`' default cpu type;
+- cpus: `/machine` `smp`, the first cpu's QOM `type`, `query-machines`' default cpu type,
+  the model names `query-cpu-definitions` gives that type;
   memory: `query-memory-size-summary`; the name: `query-name`; -boot: `/machine` `boot`;
-  -uuid: `query-uuid`;
+  -uuid: `query-uuid`; NUMA nodes: `info numa` (how many, to report them: a blob has none);
 - backends: `query-block`, `query-named-block-nodes`, `query-chardev`, `info network`,
   the QOM `type` and `filename` of `-object` rng backends, and `query-audiodevs` where
   QEMU has it (8.0 on).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -100,6 +102,13 @@ class Snapshot:
     uuid: str = ""  # query-uuid (-uuid; all zeros without)
     # query-audiodevs (QEMU 8.0 on); None: QEMU has no such command
     audiodevs: tuple[Mapping[str, Value], ...] | None = None
+    numa_nodes: int = 0  # `info numa`'s first line (`2 nodes`): guest NUMA nodes (-numa)
+    # declared props of machine-created devices that `info qtree` does not print (QOM-only:
+    # ICH9-LPC's disable_s3), (type, prop, value), where QEMU has one such device of the type
+    hidden: tuple[tuple[str, str, Value], ...] = ()
+    # the names `query-cpu-definitions` gives the cpus' QOM type (`power8` for
+    # power8_v2.0-powerpc64-cpu), where it is not the machine's default
+    cpu_names: tuple[str, ...] = ()
 
 
 def read(socket: str, library: model.Library, timeout: float) -> Snapshot:
@@ -278,11 +287,16 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
     default_cpu = next((str(m.get("default-cpu-type")) for m in
                         await _query_list(client, "query-machines")
                         if m.get("name") == qemu_machine and m.get("default-cpu-type")), None)
+    cpu_names: tuple[str, ...] = ()
+    if cpu_type and cpu_type != default_cpu:
+        cpu_names = tuple(sorted(str(c["name"]) for c in
+                                 await _query_list(client, "query-cpu-definitions")
+                                 if c.get("typename") == cpu_type and c.get("name")))
     memory = await _query_map(client, "query-memory-size-summary")
     name = str((await _query_map(client, "query-name")).get("name") or "")
     qtree = await _hmp(client, "info qtree")
     try:
-        process.parse_qtree(qtree)
+        root = process.parse_qtree(qtree)
     except ValueError:
         raise BadReply("human-monitor-command info qtree", "QEMU's device tree", qtree) from None
     network = await _hmp(client, "info network")
@@ -309,7 +323,63 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
         tuple(await _query_list(client, "query-chardev")), objects,
         await _get_map(client, "/machine", "boot"),
         str((await _query_map(client, "query-uuid")).get("UUID") or ""),
-        await _audiodevs(client))
+        await _audiodevs(client), _numa_nodes(await _hmp(client, "info numa")),
+        await _hidden(client, root, {u.name for u in users if not u.anonymous}, library),
+        cpu_names)
+
+
+async def _hidden(client: QMPClient, root: process.QtreeBus, user_ids: set[str],
+                  library: model.Library) -> tuple[tuple[str, str, Value], ...]:
+    """The declared props `info qtree` does not print of the devices QEMU created by
+    itself (no `-device` id), read with `qom-get` at the device's path in `info qom-tree`
+    where QEMU has one such device of the type outside `/machine/peripheral*`."""
+    wanted: dict[str, set[str]] = {}
+    for _, d in process.walk(root):
+        t = library.devices.get(d.type)
+        if t is None or d.id in user_ids:
+            continue
+        missing = {name for name in t.props if d.prop(name) is None}
+        if missing:
+            wanted.setdefault(d.type, set()).update(missing)
+    if not wanted:
+        return ()
+    paths = _qom_paths(await _hmp(client, "info qom-tree"))
+    found = []
+    for type_, props in sorted(wanted.items()):
+        where = [p for p in paths.get(type_, ()) if not p.startswith("/machine/peripheral")]
+        if len(where) != 1:
+            continue
+        present = {name for name, _ in await _list(client, where[0])}
+        for prop in sorted(props & present):
+            value = await _get(client, where[0], prop)
+            if value is not None:
+                found.append((type_, prop, value))
+    return tuple(found)
+
+
+_QOM_LINE = re.compile(r"^(?P<indent> *)/(?P<name>\S+) \((?P<type>[^)]+)\)$")
+
+
+def _qom_paths(text: str) -> dict[str, list[str]]:
+    """`info qom-tree` (`/machine (pc-q35-7.2-machine)`, children two spaces deeper) →
+    QOM type → the paths of its objects."""
+    found: dict[str, list[str]] = {}
+    stack: list[str] = []
+    for line in text.splitlines():
+        m = _QOM_LINE.match(line.rstrip())
+        if m is None:
+            continue
+        depth = len(m["indent"]) // 2
+        del stack[depth:]
+        stack.append(m["name"])
+        found.setdefault(m["type"], []).append("/" + "/".join(stack))
+    return found
+
+
+def _numa_nodes(text: str) -> int:
+    """`info numa` → how many NUMA nodes the guest has (0 without `-numa`)."""
+    m = re.match(r"\s*(\d+) nodes", text)
+    return int(m.group(1)) if m else 0
 
 
 async def _audiodevs(client: QMPClient) -> tuple[Mapping[str, Value], ...] | None:
