@@ -442,6 +442,14 @@ class QemuMachine:
 
 
 @attrs.frozen
+class Since:
+    """`since "8.0"`: the first QEMU release that has the machine version."""
+
+    release: str
+    span: Span = _span
+
+
+@attrs.frozen
 class DefaultMemory:
     size: str
     span: Span = _span
@@ -566,7 +574,7 @@ DeviceStmt = Union[
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,
-    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk,
+    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk, Since,
 ]
 
 

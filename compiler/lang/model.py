@@ -18,6 +18,10 @@ from compiler.base.source import Span
 from compiler.lang.ast import FdtItem
 from compiler.lang.expr import Expr, Scalar
 
+# The QEMU release a spec targets when it names none: what Debian 12 ships (CONTRACT). A
+# family name (`pc-q35`) means its newest version this release has.
+DEFAULT_RELEASE = "7.2"
+
 _span = attrs.field(eq=False, repr=False)
 
 BACKEND_KINDS = backends.KINDS  # `link NAME -> KIND`: the registry's kinds
@@ -296,6 +300,14 @@ class MachineSchema:
     fdt: tuple[FdtItem, ...] = ()
     # `quirk` statements, in declaration order (an override keeps its parent's place)
     quirks: tuple[Quirk, ...] = ()
+    # `since`: the first QEMU release that has this machine version ("8.0"); "" where the
+    # schema names none (every release mschema targets has it). Never inherited.
+    since: str = ""
+
+    def runs_on(self, release: str) -> bool:
+        """Does QEMU `release` ("7.2") have this machine version?"""
+        have, want = release_key(self.since), release_key(release)
+        return have is None or want is None or have <= want
 
 
 @attrs.frozen
@@ -306,15 +318,17 @@ class Library:
     devices: Mapping[str, DeviceType]
     machines: Mapping[str, MachineSchema]
 
-    def machine(self, name: str) -> MachineSchema | None:
-        """By exact name or alias; a family name means its newest version."""
+    def machine(self, name: str, release: str = DEFAULT_RELEASE) -> MachineSchema | None:
+        """By exact name or alias; a family name means its newest version that QEMU
+        `release` has (by default the release mschema targets, `DEFAULT_RELEASE`)."""
         if name in self.machines:
             return self.machines[name]
         for m in self.machines.values():
             if name in m.aliases:
                 return m
         versions = [m for m in self.machines.values() if m.family == name]
-        return max(versions, key=lambda m: _version(m.name), default=None)
+        return max((m for m in versions if m.runs_on(release)),
+                   key=lambda m: _version(m.name), default=None)
 
     def names(self) -> list[str]:
         """Every name `machine` takes, for diagnostics."""
@@ -332,6 +346,14 @@ class Library:
             diags.check()
             raise AssertionError("unreachable: diags holds an error")
         return found
+
+
+def release_key(release: str) -> tuple[int, int] | None:
+    """`"10.0"` → (10, 0), for ordering releases; None unless MAJOR.MINOR."""
+    major, dot, minor = release.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()) or len(major) > 3 or len(minor) > 3:
+        return None
+    return int(major), int(minor)
 
 
 def _version(name: str) -> tuple[int, ...]:

@@ -469,6 +469,9 @@ class _Builder:
     def _qemu_machine(self, n: Any, c: list[Any]) -> ast.QemuMachine:
         return ast.QemuMachine(self.string(c[0]), self.span(n))
 
+    def _since(self, n: Any, c: list[Any]) -> ast.Since:
+        return ast.Since(self.string(c[0]), self.span(n))
+
     def _default_memory(self, n: Any, c: list[Any]) -> ast.DefaultMemory:
         return ast.DefaultMemory(self.string(c[0]), self.span(n))
 

@@ -39,6 +39,7 @@ class _Header:
     qemu: ast.QemuMachine | None
     placement: ast.Placement | None
     memory: ast.DefaultMemory | None
+    since: ast.Since | None
 
 
 class Machines(Part):
@@ -86,13 +87,15 @@ class Machines(Part):
             binary=one(body, ast.Binary, "binary"),
             qemu=one(body, ast.QemuMachine, "qemu-machine"),
             placement=one(body, ast.Placement, "placement"),
-            memory=one(body, ast.DefaultMemory, "default-memory"))
+            memory=one(body, ast.DefaultMemory, "default-memory"),
+            since=one(body, ast.Since, "since"))
 
     def machine(self, d: ast.MachineDecl, parent: model.MachineSchema | None
                 ) -> model.MachineSchema:
         body = d.body
         h = self.header(body)
         default_memory = self.default_memory(d, h.memory, parent)
+        since = self.since(h.since)
         if parent is None:
             for given, kw in ((h.arch, "arch"), (h.binary, "binary"),
                               (h.qemu, "qemu-machine")):
@@ -121,12 +124,21 @@ class Machines(Part):
                 p = self.parts.provider(stmt)
                 if p:
                     providers[p.bus] = p
-        checks = list(parent.checks) if parent else []
+        # a version's check replaces its parent's of the same name in place (a newer
+        # version's larger cpu limit), as a compat line replaces its parent's
+        checks = {c.name: c for c in parent.checks} if parent else {}
+        own_checks: dict[str, Span] = {}
         for stmt in body:
             if isinstance(stmt, ast.Check):
-                checks.append(model.Check(stmt.name.text,
-                                          self.conditions.condition(stmt.condition, options),
-                                          stmt.message, stmt.name.span))
+                if stmt.name.text in own_checks:
+                    self.diags.error("E0401", f"check `{stmt.name.text}` is defined twice",
+                                     stmt.name.span, labels=[Label(own_checks[stmt.name.text],
+                                                                   "first defined here")])
+                    continue
+                own_checks[stmt.name.text] = stmt.name.span
+                checks[stmt.name.text] = model.Check(
+                    stmt.name.text, self.conditions.condition(stmt.condition, options),
+                    stmt.message, stmt.name.span)
         compat = self.parts.compat_props(body, parent)
         quirks = self.parts.quirks(body, parent)
         fdt_stmt = self.single(body, ast.FdtBlock, "fdt")
@@ -147,9 +159,24 @@ class Machines(Part):
             qemu_machine=h.qemu.name if h.qemu else (parent.qemu_machine if parent else ""),
             extends=parent.name if parent else None,
             options=options.declared, devices=tuple(devices),
-            implementations=implementations, providers=providers, checks=tuple(checks),
+            implementations=implementations, providers=providers,
+            checks=tuple(checks.values()),
             compat=tuple(compat), placement=placement, default_memory=default_memory,
-            doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks)
+            doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks,
+            since=since)
+
+    def since(self, stmt: ast.Since | None) -> str:
+        """`since "8.0"`: a QEMU release, MAJOR.MINOR; "" where the machine names none (or a
+        malformed one, reported as E1730)."""
+        if stmt is None:
+            return ""
+        if model.release_key(stmt.release) is None:
+            self.diags.error("E1730", f"`since` must name a QEMU release, not "
+                             f"`{stmt.release}`", stmt.span,
+                             help='write MAJOR.MINOR, the release that first has this '
+                             'machine version: `since "8.0"`')
+            return ""
+        return stmt.release
 
     def default_memory(self, d: ast.MachineDecl, stmt: ast.DefaultMemory | None,
                        parent: model.MachineSchema | None) -> int:
