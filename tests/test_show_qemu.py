@@ -41,6 +41,7 @@ from qemu_support import (
     release_argv,
     release_of,
     releases_of,
+    require_binary,
     schema,
 )
 
