@@ -49,6 +49,7 @@ from compiler import driver
 from compiler.base import backends
 from compiler.emit import argv as argv_emit
 from compiler.emit import blob as blob_emit
+from compiler.lang import model
 from compiler.lang.resolve import load_library
 from compiler.qemu import compare, fdt_check, process
 from compiler.qemu.compare import qtree_value
@@ -365,13 +366,14 @@ def _host_type(type_name: str) -> str:
     return parents[0]
 
 
-# Defaults a QEMU release changed for every machine version alike, without a compat entry
-# for the older ones (a finding: docs/releases.md): (release, type, prop) → its value there.
-RELEASE_DEFAULTS: dict[tuple[str, str, str], object] = {
-    # PVPANIC_EVENTS gained PVPANIC_SHUTDOWN: the guest sees a third event bit on every
-    # machine version (hw_compat_4_0's `events = 1` still holds for 4.0 and older)
-    ("10.0", "pvpanic", "events"): 7,
-}
+def _machine_types(instances: Sequence[model.Instance]) -> set[str]:
+    """The device types a machine's instances create, whatever their conditions."""
+    out = set()
+    for inst in instances:
+        out.add(inst.type)
+        for bus in inst.buses:
+            out |= _machine_types([*bus.children, *bus.devices])
+    return out
 
 
 def _built_in_batches(base: list[str], devices: list[list[str]]
@@ -403,17 +405,23 @@ def test_compat_props_match_qemu(family: str) -> None:
     keys = sorted({(c.device, c.prop) for v in versions for c in library.machines[v].compat})
     assert keys, f"no version of {family} has compat props"
     _binary_name, extra = qemu_of(family)
+    own = _machine_types(library.machines[base].devices)  # no -device for these (ICH9-LPC)
     # qxl-vga must be the first display device (console 0)
-    hosts = sorted({_host_type(device) for device, _ in keys}, key=lambda h: (h != "qxl-vga", h))
+    hosts = sorted({_host_type(device) for device, _ in keys} - own,
+                   key=lambda h: (h != "qxl-vga", h))
     args = [_device_args(h, f"compat{i}") for i, h in enumerate(hosts)]
-    seen: dict[str, dict[tuple[str, str], object]] = {}
-    for version in versions:
-        base_argv = [*machine_qemu(version), "-machine", version, "-nodefaults", "-accel",
-                     "tcg", *extra]
+
+    def exists(key: tuple[str, str], release: str) -> bool:
+        return library.devices[key[0]].props[key[1]].exists_in(release)
+
+    def values_of(release: str, version: str) -> dict[tuple[str, str], object]:
+        """What QEMU `release` shows for each key under machine type `version`."""
+        base_argv = [*release_argv(_binary_name, release), "-machine", version, "-nodefaults",
+                     "-accel", "tcg", *extra]
         values: dict[tuple[str, str], object] = {}
         for _bus, device in _built_in_batches(base_argv, args):
             for key in keys:
-                if device.type == key[0]:
+                if device.type == key[0] and exists(key, release):
                     raw = device.prop(key[1])
                     assert raw is not None, f"{version}: info qtree shows no {key}"
                     # a virtio-*-device sits in several hosts (virtio-rng-pci and its
@@ -421,35 +429,28 @@ def test_compat_props_match_qemu(family: str) -> None:
                     value = qtree_value(raw)
                     assert values.get(key, value) == value, f"{version}: {key[0]} devices differ"
                     values[key] = value
-        assert sorted(values) == keys, f"{version}: QEMU built no device for some of {keys}"
-        seen[version] = values
+        present = sorted(k for k in keys if exists(k, release))
+        assert sorted(values) == present, f"{version}: QEMU built no device for some of {keys}"
+        return values
+
     assert not library.machines[base].compat, f"{base} is the base: it has no compat lines"
-    # the base version on every release: a default QEMU changed for all machine versions
-    # alike (no compat entry) is the release's, not the version's (RELEASE_DEFAULTS)
-    baselines = {}
-    for release in releases_of(base):
-        base_argv = [*release_argv(_binary_name, release), "-machine", base, "-nodefaults",
-                     "-accel", "tcg", *extra]
-        found = {(d.type, k[1]): qtree_value(d.prop(k[1]) or "") for _b, d in
-                 _built_in_batches(base_argv, args) for k in keys if d.type == k[0]}
-        baselines[release] = found
-        for key in keys:
-            want = RELEASE_DEFAULTS.get((release, *key), baselines[RELEASES[0]][key])
-            assert found[key] == want, (release, base, key, found[key])
+    # the base version on every release: its props are the stdlib's defaults as of that
+    # release (`changed`: a default QEMU changed for all machine versions alike)
+    baselines = {release: values_of(release, base) for release in releases_of(base)}
+    for release, found in baselines.items():
+        for key, value in found.items():
+            default = library.devices[key[0]].props[key[1]].default_in(release)
+            assert default is None or value == default, (release, base, key, value)
     for version in versions:
         release = release_of(version)
-        baseline = baselines[release]
+        seen, baseline = values_of(release, version), baselines[release]
         compat = {(c.device, c.prop): c.value for c in library.machines[version].compat}
-        for key in keys:
+        for key, value in seen.items():
             if key in compat:
-                assert seen[version][key] == compat[key], (version, key, seen[version][key])
+                assert value == compat[key], (version, key, value)
                 assert baseline[key] != compat[key], (version, key, f"no change from {base}")
             else:
-                assert seen[version][key] == baseline[key], (version, key, seen[version][key])
-            spec = library.devices[key[0]].props[key[1]]
-            if (key not in compat and spec.default is not None
-                    and (release, *key) not in RELEASE_DEFAULTS):
-                assert seen[version][key] == spec.default, (version, key, "stdlib default")
+                assert value == baseline[key], (version, key, value)
 
 
 VIRTIO_CASES = ["q35-7.1-virtio", "pseries-7.0-virtio"]

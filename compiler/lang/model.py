@@ -118,6 +118,26 @@ class PropSpec:
     span: Span = _span
     derived: bool = attrs.field(default=False, kw_only=True)  # QEMU computes it when unset
     unique_per_bus: bool = attrs.field(default=False, kw_only=True)  # on one bus only
+    # the first QEMU release whose device type has the prop ("" : every release), and the
+    # first that no longer has it ("": none)
+    since: str = attrs.field(default="", kw_only=True)
+    removed: str = attrs.field(default="", kw_only=True)
+    # (release, default): the default QEMU gives from that release on, oldest first
+    changes: tuple[tuple[str, Scalar], ...] = attrs.field(default=(), kw_only=True)
+
+    def exists_in(self, release: str) -> bool:
+        """Does QEMU `release` ("7.2") have this prop?"""
+        return _not_after(self.since, release) and not (
+            self.removed and _not_after(self.removed, release))
+
+    def default_in(self, release: str) -> Scalar | None:
+        """The default QEMU `release` gives the prop: the latest `changed` value up to that
+        release, else the declared default."""
+        value = self.default
+        for changed, new in self.changes:
+            if _not_after(changed, release):
+                value = new
+        return value
 
 
 @attrs.frozen
@@ -195,6 +215,12 @@ class DeviceType:
     span: Span = _span
     # every item of its fdt blocks, names checked (`emit/fdt.py` evaluates them)
     fdt_items: tuple[FdtItem, ...] = ()
+    # the first QEMU release that has the type ("": every release)
+    since: str = ""
+
+    def exists_in(self, release: str) -> bool:
+        """Does QEMU `release` ("7.2") have this device type?"""
+        return _not_after(self.since, release)
 
     def plugs_into(self, bus_kind: str) -> Plug | None:
         for plug in self.plugs:
@@ -306,8 +332,7 @@ class MachineSchema:
 
     def runs_on(self, release: str) -> bool:
         """Does QEMU `release` ("7.2") have this machine version?"""
-        have, want = release_key(self.since), release_key(release)
-        return have is None or want is None or have <= want
+        return _not_after(self.since, release)
 
 
 @attrs.frozen
@@ -354,6 +379,12 @@ def release_key(release: str) -> tuple[int, int] | None:
     if not (dot and major.isdigit() and minor.isdigit()) or len(major) > 3 or len(minor) > 3:
         return None
     return int(major), int(minor)
+
+
+def _not_after(since: str, release: str) -> bool:
+    """Is `since` ("8.0"; "" for always) no later than `release`?"""
+    have, want = release_key(since), release_key(release)
+    return have is None or want is None or have <= want
 
 
 def _version(name: str) -> tuple[int, ...]:

@@ -20,6 +20,7 @@ from compiler.lang.resolve.fdt import FdtNames
 from compiler.lang.resolve.instances import Instances
 from compiler.lang.resolve.loading import report_cycles
 from compiler.lang.resolve.machine_parts import MachineParts
+from compiler.lang.resolve.releases import release
 from compiler.lang.resolve.scope import Part, Scope
 from compiler.lang.resolve.values import Values
 
@@ -168,15 +169,7 @@ class Machines(Part):
     def since(self, stmt: ast.Since | None) -> str:
         """`since "8.0"`: a QEMU release, MAJOR.MINOR; "" where the machine names none (or a
         malformed one, reported as E1730)."""
-        if stmt is None:
-            return ""
-        if model.release_key(stmt.release) is None:
-            self.diags.error("E1730", f"`since` must name a QEMU release, not "
-                             f"`{stmt.release}`", stmt.span,
-                             help='write MAJOR.MINOR, the release that first has this '
-                             'machine version: `since "8.0"`')
-            return ""
-        return stmt.release
+        return release(self.diags, stmt.release, stmt.span, "since") if stmt else ""
 
     def default_memory(self, d: ast.MachineDecl, stmt: ast.DefaultMemory | None,
                        parent: model.MachineSchema | None) -> int:
