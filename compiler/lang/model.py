@@ -334,6 +334,14 @@ class MachineSchema:
         """Does QEMU `release` ("7.2") have this machine version?"""
         return _not_after(self.since, release)
 
+    def release_for(self, target: str = "") -> str:
+        """The QEMU release a machine of this version is compiled for: the target a spec or
+        blob names, else the release mschema targets (`DEFAULT_RELEASE`) or, for a version
+        that release lacks, the version's own (`since`): pc-q35-10.0 → "10.0"."""
+        if target:
+            return target
+        return DEFAULT_RELEASE if self.runs_on(DEFAULT_RELEASE) else self.since
+
 
 @attrs.frozen
 class Library:
@@ -361,10 +369,11 @@ class Library:
         names.update(a for m in self.machines.values() for a in m.aliases)
         return sorted(names)
 
-    def machine_or_error(self, name: str, span: Span, diags: Collector) -> MachineSchema:
-        """`machine(name)`; an unknown name (written at `span`) is E0204, raised with all
-        that `diags` holds."""
-        found = self.machine(name)
+    def machine_or_error(self, name: str, span: Span, diags: Collector,
+                         release: str = DEFAULT_RELEASE) -> MachineSchema:
+        """`machine(name, release)`; an unknown name (written at `span`) is E0204, raised
+        with all that `diags` holds."""
+        found = self.machine(name, release)
         if found is None:
             diags.error("E0204", f"unknown machine `{name}`", span,
                         notes=[f"expected one of {quote_list(self.names())}"])
