@@ -36,7 +36,7 @@ def find_schema(snap: Snapshot, library: model.Library) -> model.MachineSchema:
     for s in library.machines.values():
         families.setdefault(s.family, []).append(s)
     known = []
-    for family, versions in sorted(families.items()):
+    for _family, versions in sorted(families.items()):
         ordered = sorted(versions, key=lambda s: model.release_key(s.since) or (0, 0))
         known.append(f"`{ordered[0].qemu_machine}` … `{ordered[-1].qemu_machine}`"
                      if len(ordered) > 1 else f"`{ordered[0].qemu_machine}`")
