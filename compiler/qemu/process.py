@@ -96,6 +96,18 @@ class _Run:
             pass
 
 
+def release(binary: Sequence[str], timeout: float = 30.0) -> tuple[int, int, int]:
+    """The version of a QEMU binary, as QMP `query-version` gives it: (major, minor, micro).
+    Starts it with no machine (`-machine none`); raises QemuError when it will not answer."""
+    answer = query([*binary, "-machine", "none", "-nodefaults"], hmp=(),
+                   qmp=[("query-version", {})], timeout=timeout).qmp[0]
+    version = answer.get("qemu") if isinstance(answer, dict) else None
+    if not isinstance(version, dict) or not all(
+            isinstance(version.get(k), int) for k in ("major", "minor", "micro")):
+        raise QemuError(f"query-version gave {answer!r}", "")
+    return int(version["major"]), int(version["minor"]), int(version["micro"])
+
+
 def query(
     argv: Sequence[str],
     hmp: Sequence[str] = ("info qtree",),
