@@ -263,7 +263,7 @@ def test_show_matches_qemu(machine: str, options: tuple[str, ...], release: str)
     if release not in releases_of(qemu_machine):
         with pytest.raises(process.QemuError) as exc:
             process.qtree_devices(argv, timeout=30.0)
-        assert f'{UNSUPPORTED_MACHINE}: "{qemu_machine}"' in exc.value.stderr
+        assert UNSUPPORTED_MACHINE in exc.value.stderr  # 10.0 names the type, 7.2 does not
         return
     refused = REFUSED_BY_RELEASE.get((release, options))
     if refused is not None:
