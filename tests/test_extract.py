@@ -563,7 +563,7 @@ def test_machine_type_without_schema(tmp_path: Path) -> None:
         out = mschema("extract", "--qmp", sock, "-o", str(tmp_path / "vm.json"))
     assert (out.returncode, codes_of(out.stderr)) == (1, ["E1713"]), out.stderr
     assert "`pc-i440fx-7.2`" in out.stderr
-    assert "describe `pc-q35-4.0` … `pc-q35-10.0`, `pseries-5.1` … `pseries-10.0`" in out.stderr
+    assert "describe `pc-q35-2.10` … `pc-q35-10.0`, `pseries-2.7` … `pseries-10.0`" in out.stderr
     assert not (tmp_path / "vm.json").exists()
 
 
