@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.base.diagnostics import Collector, Diagnostic
+from compiler.base.diagnostics import Collector, Diagnostic, Label
 from compiler.base.source import SourceFile
 from compiler.build import expand, tree
 from compiler.lang import model, resolve, schema_checks
@@ -152,7 +152,16 @@ def compile_loose(spec: loose_.LooseSpec, library: model.Library,
 
     diags = Collector()
     machine_value = spec.top["machine"]
-    schema = library.machine_or_error(str(machine_value.value), machine_value.span, diags)
+    target = spec.top.get("qemu")
+    release = str(target.value) if target is not None else ""
+    schema = library.machine_or_error(str(machine_value.value), machine_value.span, diags,
+                                      release or model.DEFAULT_RELEASE)
+    if target is not None and not schema.runs_on(release):
+        diags.error("E1090", f"`{schema.name}` needs QEMU {schema.since} or newer; the spec "
+                    f"targets QEMU {release}", target.span,
+                    labels=[Label(schema.span, f"`{schema.name}` is QEMU {schema.since}'s")],
+                    help=f'target `qemu = "{schema.since}"`, or name an older version')
+        diags.check()
     whole = machine_spec.machine_spec(spec, schema, diags)
     machine_spec.check_rules(schema, spec, whole.env, diags)
     planned = plan.plan(schema, library, spec, diags)
@@ -161,7 +170,7 @@ def compile_loose(spec: loose_.LooseSpec, library: model.Library,
                           whole.spares, whole.spares_span, diags,
                           spares_required=whole.spares_required)
     diags.check()
-    machine = tree.Machine(expand.machine_info(schema, whole.options),
+    machine = tree.Machine(expand.machine_info(schema, whole.options, release),
                            expand.apply_compat(schema, expand.apply_globals(planned.globals,
                                                                             root)),
                            whole.cpus, whole.memory, tuple(sorted(planned.backends)),

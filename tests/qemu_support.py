@@ -81,6 +81,42 @@ def binary_of(name: str) -> str:
     return schema(name).binary
 
 
+# Shipped machine versions a later QEMU release no longer has (docs/releases.md): a test that
+# would start one under that release checks that QEMU refuses it instead.
+GONE_IN_RELEASE: dict[str, frozenset[str]] = {
+    "10.0": frozenset({"pseries-2.7", "pseries-2.8", "pseries-2.9", "pseries-2.10",
+                       "pseries-2.11", "pseries-2.12"}),
+}
+
+
+def gone_in(release: str, machine: str) -> bool:
+    return schema(machine).name in GONE_IN_RELEASE.get(release, frozenset())
+
+
+def releases_of(name: str) -> tuple[str, ...]:
+    """The releases the tests run that have machine `name`: from its schema's `since` on,
+    but for a release that dropped it (`GONE_IN_RELEASE`: pseries-2.7 runs on 7.2 only)."""
+    return tuple(r for r in RELEASES if schema(name).runs_on(r) and not gone_in(r, name))
+
+
+def release_of(name: str) -> str:
+    """The oldest release here that has machine `name`: 7.2 for pc-q35-7.2, 10.0 for
+    pc-q35-8.0 and newer (QEMU 7.2 has none of them)."""
+    found = releases_of(name)
+    assert found, f"no QEMU release the tests run has `{name}`"
+    return found[0]
+
+
+def machine_qemu(name: str) -> list[str]:
+    """How to start the QEMU that runs machine `name`: its schema's binary, of the oldest
+    release here that has the machine version (skips, or fails on CI, when it is missing)."""
+    return release_argv(binary_of(name), release_of(name))
+
+
+# What a QEMU release says when it lacks a machine type (qemu/vl.c, both releases)
+UNSUPPORTED_MACHINE = "unsupported machine type"
+
+
 def families() -> dict[str, tuple[str, ...]]:
     """family → its versions, newest first."""
     out: dict[str, list[model.MachineSchema]] = {}
@@ -110,9 +146,10 @@ def case_family(case: str) -> str | None:
 
 def machine_argv(args: list[str]) -> list[str]:
     """QEMU started with `args`: the binary (its path here) of the machine their `-machine`
-    names, as its schema says; skips the test when that binary is missing."""
+    names, as its schema says, of the oldest release that has that machine version; skips
+    the test when that binary is missing."""
     machine = args[args.index("-machine") + 1].split(",")[0]
-    return [require_binary(binary_of(machine)), *args]
+    return [*machine_qemu(machine), *args]
 
 
 def tcg_options(name: str) -> tuple[str, ...]:
@@ -121,18 +158,6 @@ def tcg_options(name: str) -> tuple[str, ...]:
     which only KVM runs. Tests add them wherever they start a bare version."""
     value = {q.name: q.value for q in schema(name).quirks}.get("tcg-options", "")
     return tuple(o for o in str(value).split(",") if o)
-
-
-# Shipped machine versions a later QEMU release no longer has (docs/releases.md): a test that
-# would start one under that release checks that QEMU refuses it instead.
-VERSIONS_GONE_IN_RELEASE: dict[str, frozenset[str]] = {
-    "10.0": frozenset({"pseries-2.7", "pseries-2.8", "pseries-2.9", "pseries-2.10",
-                       "pseries-2.11", "pseries-2.12"}),
-}
-
-
-def gone_in(release: str, machine: str) -> bool:
-    return schema(machine).name in VERSIONS_GONE_IN_RELEASE.get(release, frozenset())
 
 
 def has_dumpdtb(name: str) -> bool:

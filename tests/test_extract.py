@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import pytest
 from corpus_support import codes_of
-from qemu_support import binary_of, machine_argv, release_argv, require_binary
+from qemu_support import binary_of, machine_argv, machine_qemu, release_argv, require_binary
 from vm_support import make_host_files, qmp, read_argv_golden, running
 
 from compiler import cli, driver
@@ -82,8 +82,8 @@ def make_files(blob: Mapping[str, Json], directory: Path) -> None:
 def start_argv(blob: Mapping[str, Json], argv: list[str], directory: Path) -> list[str]:
     """An emitted argv made runnable here: the binary's path, files under `directory`."""
     make_files(blob, directory)
-    binary = require_binary(binary_of(str(blob["machine"]["qemu"])))
-    return verify.runnable_argv([binary, *argv[1:]], str(directory))
+    qemu = machine_qemu(str(blob["machine"]["qemu"]))  # QEMU 10.0 for pc-q35-10.0
+    return verify.runnable_argv([*qemu, *argv[1:]], str(directory))
 
 
 def default_cpu_model(sock: str, qemu_machine: str) -> str:
@@ -582,6 +582,7 @@ def test_machine_type_without_schema(tmp_path: Path) -> None:
         out = mschema("extract", "--qmp", sock, "-o", str(tmp_path / "vm.json"))
     assert (out.returncode, codes_of(out.stderr)) == (1, ["E1713"]), out.stderr
     assert "`isapc`, which no schema describes" in out.stderr
+    assert "describe `pc-i440fx-7.0` … `pc-i440fx-7.2`, `pc-q35-2.10` … `pc-q35-10.0`" in out.stderr
     assert not (tmp_path / "vm.json").exists()
 
 

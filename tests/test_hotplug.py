@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from corpus_support import codes_of
-from qemu_support import families, require_binary, schema
+from qemu_support import families, machine_qemu, require_binary, schema
 from vm_support import compare, make_host_files, runnable_argv
 
 from compiler.lang import model
@@ -53,6 +53,11 @@ CASES = {
                 '[[usb]]\ndevice = "keyboard"\n'),
     "pseries": ('machine = "pseries"\n[[disk]]\nfile = "d0.raw"\n',
                 '[[disk]]\nfile = "hot.raw"\n[[nic]]\nmodel = "virtio"\n'),
+    # machine versions only QEMU 10.0 has, hot-plugged in QEMU 10.0
+    "q35-10.0": ('machine = "pc-q35"\nqemu = "10.0"\nhotplug-slots = 2\n[[disk]]\n'
+                 'file = "d0.raw"\n', '[[disk]]\nfile = "hot.raw"\n[[nic]]\n'),
+    "pseries-10.0": ('machine = "pseries-10.0"\n[[disk]]\nfile = "d0.raw"\n',
+                     '[[disk]]\nfile = "hot.raw"\n[[nic]]\nmodel = "virtio"\n'),
 }
 # every other family (from the schemas): a disk, then a hot-plugged nic of its default model
 CASES.update({family: (f'machine = "{family}"\n[[disk]]\nfile = "d0.raw"\n', "[[nic]]\n")
@@ -133,13 +138,13 @@ def test_every_conditional_hotplug_has_a_case() -> None:
 
 def start_and_apply(blob: dict[str, Any], argv: list[str], commands: list[dict[str, Any]],
                     directory: Path) -> process.QueryResult:
-    require_binary(argv[0])
+    qemu = machine_qemu(str(blob["machine"]["qemu"]))  # QEMU 10.0 for pc-q35-10.0
     make_files(blob, directory)
     qmp = [absolute(c, directory) for c in commands]
     qmp += [("human-monitor-command", {"command-line": "info qtree"}),
             ("human-monitor-command", {"command-line": "info usb"})]
-    return process.query([*runnable_argv(argv, str(directory)), "-accel", "tcg"], hmp=[],
-                      qmp=qmp)
+    return process.query([*runnable_argv([*qemu, *argv[1:]], str(directory)), "-accel",
+                          "tcg"], hmp=[], qmp=qmp)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

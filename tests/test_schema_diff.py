@@ -221,15 +221,27 @@ machine u-1 {
 
 
 # ---- the shipped versions -----------------------------------------------------------------
-def test_versions_extend_the_next_newer_one() -> None:
+def test_versions_extend_their_neighbour_towards_the_base() -> None:
+    """The chain starts at the newest version QEMU 7.2 has (what the family name means): an
+    older version extends the next newer one, a newer version (QEMU 7.2 lacks it: `since`)
+    the next older one; only the base has no parent and the alias."""
     library = load_library()
     for family, versions in FAMILIES.items():
-        assert library.machine(family) is library.machines[versions[0]]
+        base = library.machine(family)
+        assert base is not None and base.extends is None and base.since == "7.2"
+        assert library.machine(family, "10.0") is library.machines[versions[0]]
         for newer, older in itertools.pairwise(versions):
-            m = library.machines[older]
-            assert (m.extends, m.family, m.qemu_machine) == (newer, family, older)
-            assert m.aliases == ()
+            new, old = library.machines[newer], library.machines[older]
+            assert new.family == old.family == family
+            assert (new.qemu_machine, old.qemu_machine) == (newer, older)
+            if old.runs_on("7.2") and old is not base:
+                assert old.extends == newer and old.aliases == ()
+            if not new.runs_on("7.2"):
+                assert new.extends == older and new.aliases == ()
+                assert new.since == newer.rsplit("-", 1)[1]
     assert library.machine("q35") is library.machines["pc-q35-7.2"]
+    assert library.machine("pc-q35") is library.machines["pc-q35-7.2"]
+    assert library.machine("pseries") is library.machines["pseries-7.2"]
 
 
 @pytest.mark.parametrize("version", ["pc-q35-7.1", "pseries-7.1"])

@@ -33,12 +33,16 @@ import pytest
 import vm_support
 from qemu_support import (
     RELEASES,
+    UNSUPPORTED_MACHINE,
     binary_of,
     families,
-    gone_in,
     has_dumpdtb,
+    machine_qemu,
     release_argv,
+    release_of,
+    releases_of,
     require_binary,
+    schema,
     tcg_options,
 )
 
@@ -108,10 +112,21 @@ CASES = [
     ("pseries-7.0", ("ic-mode=xive",)),
     ("pseries-7.0", ("usb=on", "ic-mode=xics")),
 ]
-# every other version of every family, bare: what it creates is its newer neighbour's under
-# QEMU's own machine type of that version (tests/qemu_support.py reads them from the schemas)
-CASES += [(v, tcg_options(v)) for vs in VERSIONS.values() for v in vs[1:]
-          if not any(m == v for m, _o in CASES)]
+# every other version of every family, bare (with the options TCG needs: pseries 2.8–2.11's
+# HTM off): what it creates is its neighbour's under QEMU's own machine type of that version
+# (tests/qemu_support.py reads them from the schemas); the versions QEMU 7.2 lacks
+# (pc-q35-8.0 … 10.0) run on QEMU 10.0, and QEMU 7.2 must refuse them, as QEMU 10.0 must
+# refuse those it dropped (pseries-2.7 … 2.12). The newest ones also under options.
+CASES += [(v, tcg_options(v)) for family, vs in VERSIONS.items() for v in vs
+          if v != schema(family).name and not any(m == v for m, _o in CASES)]
+CASES += [
+    ("pc-q35-10.0", ("usb=on",)),
+    ("pc-q35-10.0", ("sata=off", "smbus=off", "hpet=off")),
+    ("pc-q35-10.0", ("pit=off", "pic=off")),
+    ("pseries-10.0", ("ic-mode=xics",)),
+    ("pseries-10.0", ("ic-mode=xive", "usb=on")),
+    ("pseries-8.0", ("usb=on", "ic-mode=xics")),
+]
 
 
 def _option_text(value: object) -> str:
@@ -262,19 +277,13 @@ def test_show_matches_qemu(machine: str, options: tuple[str, ...], release: str)
     on QEMU 10.0 alike: machine types stay the same across releases."""
     binary_name, extra = qemu_of(machine)
     qemu = release_argv(binary_name, release)
-    if gone_in(release, machine):  # QEMU refuses the version it no longer has
-        with pytest.raises(process.QemuError) as gone:
-            process.qtree_devices([*qemu, "-machine", machine, "-nodefaults", "-accel", "tcg",
-                                   *extra], timeout=30.0)
-        assert f"unsupported machine type: \"{machine}\"" in gone.value.stderr
-        return
     shown = run_show(machine, options)
     info = shown["machine"]
     assert isinstance(info, dict)
     qemu_machine = str(info["qemu"])
-    family = next((f for f, vs in VERSIONS.items() if machine in (f, *vs)), machine)
-    # the blob names QEMU's versioned type: the one asked for, or the family's newest
-    assert qemu_machine == (VERSIONS[family][0] if machine == family else machine)
+    # the blob names QEMU's versioned type: the one asked for, or the family's newest that
+    # the default release (7.2) has
+    assert qemu_machine == schema(machine).name
     predicted, predicted_buses = schema_entries(shown)
 
     prop_names: dict[str, set[str]] = {}
@@ -283,6 +292,13 @@ def test_show_matches_qemu(machine: str, options: tuple[str, ...], release: str)
 
     machine_arg = ",".join([qemu_machine, *options])
     argv = [*qemu, "-machine", machine_arg, "-nodefaults", "-accel", "tcg", *extra]
+    # QEMU lacks the version: not yet (the schema's `since`: pc-q35-10.0 on 7.2) or no longer
+    # (qemu_support.GONE_IN_RELEASE: pseries-2.7 on 10.0), and refuses it
+    if release not in releases_of(qemu_machine):
+        with pytest.raises(process.QemuError) as exc:
+            process.qtree_devices(argv, timeout=30.0)
+        assert UNSUPPORTED_MACHINE in exc.value.stderr  # 10.0 names the type, 7.2 does not
+        return
     refused = REFUSED_BY_RELEASE.get((release, options))
     if refused is not None:
         with pytest.raises(process.QemuError) as exc:
@@ -335,8 +351,8 @@ def test_pseries_show_matches_dumpdtb(machine: str, options: tuple[str, ...],
     """The machine `show` describes, compiled from a spec with nothing but those options
     (so only the machine's own devices), has QEMU's device tree: the FDT emitter's tree
     against `dumpdtb` of the emitted command line, node by node and property by property
-    (`compiler.qemu.fdt_check`)."""
-    binary = require_binary(binary_of(machine))
+    (`compiler.qemu.fdt_check`), of the oldest release that has the machine version."""
+    qemu = machine_qemu(machine)
     values = {k: v for k, _, v in (o.partition("=") for o in options)}
     lines = [f'machine = "{machine}"', 'memory = "1G"', "[options]"]
     lines += [f"{k} = {'true' if v == 'on' else 'false' if v == 'off' else json.dumps(v)}"
@@ -348,7 +364,7 @@ def test_pseries_show_matches_dumpdtb(machine: str, options: tuple[str, ...],
     compiled, _ = schema_entries(json.loads(blob_emit.show_json(built)))
     assert compiled == shown, differences(shown, compiled)
     args = argv_emit.argv(built)
-    dtb = process.dump_dtb([binary, *args[1:], "-accel", "tcg"])
+    dtb = process.dump_dtb([*qemu, *args[1:], "-accel", "tcg"])
     blob = json.loads(blob_emit.blob(built))
     problems, whole = fdt_check.fdt_differences(built, blob, dtb, load_library(),
                                                 compare.bus_info())
@@ -415,7 +431,7 @@ def _bus_for(family: str, type_name: str, ident: str) -> list[str]:
     library = load_library()
     kinds = [p.bus for p in library.devices[type_name].plugs]
     present = {"pci", "pcie", "system",
-               *_machine_bus_kinds(library.machines[VERSIONS[family][0]].devices)}
+               *_machine_bus_kinds(library.machines[schema(family).name].devices)}
     if any(k in present for k in kinds):
         return []
     parents = sorted(t.name for t in library.devices.values() if not t.internal
@@ -425,46 +441,66 @@ def _bus_for(family: str, type_name: str, ident: str) -> list[str]:
     return _device_args(parents[0], ident)
 
 
+def _machine_types(instances: Sequence[model.Instance]) -> set[str]:
+    """The device types a machine's instances create, whatever their conditions."""
+    out = set()
+    for inst in instances:
+        out.add(inst.type)
+        for bus in inst.buses:
+            out |= _machine_types([*bus.children, *bus.devices])
+    return out
+
+
+def _built_in_batches(base: list[str], devices: list[list[str]]
+                      ) -> list[tuple[process.QtreeBus, process.QtreeDevice]]:
+    """Every (bus, device) QEMU builds for `devices` (each a list of arguments), in as few
+    starts as QEMU accepts: a refused batch (two IOMMUs: `QEMU does not support multiple
+    vIOMMUs`) is split in two until a single device is refused, which fails the test."""
+    try:
+        root = process.qtree_devices([*base, *(a for d in devices for a in d)], timeout=30.0)
+        return list(process.walk(root))
+    except process.QemuError:
+        if len(devices) == 1:
+            raise
+    half = len(devices) // 2
+    return _built_in_batches(base, devices[:half]) + _built_in_batches(base, devices[half:])
+
+
 @pytest.mark.parametrize("family", sorted(VERSIONS))
 def test_compat_props_match_qemu(family: str) -> None:
-    """Each `compat` line is what QEMU's machine type does by itself: one QEMU per version,
-    with one device of each type a compat line names (or its PCI parent) and no props
-    given; a version with the compat shows its value, one without shows the newest
-    version's, and that differs (so each line is a real change)."""
+    """Each `compat` line is what QEMU's machine type does by itself: one QEMU per version
+    (of the oldest release that has it: QEMU 10.0 for 8.0 and newer), with one device of
+    each type a compat line names (or its PCI parent) and no props given; a version with the
+    compat shows its value, one without shows the value of the family's base version (the
+    one the others extend, on its own release), and that differs (so each line is a real
+    change: an older version's undoes a newer default, a newer one's is the newer default)."""
     library = load_library()
     versions = VERSIONS[family]
+    base = schema(family).name
     keys = sorted({(c.device, c.prop) for v in versions for c in library.machines[v].compat})
     assert keys, f"no version of {family} has compat props"
-    binary_name, extra = qemu_of(family)
-    binary = require_binary(binary_name)
+    _binary_name, extra = qemu_of(family)
+    own = _machine_types(library.machines[base].devices)  # no -device for these (ICH9-LPC)
     # qxl-vga must be the first display device (console 0)
-    hosts = sorted({_host_type(device) for device, _ in keys}, key=lambda h: (h != "qxl-vga", h))
-    host_args = [[*_bus_for(family, h, f"compat-bus{i}"),
-                  *_device_args(h, f"compat{i}", frozenset(p for d, p in keys if d == h))]
-                 for i, h in enumerate(hosts)]
+    hosts = sorted({_host_type(device) for device, _ in keys} - own,
+                   key=lambda h: (h != "qxl-vga", h))
+    args = [[*_bus_for(family, h, f"compat-bus{i}"),
+             *_device_args(h, f"compat{i}", frozenset(p for d, p in keys if d == h))]
+            for i, h in enumerate(hosts)]
 
-    def argv(version: str, batch: Sequence[int]) -> list[str]:
+    def exists(key: tuple[str, str], release: str) -> bool:
+        return library.devices[key[0]].props[key[1]].exists_in(release)
+
+    def values_of(release: str, version: str) -> dict[tuple[str, str], object]:
+        """What QEMU `release` shows for each key under machine type `version` (with the
+        options TCG needs to start it: `quirk tcg-options`)."""
         machine_arg = ",".join([version, *tcg_options(version)])
-        return [binary, "-machine", machine_arg, "-nodefaults", "-accel", "tcg", *extra,
-                *(a for i in batch for a in host_args[i])]
-
-    def built(version: str, ix: list[int]) -> list[tuple[process.QtreeBus, process.QtreeDevice]]:
-        """The devices of the hosts `ix` on `version`, in as few QEMU starts as QEMU accepts
-        (two VGA-class adapters refuse to share a machine): a refused batch is split."""
-        try:
-            return list(process.walk(process.qtree_devices(argv(version, ix), timeout=30.0)))
-        except process.QemuError:
-            if len(ix) == 1:
-                raise
-            return built(version, ix[:len(ix) // 2]) + built(version, ix[len(ix) // 2:])
-
-    seen: dict[str, dict[tuple[str, str], object]] = {}
-    for version in versions:
+        base_argv = [*release_argv(_binary_name, release), "-machine", machine_arg,
+                     "-nodefaults", "-accel", "tcg", *extra]
         values: dict[tuple[str, str], object] = {}
-        walked = built(version, list(range(len(hosts))))
-        for _bus, device in walked:
+        for _bus, device in _built_in_batches(base_argv, args):
             for key in keys:
-                if device.type == key[0]:
+                if device.type == key[0] and exists(key, release):
                     raw = device.prop(key[1])
                     assert raw is not None, f"{version}: info qtree shows no {key}"
                     # a virtio-*-device sits in several hosts (virtio-rng-pci and its
@@ -472,27 +508,36 @@ def test_compat_props_match_qemu(family: str) -> None:
                     value = qtree_value(raw)
                     assert values.get(key, value) == value, f"{version}: {key[0]} devices differ"
                     values[key] = value
-        assert sorted(values) == keys, f"{version}: QEMU built no device for some of {keys}"
-        seen[version] = values
-    newest = seen[versions[0]]
+        present = sorted(k for k in keys if exists(k, release))
+        assert sorted(values) == present, f"{version}: QEMU built no device for some of {keys}"
+        return values
+
+    assert not library.machines[base].compat, f"{base} is the base: it has no compat lines"
+    # the base version on every release: its props are the stdlib's defaults as of that
+    # release (`changed`: a default QEMU changed for all machine versions alike)
+    baselines = {release: values_of(release, base) for release in releases_of(base)}
+    for release, found in baselines.items():
+        for key, value in found.items():
+            default = library.devices[key[0]].props[key[1]].default_in(release)
+            assert default is None or value == default, (release, base, key, value)
     for version in versions:
+        release = release_of(version)
+        seen, baseline = values_of(release, version), baselines[release]
         compat = {(c.device, c.prop): c.value for c in library.machines[version].compat}
-        for key in keys:
+        for key, value in seen.items():
             if key in compat:
-                assert seen[version][key] == compat[key], (version, key, seen[version][key])
-                # a change from the newest, or the undoing of an older one's parent's
+                assert value == compat[key], (version, key, value)
+                # a change from the base, or the undoing of an older one's parent's
                 # (hw_compat_2_8 turns pci-bridge's SHPC back on after hw_compat_2_9)
                 undone, parent = False, library.machines[version].extends
                 while parent is not None and not undone:
                     undone = any((c.device, c.prop) == key and c.value != compat[key]
                                  for c in library.machines[parent].compat)
                     parent = library.machines[parent].extends
-                assert newest[key] != compat[key] or undone, (version, key, "no change")
+                assert baseline[key] != compat[key] or undone, \
+                    (version, key, f"no change from {base}")
             else:
-                assert seen[version][key] == newest[key], (version, key, seen[version][key])
-            spec = library.devices[key[0]].props[key[1]]
-            if key not in compat and spec.default is not None:
-                assert seen[version][key] == spec.default, (version, key, "stdlib default")
+                assert value == baseline[key], (version, key, value)
 
 
 VIRTIO_CASES = ["q35-7.1-virtio", "pseries-7.0-virtio"]
@@ -549,11 +594,11 @@ def test_blob_props_match_qemu_with_compat(case: str, tmp_path: Path) -> None:
 # -- fw_cfg through qtest: what the firmware (and so the guest) reads from QEMU
 
 
-def fw_cfg_files(binary: str, machine: str, names: Sequence[str],
+def fw_cfg_files(qemu: Sequence[str], machine: str, names: Sequence[str],
                  timeout: float = 30.0) -> dict[str, bytes]:
     """The contents of fw_cfg files of a machine, read over the qtest protocol from the
     I/O ports (0x510 selector, 0x511 data) as the firmware reads them."""
-    proc = subprocess.Popen([binary, "-machine", machine, "-nodefaults", "-display", "none",
+    proc = subprocess.Popen([*qemu, "-machine", machine, "-nodefaults", "-display", "none",
                              "-accel", "tcg", "-S", "-qtest", "stdio"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdin is not None and proc.stdout is not None
@@ -596,7 +641,7 @@ def test_amd_1tb_hole_quirk_matches_qemu(version: str) -> None:
     """`quirk enforce-amd-1tb-hole`: with QEMU's default CPU (qemu64, an AMD one, 40
     physical address bits under TCG) the e820 table reserves the HyperTransport hole
     exactly when the quirk is true (7.1, 7.2), not on 7.0."""
-    binary = require_binary(binary_of(version))
+    binary = machine_qemu(version)
     quirks = {q.name: q.value for q in load_library().machines[version].quirks}
     e820 = fw_cfg_files(binary, version, ["etc/e820"])["etc/e820"]
     entries = [struct.unpack_from("<QQI", e820, i) for i in range(0, len(e820), 20)]
@@ -608,7 +653,7 @@ def test_amd_1tb_hole_quirk_matches_qemu(version: str) -> None:
 def test_qemu_machine_is_the_smbios_version(version: str) -> None:
     """Why `schema-diff` lists `qemu-machine`: on q35 the guest reads the machine type's
     name as the SMBIOS system and chassis version (type 1 and 3 strings)."""
-    binary = require_binary(binary_of(version))
+    binary = machine_qemu(version)
     name = "etc/smbios/smbios-tables"
     tables = fw_cfg_files(binary, version, [name])[name]
     assert b"\0" + version.encode() + b"\0" in tables, tables

@@ -1,9 +1,12 @@
-"""Every device type of the stdlib against the real QEMU 7.2 (no mocks).
+"""Every device type of the stdlib against the real QEMU 7.2 and 10.0 (no mocks).
 
-- Props: for each device type (`compiler.lang.resolve.load_library()`), `-device TYPE,help`
-  of the QEMU binary of the first machine family (pc-q35's; or the next one's when it does
-  not know the type) must list every declared prop and link, with a QEMU type that holds the
-  declared one and, where a default is declared, that default.
+- Props, per release: for each device type (`compiler.lang.resolve.load_library()`),
+  `-device TYPE,help` of that release's QEMU binary of the first machine family (pc-q35's;
+  or the next one's when it does not know the type) must list every declared prop and link
+  the release has (`since`) and none it lacks, with a QEMU type that holds the declared one
+  and, where a default is declared, the default as of that release (`changed`), or the
+  value the family's newest machine version of that release sets (`compat`); a type newer
+  than the release (`since`) must be unknown to it.
 - Trees: one instantiation per type that provides buses, and per pluggable bus-less type
   of the device files, with id `dev0` and what it needs; the
   `info qtree` below that device must match the declaration: bus names with the id
@@ -24,7 +27,7 @@ from typing import TypeAlias
 
 import attrs
 import pytest
-from qemu_support import binary_of, families, require_binary
+from qemu_support import RELEASES, binary_of, families, release_argv, require_binary
 
 from compiler.base import notations
 from compiler.lang import model
@@ -73,24 +76,32 @@ class QemuProp:
 _HELP_LINE = re.compile(r"^ {2}(?P<name>[^=\s]+)=<(?P<type>[^>]+)>\s*(?:- )?(?P<text>.*)$")
 
 
+# Device types a release's build lacks although an older release has them (docs/releases.md)
+ABSENT_IN_RELEASE = {
+    ("10.0", "sga"): "the serial graphics adapter is gone from QEMU 10.0",
+}
+
+
+def _help(binary: list[str], type_name: str) -> str | None:
+    """`-device TYPE,help` of one binary; None when it does not know the type."""
+    done = subprocess.run([*binary, "-device", f"{type_name},help"], capture_output=True,
+                          text=True, timeout=30, check=False)
+    output = done.stdout + done.stderr
+    if "not found" in output or "is not a valid device model name" in output:
+        return None
+    assert done.returncode == 0, output
+    return output
+
+
 @functools.cache
-def device_help(type_name: str) -> tuple[str, dict[str, QemuProp]]:
-    """The binary that knows `type_name` (pc-q35's first) and the props its help lists."""
-    tried = []
+def device_help(type_name: str, release: str = RELEASES[0]
+                ) -> tuple[str, dict[str, QemuProp]] | None:
+    """The binary of `release` that knows `type_name` (pc-q35's first) and the props its
+    help lists; None when no binary of that release knows it."""
     for binary_name in BINARIES:
-        binary = require_binary(binary_name)
-        done = subprocess.run(
-            [binary, "-device", f"{type_name},help"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        output = done.stdout + done.stderr
-        if "not found" in output or "is not a valid device model name" in output:
-            tried.append(output.strip())
+        output = _help(release_argv(binary_name, release), type_name)
+        if output is None:
             continue
-        assert done.returncode == 0, output
         props = {}
         for line in output.splitlines():
             m = _HELP_LINE.match(line)
@@ -98,26 +109,56 @@ def device_help(type_name: str) -> tuple[str, dict[str, QemuProp]]:
                 props[m["name"]] = QemuProp(m["name"], m["type"], m["text"].strip())
         assert props or "There are no options" in output, output
         return binary_name, props
-    pytest.fail(f"neither binary knows device type `{type_name}`: {tried}")
+    return None
+
+
+def known_help(type_name: str, release: str) -> tuple[str, dict[str, QemuProp]]:
+    """`device_help` of a type the release has; skips one its build lacks
+    (ABSENT_IN_RELEASE, asserted unknown) and one newer than the release (asserted
+    unknown: its `since`)."""
+    found = device_help(type_name, release)
+    dtype = LIBRARY.devices[type_name]
+    if not dtype.exists_in(release) or (release, type_name) in ABSENT_IN_RELEASE:
+        assert found is None, (f"QEMU {release} knows `{type_name}` (since "
+                               f"{dtype.since or 'always'})")
+        pytest.skip(f"QEMU {release} has no `{type_name}`")
+    assert found is not None, f"no binary of QEMU {release} knows device type `{type_name}`"
+    return found
+
+
+def newest_compat(binary_name: str, release: str) -> dict[tuple[str, str], object]:
+    """The compat props of the newest machine version of the family of `binary_name` that
+    `release` has: what `-device help` shows as the default is that version's."""
+    family = next(f for f in families() if binary_of(f) == binary_name)
+    newest = max((m for m in LIBRARY.machines.values()
+                  if m.family == family and m.runs_on(release)),
+                 key=lambda m: model.release_key(m.since) or (0, 0))
+    return {(c.device, c.prop): c.value for c in newest.compat}
 
 
 def test_help_parser_reads_types_and_defaults() -> None:
-    _, props = device_help("pcie-root-port")
+    _, props = known_help("pcie-root-port", RELEASES[0])
     assert props["chassis"] == QemuProp("chassis", "uint8", "(default: 0)")
     assert props["chassis"].default == "0"
-    binary, props = device_help("spapr-vty")
+    binary, props = known_help("spapr-vty", RELEASES[0])
     assert binary == PPC
     assert props["chardev"].type == "str"
 
 
+@pytest.mark.parametrize("release", RELEASES)
 @pytest.mark.parametrize("type_name", DEVICE_TYPES)
-def test_declared_names_exist_in_qemu(type_name: str) -> None:
-    """(a) Every declared prop and link is a property QEMU knows for that type."""
+def test_declared_names_exist_in_qemu(type_name: str, release: str) -> None:
+    """(a) Every declared prop and link is a property QEMU knows for that type, in each
+    release that has it (`since`); a prop newer than the release is one it lacks."""
     dtype = LIBRARY.devices[type_name]
-    binary, props = device_help(type_name)
-    declared = set(dtype.props) | set(dtype.links)
+    binary, props = known_help(type_name, release)
+    declared = {p.name for p in dtype.props.values() if p.exists_in(release)} | set(dtype.links)
     missing = sorted(declared - set(props))
-    assert not missing, f"{binary} -device {type_name},help lists no {missing}"
+    assert not missing, f"{binary} {release} -device {type_name},help lists no {missing}"
+    newer = sorted(p.name for p in dtype.props.values() if not p.exists_in(release))
+    assert not set(newer) & set(props), (
+        f"QEMU {release} has {sorted(set(newer) & set(props))} of `{type_name}`, which the "
+        "stdlib says are newer")
     for link in dtype.links.values():
         kind = props[link.name].type
         assert kind == "str" or kind.startswith("link<"), (link.name, kind)
@@ -193,7 +234,7 @@ def default_problem(spec: model.PropSpec, qp: QemuProp) -> str | None:
     raw = qemu_default.strip('"')
     value: object
     if spec.type.kind == "bool":
-        value = raw == "true"
+        value = raw in ("true", "on")  # QEMU 10.0 prints on/off
     elif spec.type.kind in ("int", "size"):
         value = int(raw, 0)
     else:
@@ -238,17 +279,23 @@ TYPE_XFAIL: dict[str, str] = {}
         for t in DEVICE_TYPES
     ],
 )
-def test_declared_types_and_defaults_match_qemu(type_name: str) -> None:
-    """Every declared prop's type fits QEMU's, and its default is QEMU's."""
+@pytest.mark.parametrize("release", RELEASES)
+def test_declared_types_and_defaults_match_qemu(type_name: str, release: str) -> None:
+    """Every declared prop's type fits QEMU's, and its default is QEMU's in that release:
+    the stdlib's as of the release (`changed`), or what the newest machine version the
+    release has sets (a `compat` line: pc-q35-10.0's `intel-iommu aw-bits = 48`)."""
     dtype = LIBRARY.devices[type_name]
-    _, props = device_help(type_name)
+    binary, props = known_help(type_name, release)
+    compat = newest_compat(binary, release)
     problems = []
     for spec in dtype.props.values():
         qp = props.get(spec.name)
-        if qp is None:
+        if qp is None or not spec.exists_in(release):
             continue  # reported by test_declared_names_exist_in_qemu
         qom_only = (type_name, spec.name) in QOM_ONLY_DEFAULTS
-        for why in (type_problem(spec, qp), None if qom_only else default_problem(spec, qp)):
+        default = compat.get((type_name, spec.name), spec.default_in(release))
+        expected = attrs.evolve(spec, default=default, changes=())
+        for why in (type_problem(spec, qp), None if qom_only else default_problem(expected, qp)):
             if why:
                 problems.append(f"{spec.name}: {why}")
     assert not problems, f"{type_name}: " + "; ".join(problems)

@@ -4,6 +4,7 @@ earlier from specs and blobs; validation is the last guard before anything is em
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from compiler.base import notations
@@ -119,7 +120,8 @@ def test_the_table_lists_every_check_after_what_it_needs() -> None:
     for i, row in enumerate(rows):
         assert set(row.needs) <= set(names[:i]), row
     assert sorted(code for r in rows for code in r.codes) == [
-        *(f"E14{n:02}" for n in range(1, 6)), *(f"E14{n:02}" for n in range(7, 20)), "E1430",
+        "E1093", *(f"E14{n:02}" for n in range(1, 6)), *(f"E14{n:02}" for n in range(7, 20)),
+        "E1430",
         "E2040"]
 
 
@@ -137,6 +139,16 @@ def test_a_machine_only_type_from_a_spec_is_refused() -> None:
     spec = dev("m2", "mch", "05.0")
     assert codes(machine(spec)) == ["E1430"]
     assert codes(machine(dev("m2", "mch", "05.0", origin="machine"))) == []
+
+
+def test_a_prop_the_target_release_lacks() -> None:
+    """Rule `release`: e1000's `autonegotiation` is gone from QEMU 10.0 (`removed`): fine
+    for 7.2 (the default), refused for a machine compiled for 10.0."""
+    nic = dev("nic", "e1000", "05.0", props={"autonegotiation": False})
+    old = machine(nic)
+    assert codes(old) == []
+    new = attrs.evolve(old, info=attrs.evolve(old.info, release="10.0"))
+    assert codes(new) == ["E1093"]
 
 
 def test_multifunction_on_function_zero_is_fine() -> None:

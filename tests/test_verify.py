@@ -24,7 +24,14 @@ from pathlib import Path
 import attrs
 import pytest
 from corpus_support import codes_of
-from qemu_support import binary_of, case_family, families, has_dumpdtb, require_binary
+from qemu_support import (
+    binary_of,
+    case_family,
+    families,
+    has_dumpdtb,
+    release_argv,
+    require_binary,
+)
 from vm_support import read_argv_golden
 
 from compiler import driver
@@ -381,3 +388,26 @@ def test_firmware_path_with_a_comma_reaches_qemu(tmp_path: Path) -> None:
     assert not compare.qom_differences(blob, [*answers, *options])
     moved = [f"/elsewhere/{v}" if v == "bios-256k.bin" else v for v in options]
     assert compare.qom_differences(blob, [*answers, *moved])
+
+
+# --------------------------------------------------------------------------
+# Which QEMU runs a machine: the release the blob names, read from the binary over QMP
+
+
+@pytest.mark.parametrize("case", ["q35-10.0-virtio", "pseries-10.0-virtio"])
+def test_a_qemu_too_old_for_the_machine_is_refused(case: str, tmp_path: Path) -> None:
+    """A blob of pc-q35-10.0 (`qemu-release` 10.0) on QEMU 7.2: E1732 from the version
+    `query-version` gives, before QEMU is asked to build the machine; QEMU 10.0 (`--qemu`)
+    builds it as predicted, device tree included."""
+    old = release_argv(binary_of(machine_of(case)), "7.2")[0]
+    new = release_argv(binary_of(machine_of(case)), "10.0")[0]
+    backing_files(case, tmp_path)
+    result = mschema("verify", str(VM / f"{case}.json"), "--qemu", old, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "error[E1732]: QEMU 7.2." in result.stderr, result.stderr
+    assert "is older than QEMU 10.0, which `" in result.stderr
+    assert "QEMU built the" not in result.stdout
+    result = mschema("verify", str(VM / f"{case}.json"), "--qemu", new, "--user-net",
+                     cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert "QEMU built the" in result.stdout

@@ -27,6 +27,13 @@ well under a minute.
 Machine options after OLDER's name go to both starts: a version whose defaults TCG refuses
 (pseries-2.8 to 2.11 turn HTM on) needs what its `quirk tcg-options` says.
 
+A newer version than the schemas' goes the same way, with a QEMU that has it: "older" is then
+the newer version, and each `compat` line is what it sets unlike the schema named by
+`--from` (pc-q35-8.0 … 10.0 were drafted so, against 7.2, by QEMU 10.0):
+
+    python3 tools/version_gen.py pc-q35-10.0 --from pc-q35-7.2 \
+        --qemu $MSCHEMA_QEMU_10_0/bin/qemu-system-x86_64
+
 The output is a draft: read QEMU's C source for each line (hw/core/machine.c `hw_compat_X_Y`,
 the machine's `*_X_Y_machine_options`) before it goes into `schemas/`. Nothing here is
 imported by mschema.

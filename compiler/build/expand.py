@@ -100,11 +100,15 @@ def _hotplug(b: model.BusBinding, env: expr.Env) -> bool | None:
     return value if expr.holds(condition, env) else not value
 
 
-def machine_info(schema: model.MachineSchema,
-                 options: Mapping[str, expr.Scalar]) -> tree.MachineInfo:
+def machine_info(schema: model.MachineSchema, options: Mapping[str, expr.Scalar],
+                 release: str = "") -> tree.MachineInfo:
+    """`release`: the QEMU release a spec or blob targets ("" : the default rule,
+    `MachineSchema.release_for`)."""
     return tree.MachineInfo(schema.family, schema.qemu_machine, schema.arch, schema.binary,
                             tuple(sorted(options.items())),
-                            tuple(sorted((n, o.default) for n, o in schema.options.items())))
+                            tuple(sorted((n, o.default) for n, o in schema.options.items())),
+                            "" if (chosen := schema.release_for(release)) == model.DEFAULT_RELEASE
+                            else chosen)
 
 
 def show(schema: model.MachineSchema, options: Mapping[str, expr.Scalar]) -> tree.Machine:

@@ -10,6 +10,7 @@ machine device missing or invented, every child and bus where its type puts it. 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import attrs
@@ -130,8 +131,8 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
         r.diags.error("E1601", f"not a `{FORMAT}` blob", r.span(("format",)),
                       notes=[f"this mschema reads `{FORMAT}`"])
     diags.check()
-    m = r.obj(top["machine"], ("machine",), ("schema", "qemu", "arch", "options"),
-              ("schema", "options"))
+    m = r.obj(top["machine"], ("machine",), ("schema", "qemu", "arch", "options",
+                                             "qemu-release"), ("schema", "options"))
     diags.check()
     assert m is not None
     family = r.string(m.get("schema"), ("machine", "schema"))
@@ -143,15 +144,22 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
                     notes=[f"expected one of {quote_list(families)}"])
         diags.check()
         raise AssertionError("unreachable")
+    release = _release(r, m)
     qemu_type = m.get("qemu")
     schema = versions.get(str(qemu_type)) if qemu_type is not None else library.machine(
-        str(family))
+        str(family), release or model.DEFAULT_RELEASE)
     if schema is None:
         diags.error("E0204", f"`{family}` has no version for QEMU machine type `{qemu_type}`",
                     r.span(("machine", "qemu")),
                     notes=[f"its versions are {quote_list(versions)}"])
         diags.check()
         raise AssertionError("unreachable")
+    if release and not schema.runs_on(release):
+        diags.error("E1090", f"`{schema.name}` needs QEMU {schema.since} or newer; the blob "
+                    f"says QEMU {release}", r.span(("machine", "qemu-release")),
+                    labels=[Label(schema.span, f"`{schema.name}` is QEMU {schema.since}'s")],
+                    help=f'write `"qemu-release": "{schema.since}"`, or leave it out')
+        diags.check()
     if "arch" in m and m["arch"] != schema.arch:
         r.fail(("machine", "arch"), f"`{schema.name}` has arch `{schema.arch}`, not `{m['arch']}`")
     given = {k: (_option_text(v), r.span(("machine", "options", k)))
@@ -174,7 +182,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     _unique_ids(r, top["devices"], ("devices",), {}, diags)
     diags.check()
     name = top.get("name")
-    info = expand.machine_info(schema, options)
+    info = expand.machine_info(schema, options, release)
     given_tree = _given_tree(r, library, top["devices"], ("devices",), "main-system-bus",
                              "system")
     machine = tree.Machine(info, given_tree, tuple(sorted(cpus.items())),
@@ -186,6 +194,20 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
     diags.check()
     return Loaded(machine, schema, options, Plan(tuple(devices), backends))
+
+
+def _release(r: _Reader, m: dict[str, Json]) -> str:
+    """`machine.qemu-release`: the QEMU release the blob is for, MAJOR.MINOR (E1091); ""
+    where the blob gives none (`model.DEFAULT_RELEASE`, or the version's own `since`)."""
+    given = m.get("qemu-release")
+    if given is None:
+        return ""
+    if not isinstance(given, str) or model.release_key(given) is None:
+        r.diags.error("E1091", f"`machine.qemu-release` must name a QEMU release, not "
+                      f"{json.dumps(given)}", r.span(("machine", "qemu-release")),
+                      help='write MAJOR.MINOR: `"qemu-release": "10.0"`')
+        r.diags.check()
+    return str(given)
 
 
 def _check_memory(r: _Reader, memory: dict[str, tree.PropValue]) -> None:

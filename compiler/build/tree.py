@@ -64,6 +64,9 @@ class MachineInfo:
     options: tuple[tuple[str, PropValue], ...]
     # the schema's defaults: QEMU's own, so `-machine` can leave them out
     defaults: tuple[tuple[str, PropValue], ...] = ()
+    # the oldest QEMU release the machine is compiled for ("10.0", the blob's
+    # `machine.qemu-release`); "" for `model.DEFAULT_RELEASE`, which the blob leaves out
+    release: str = ""
 
 
 @attrs.frozen

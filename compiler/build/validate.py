@@ -211,6 +211,42 @@ def _creates(instances: tuple[model.Instance, ...], type_name: str) -> bool:
                for i in instances)
 
 
+@check("release", "E1093", "every device type and prop exists in the QEMU release the machine "
+       "is compiled for", needs=["known-type"])
+def release(ctx: Context, diags: Collector) -> None:
+    """A type or prop newer than the release (`since`), or one it no longer has (`removed`):
+    QEMU of that release would refuse it."""
+    target = ctx.machine.info.release or model.DEFAULT_RELEASE
+    for p in ctx.placed:
+        dtype = ctx.type(p.device)
+        if dtype is None:
+            continue
+        if not dtype.exists_in(target):
+            diags.error("E1093", f"device type `{dtype.name}` is QEMU {dtype.since}'s; the "
+                        f"machine is compiled for QEMU {target}", ctx.span(p.device),
+                        labels=[Label(dtype.span, f"`{dtype.name}` since {dtype.since}")],
+                        notes=[_rule("release")],
+                        help=f'target a newer QEMU: `qemu = "{dtype.since}"`')
+            continue
+        for name, _value in p.device.props:
+            spec = dtype.props.get(name)
+            if spec is None or spec.exists_in(target):
+                continue
+            when = (f"is gone from QEMU {spec.removed} on"
+                    if spec.removed and _removed_by(spec.removed, target)
+                    else f"is QEMU {spec.since}'s")
+            diags.error("E1093", f"prop `{name}` of `{dtype.name}` {when}; the machine is "
+                        f"compiled for QEMU {target}", ctx.span(p.device),
+                        labels=[Label(spec.span, f"`{name}` declared here")],
+                        notes=[_rule("release")],
+                        help="leave the prop out, or target a QEMU release that has it")
+
+
+def _removed_by(removed: str, target: str) -> bool:
+    have, want = model.release_key(removed), model.release_key(target)
+    return have is not None and want is not None and have <= want
+
+
 @check("unique-ids", "E1402", "device ids are unique")
 def unique_ids(ctx: Context, diags: Collector) -> None:
     seen: dict[str, tree.Device] = {}

@@ -28,8 +28,11 @@ def bus_json(b: tree.Bus) -> JsonObject:
 
 
 def machine_json(info: tree.MachineInfo) -> JsonObject:
-    return {"schema": info.schema, "qemu": info.qemu, "arch": info.arch,
-            "options": dict(sorted(info.options))}
+    out: JsonObject = {"schema": info.schema, "qemu": info.qemu, "arch": info.arch,
+                       "options": dict(sorted(info.options))}
+    if info.release:
+        out["qemu-release"] = info.release  # the oldest QEMU release that runs it
+    return out
 
 
 def show_json(m: tree.Machine) -> str:

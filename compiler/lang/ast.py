@@ -188,6 +188,26 @@ class PropDecl:
     derived: bool = attrs.field(default=False, kw_only=True)
     per_bus: bool = attrs.field(default=False, kw_only=True)  # `unique … per-bus`
     span: Span = _span
+    since: Since | None = attrs.field(default=None, kw_only=True)
+    removed: Removed | None = attrs.field(default=None, kw_only=True)
+    changes: tuple[PropChange, ...] = attrs.field(default=(), kw_only=True)
+
+
+@attrs.frozen
+class Removed:
+    """`removed "10.0"`: the first QEMU release without the prop."""
+
+    release: str
+    span: Span = _span
+
+
+@attrs.frozen
+class PropChange:
+    """`changed "10.0" = VALUE`: the default from that QEMU release on."""
+
+    release: str
+    value: Value
+    span: Span = _span
 
 
 @attrs.frozen
@@ -517,6 +537,14 @@ class QemuMachine:
 
 
 @attrs.frozen
+class Since:
+    """`since "8.0"`: the first QEMU release that has the machine version."""
+
+    release: str
+    span: Span = _span
+
+
+@attrs.frozen
 class DefaultMemory:
     size: str
     span: Span = _span
@@ -637,11 +665,11 @@ class Placement:
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]
 DeviceStmt = Union[
     Doc, Plugs, Hotplug, Internal, Multifunction, MachineOnly, PropDecl, LinkDecl, BusBlock,
-    Requires, Provides, FdtBlock, QtreeParent,
+    Requires, Provides, FdtBlock, QtreeParent, Since,
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,
-    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk, FdtEdit,
+    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk, FdtEdit, Since,
 ]
 
 

@@ -18,6 +18,10 @@ from compiler.base.source import Span
 from compiler.lang.ast import FdtItem
 from compiler.lang.expr import Expr, Scalar
 
+# The QEMU release a spec targets when it names none: what Debian 12 ships (CONTRACT). A
+# family name (`pc-q35`) means its newest version this release has.
+DEFAULT_RELEASE = "7.2"
+
 _span = attrs.field(eq=False, repr=False)
 
 BACKEND_KINDS = backends.KINDS  # `link NAME -> KIND`: the registry's kinds
@@ -122,6 +126,26 @@ class PropSpec:
     span: Span = _span
     derived: bool = attrs.field(default=False, kw_only=True)  # QEMU computes it when unset
     unique_per_bus: bool = attrs.field(default=False, kw_only=True)  # on one bus only
+    # the first QEMU release whose device type has the prop ("" : every release), and the
+    # first that no longer has it ("": none)
+    since: str = attrs.field(default="", kw_only=True)
+    removed: str = attrs.field(default="", kw_only=True)
+    # (release, default): the default QEMU gives from that release on, oldest first
+    changes: tuple[tuple[str, Scalar], ...] = attrs.field(default=(), kw_only=True)
+
+    def exists_in(self, release: str) -> bool:
+        """Does QEMU `release` ("7.2") have this prop?"""
+        return _not_after(self.since, release) and not (
+            self.removed and _not_after(self.removed, release))
+
+    def default_in(self, release: str) -> Scalar | None:
+        """The default QEMU `release` gives the prop: the latest `changed` value up to that
+        release, else the declared default."""
+        value = self.default
+        for changed, new in self.changes:
+            if _not_after(changed, release):
+                value = new
+        return value
 
 
 @attrs.frozen
@@ -208,6 +232,12 @@ class DeviceType:
     machine_only: bool = attrs.field(default=False, kw_only=True)
     # the type of the system-bus device QEMU's qtree shows this device's buses under
     qtree_parent: str | None = attrs.field(default=None, kw_only=True)
+    # the first QEMU release that has the type ("": every release)
+    since: str = attrs.field(default="", kw_only=True)
+
+    def exists_in(self, release: str) -> bool:
+        """Does QEMU `release` ("7.2") have this device type?"""
+        return _not_after(self.since, release)
 
     def plugs_into(self, bus_kind: str) -> Plug | None:
         for plug in self.plugs:
@@ -316,10 +346,25 @@ class MachineSchema:
     # device types whose device tree items differ on this machine (`fdt edit TYPE`), by
     # name: they replace the type's own `fdt_items` here and on machines extending it
     device_fdt: tuple[tuple[str, tuple[FdtItem, ...]], ...] = ()
+    # `since`: the first QEMU release that has this machine version ("8.0"); "" where the
+    # schema names none (every release mschema targets has it). Never inherited.
+    since: str = ""
 
     def fdt_items_of(self, dtype: DeviceType) -> tuple[FdtItem, ...]:
         """`dtype`'s device tree items on this machine."""
         return dict(self.device_fdt).get(dtype.name, dtype.fdt_items)
+
+    def runs_on(self, release: str) -> bool:
+        """Does QEMU `release` ("7.2") have this machine version?"""
+        return _not_after(self.since, release)
+
+    def release_for(self, target: str = "") -> str:
+        """The QEMU release a machine of this version is compiled for: the target a spec or
+        blob names, else the release mschema targets (`DEFAULT_RELEASE`) or, for a version
+        that release lacks, the version's own (`since`): pc-q35-10.0 → "10.0"."""
+        if target:
+            return target
+        return DEFAULT_RELEASE if self.runs_on(DEFAULT_RELEASE) else self.since
 
 
 @attrs.frozen
@@ -330,15 +375,17 @@ class Library:
     devices: Mapping[str, DeviceType]
     machines: Mapping[str, MachineSchema]
 
-    def machine(self, name: str) -> MachineSchema | None:
-        """By exact name or alias; a family name means its newest version."""
+    def machine(self, name: str, release: str = DEFAULT_RELEASE) -> MachineSchema | None:
+        """By exact name or alias; a family name means its newest version that QEMU
+        `release` has (by default the release mschema targets, `DEFAULT_RELEASE`)."""
         if name in self.machines:
             return self.machines[name]
         for m in self.machines.values():
             if name in m.aliases:
                 return m
         versions = [m for m in self.machines.values() if m.family == name]
-        return max(versions, key=lambda m: _version(m.name), default=None)
+        return max((m for m in versions if m.runs_on(release)),
+                   key=lambda m: _version(m.name), default=None)
 
     def names(self) -> list[str]:
         """Every name `machine` takes, for diagnostics."""
@@ -346,16 +393,31 @@ class Library:
         names.update(a for m in self.machines.values() for a in m.aliases)
         return sorted(names)
 
-    def machine_or_error(self, name: str, span: Span, diags: Collector) -> MachineSchema:
-        """`machine(name)`; an unknown name (written at `span`) is E0204, raised with all
-        that `diags` holds."""
-        found = self.machine(name)
+    def machine_or_error(self, name: str, span: Span, diags: Collector,
+                         release: str = DEFAULT_RELEASE) -> MachineSchema:
+        """`machine(name, release)`; an unknown name (written at `span`) is E0204, raised
+        with all that `diags` holds."""
+        found = self.machine(name, release)
         if found is None:
             diags.error("E0204", f"unknown machine `{name}`", span,
                         notes=[f"expected one of {quote_list(self.names())}"])
             diags.check()
             raise AssertionError("unreachable: diags holds an error")
         return found
+
+
+def release_key(release: str) -> tuple[int, int] | None:
+    """`"10.0"` → (10, 0), for ordering releases; None unless MAJOR.MINOR."""
+    major, dot, minor = release.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()) or len(major) > 3 or len(minor) > 3:
+        return None
+    return int(major), int(minor)
+
+
+def _not_after(since: str, release: str) -> bool:
+    """Is `since` ("8.0"; "" for always) no later than `release`?"""
+    have, want = release_key(since), release_key(release)
+    return have is None or want is None or have <= want
 
 
 def _version(name: str) -> tuple[int, ...]:

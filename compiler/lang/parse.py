@@ -280,7 +280,16 @@ class _Builder:
             unique = self.name(group) if group is not None else ast.Name("", self.span(c[3]))
         return ast.PropDecl(self.name(c[0]), self.build(c[1]), default, unique, self.span(n),
                             derived=c[4] is not None,
-                            per_bus=c[3] is not None and c[3].children[1] is not None)
+                            per_bus=c[3] is not None and c[3].children[1] is not None,
+                            since=None if c[5] is None else self.build(c[5]),
+                            removed=None if c[6] is None else self.build(c[6]),
+                            changes=tuple(self.build(x) for x in c[7:]))
+
+    def _removed(self, n: Any, c: list[Any]) -> ast.Removed:
+        return ast.Removed(self.string(c[0]), self.span(n))
+
+    def _prop_change(self, n: Any, c: list[Any]) -> ast.PropChange:
+        return ast.PropChange(self.string(c[0]), self.build(c[1]), self.span(n))
 
     def _link_decl(self, n: Any, c: list[Any]) -> ast.LinkDecl:
         flags = {str(t) for t in c[2:]}
@@ -507,6 +516,9 @@ class _Builder:
 
     def _qemu_machine(self, n: Any, c: list[Any]) -> ast.QemuMachine:
         return ast.QemuMachine(self.string(c[0]), self.span(n))
+
+    def _since(self, n: Any, c: list[Any]) -> ast.Since:
+        return ast.Since(self.string(c[0]), self.span(n))
 
     def _default_memory(self, n: Any, c: list[Any]) -> ast.DefaultMemory:
         return ast.DefaultMemory(self.string(c[0]), self.span(n))

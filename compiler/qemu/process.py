@@ -96,6 +96,32 @@ class _Run:
             pass
 
 
+def release(binary: Sequence[str], timeout: float = 30.0) -> tuple[int, int, int]:
+    """The version of a QEMU binary, as QMP `query-version` gives it: (major, minor, micro).
+    Starts it with no machine (`-machine none`); a binary that will not start so (a wrapper
+    adding devices) is asked `--version` instead; raises QemuError when neither answers."""
+    import subprocess
+
+    try:
+        answer = query([*binary, "-machine", "none", "-nodefaults"], hmp=(),
+                       qmp=[("query-version", {})], timeout=timeout).qmp[0]
+    except QemuError as exc:
+        try:
+            done = subprocess.run([*binary, "--version"], capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            raise exc from None
+        m = re.search(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)", done.stdout)
+        if m is None:
+            raise
+        return int(m[1]), int(m[2]), int(m[3])
+    version = answer.get("qemu") if isinstance(answer, dict) else None
+    if not isinstance(version, dict) or not all(
+            isinstance(version.get(k), int) for k in ("major", "minor", "micro")):
+        raise QemuError(f"query-version gave {answer!r}", "")
+    return int(version["major"]), int(version["minor"]), int(version["micro"])
+
+
 def query(
     argv: Sequence[str],
     hmp: Sequence[str] = ("info qtree",),

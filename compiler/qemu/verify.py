@@ -69,6 +69,9 @@ def verify(machine: tree.Machine, library: model.Library, input_span: Span, *,
                         machine.info.qemu, given=binary is not None)
     if isinstance(found, Diagnostic):
         return Outcome((found,), 0, 0, tuple(args), "")
+    too_old = release_problem(found, machine, binary_span or input_span, timeout)
+    if too_old is not None:
+        return Outcome((too_old,), 0, 0, tuple(args), "")
     missing = missing_files(machine, input_span)
     if missing:
         return Outcome(tuple(missing), 0, 0, tuple(args), "")
@@ -102,6 +105,28 @@ def verify(machine: tree.Machine, library: model.Library, input_span: Span, *,
     devices = sum(1 for _ in tree.walk(machine.root))
     buses = sum(len(d.buses) for _, d, _ in tree.walk(machine.root))
     return Outcome(diagnostics, devices, buses, tuple(command), fdt)
+
+
+def release_problem(binary: str, machine: tree.Machine, span: Span,
+                    timeout: float = 30.0) -> Diagnostic | None:
+    """E1732 when QEMU `binary` (its version read over QMP, `query-version`) is older than
+    the release the machine is compiled for (the blob's `qemu-release`, 7.2 by default),
+    before QEMU is asked to build it; E1703 when it will not say."""
+    from compiler.lang import model
+
+    need = machine.info.release or model.DEFAULT_RELEASE
+    try:
+        have = process.release([binary], timeout=timeout)
+    except process.QemuError as exc:
+        return qemu_failed(exc, span, [binary, "-machine", "none"], "reading its version")
+    if have[:2] >= (model.release_key(need) or (0, 0)):
+        return None
+    return error("E1732", f"QEMU {'.'.join(map(str, have))} (`{binary}`) is older than QEMU "
+                 f"{need}, which `{machine.info.qemu}` needs", span,
+                 notes=[f"the blob's `machine.qemu-release` is {need}"
+                        if machine.info.release else f"a blob without `qemu-release` is for "
+                        f"QEMU {need}"],
+                 help=f"give `--qemu PATH` of QEMU {need} or newer")
 
 
 def find_binary(name: str, span: Span, machine: str, *, given: bool) -> str | Diagnostic:

@@ -34,7 +34,7 @@ SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc", "globals")
 SCALAR_TABLES = {
     "options": ("option", "write the options under `[options]`, e.g. `sata = false`"),
     "globals": ("global", 'write it as `[globals]`, e.g. `"ICH9-LPC.disable_s3" = 1`')}
-TOP_KEYS = ("machine", "name", "cpus", "memory", "hotplug-slots", "uuid")
+TOP_KEYS = ("machine", "qemu", "name", "cpus", "memory", "hotplug-slots", "uuid")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     # `bus` (a controller's or port's id) with `addr` puts an item behind a given port, as
     # `import-libvirt --precise` writes them; without it `addr` is on the root bus
@@ -546,6 +546,15 @@ def _string(what: str, v: Value, diags: Collector) -> None:
         diags.error("E1006", f"`{what}` is empty", v.span)
 
 
+def _release(what: str, v: Value, diags: Collector) -> None:
+    """`qemu = "10.0"`: the QEMU release the spec targets, MAJOR.MINOR (E1091)."""
+    from compiler.lang import model
+
+    if not isinstance(v.value, str) or model.release_key(v.value) is None:
+        diags.error("E1091", f"`{what}` must name a QEMU release, not {describe(v.value)}",
+                    v.span, help='write MAJOR.MINOR in quotes: `qemu = "10.0"`')
+
+
 def _bool(what: str, v: Value, diags: Collector) -> None:
     if not isinstance(v.value, bool):
         diags.error("E1003", f"`{what}` must be `true` or `false`, not {describe(v.value)}",
@@ -693,6 +702,7 @@ def _check(what: str, v: Value, check: Check, diags: Collector) -> None:
 
 TOP_CHECKS: dict[str, Check] = {
     "machine": _string,
+    "qemu": _release,
     "name": _name,
     "cpus": _integer(1),
     "memory": _size,

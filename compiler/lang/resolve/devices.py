@@ -8,10 +8,12 @@ from __future__ import annotations
 from compiler.base.diagnostics import Label
 from compiler.base.source import Span
 from compiler.lang import ast, model
+from compiler.lang.expr import Scalar
 from compiler.lang.resolve.buses import BusKinds
 from compiler.lang.resolve.conditions import NO_OPTIONS
 from compiler.lang.resolve.fdt import FdtNames
 from compiler.lang.resolve.instances import Instances
+from compiler.lang.resolve.releases import older, release
 from compiler.lang.resolve.scope import Part, Scope
 from compiler.lang.resolve.values import Values
 
@@ -34,7 +36,10 @@ class DeviceTypes(Part):
         qtree_parent = self.single(d.body, ast.QtreeParent, "qtree-parent")
         plugs = [self.bus_kinds.plug(p) for stmt in d.body if isinstance(stmt, ast.Plugs)
                  for p in stmt.plugs]
-        props, links = self.props_and_links(d)
+        since_stmt = self.single(d.body, ast.Since, "since")
+        since = release(self.diags, since_stmt.release, since_stmt.span, "since") if (
+            since_stmt) else ""
+        props, links = self.props_and_links(d, since)
         self.pci_function_props(plugs, props, d.name.span)
         buses = tuple(b for b in (self.bus_template(d.name.text, s) for s in d.body
                                   if isinstance(s, ast.BusBlock)) if b is not None)
@@ -56,10 +61,10 @@ class DeviceTypes(Part):
             machine_only=any(isinstance(s, ast.MachineOnly) for s in d.body),
             props=props, links=links, buses=buses, requires=requires, provides=provides,
             fdt=fdt, doc=doc.text if doc is not None else "", span=d.name.span,
-            fdt_items=fdt_items,
+            fdt_items=fdt_items, since=since,
             qtree_parent=qtree_parent.type.text if qtree_parent is not None else None)
 
-    def props_and_links(self, d: ast.DeviceDecl
+    def props_and_links(self, d: ast.DeviceDecl, type_since: str = ""
                         ) -> tuple[dict[str, model.PropSpec], dict[str, model.LinkSpec]]:
         """`prop` and `link` declarations, which share one namespace; a property whose
         type is broken is remembered in `scope.broken_props` so that setting it stays quiet."""
@@ -96,10 +101,49 @@ class DeviceTypes(Part):
                     unique = None
             if unique is not None and stmt.unique is not None:
                 self.unique_scope(unique, stmt.per_bus, stmt.unique.span)
+            since, removed, changes = self.prop_releases(stmt, t, type_since)
             props[n.text] = model.PropSpec(n.text, t, default, unique, n.span,
                                            derived=stmt.derived,
-                                           unique_per_bus=stmt.per_bus and unique is not None)
+                                           unique_per_bus=stmt.per_bus and unique is not None,
+                                           since=since, removed=removed, changes=changes)
         return props, links
+
+    def prop_releases(self, stmt: ast.PropDecl, t: model.ValueType, type_since: str
+                      ) -> tuple[str, str, tuple[tuple[str, Scalar], ...]]:
+        """A prop's `since`, `removed` and `changed` defaults, each a QEMU release (E1730)
+        no older than what holds it: the prop no older than its type, its removal newer than
+        its `since`, each change newer than the prop and the change before it (E1731)."""
+        since = release(self.diags, stmt.since.release, stmt.since.span, "since") if (
+            stmt.since) else ""
+        removed = release(self.diags, stmt.removed.release, stmt.removed.span,
+                          "removed") if stmt.removed else ""
+        if removed and not older(since or type_since or "0.0", removed) and stmt.removed:
+            self.diags.error("E1731", f"prop `{stmt.name.text}` cannot be removed before it "
+                             f"appears (since {since or type_since})", stmt.removed.span,
+                             help="`removed` names the first release without the prop")
+        if older(since, type_since):
+            self.diags.error("E1731", f"prop `{stmt.name.text}` cannot be older than its "
+                             f"device type (since {type_since})", stmt.since.span if stmt.since
+                             else stmt.span, help=f'write `since "{type_since}"` or later, '
+                             "or leave it out")
+        changes: list[tuple[str, Scalar]] = []
+        floor = since or type_since
+        for change in stmt.changes:
+            when = release(self.diags, change.release, change.span, "changed")
+            value = self.values.typed_value(change.value, t,
+                                            f"the default of `{stmt.name.text}` in {when}")
+            if not when or value is None:
+                continue
+            if not older(floor, when) and floor:
+                self.diags.error("E1731", f"`changed \"{when}\"` must be newer than "
+                                 f"{floor}, where the default of `{stmt.name.text}` is "
+                                 "already set", change.span,
+                                 help="list each change once, oldest first, after the "
+                                 "prop's `since`")
+                continue
+            changes.append((when, value))
+            floor = when
+        return since, removed, tuple(changes)
 
     def unique_scope(self, group: str, per_bus: bool, span: Span) -> None:
         """A `unique` group is compared machine-wide or per bus, the same in every

@@ -21,6 +21,7 @@ from compiler.lang.resolve.fdt_edit import FdtEdits
 from compiler.lang.resolve.instances import Instances
 from compiler.lang.resolve.loading import report_cycles
 from compiler.lang.resolve.machine_parts import MachineParts
+from compiler.lang.resolve.releases import release
 from compiler.lang.resolve.scope import Part, Scope
 from compiler.lang.resolve.values import Values
 
@@ -40,6 +41,7 @@ class _Header:
     qemu: ast.QemuMachine | None
     placement: ast.Placement | None
     memory: ast.DefaultMemory | None
+    since: ast.Since | None
 
 
 def _edited_items(changes: Sequence[ast.FdtChange]) -> list[ast.FdtItem]:
@@ -99,13 +101,15 @@ class Machines(Part):
             binary=one(body, ast.Binary, "binary"),
             qemu=one(body, ast.QemuMachine, "qemu-machine"),
             placement=one(body, ast.Placement, "placement"),
-            memory=one(body, ast.DefaultMemory, "default-memory"))
+            memory=one(body, ast.DefaultMemory, "default-memory"),
+            since=one(body, ast.Since, "since"))
 
     def machine(self, d: ast.MachineDecl, parent: model.MachineSchema | None
                 ) -> model.MachineSchema:
         body = d.body
         h = self.header(body)
         default_memory = self.default_memory(d, h.memory, parent)
+        since = self.since(h.since)
         if parent is None:
             for given, kw in ((h.arch, "arch"), (h.binary, "binary"),
                               (h.qemu, "qemu-machine")):
@@ -134,12 +138,21 @@ class Machines(Part):
                 p = self.parts.provider(stmt)
                 if p:
                     providers[p.bus] = p
-        checks = list(parent.checks) if parent else []
+        # a version's check replaces its parent's of the same name in place (a newer
+        # version's larger cpu limit), as a compat line replaces its parent's
+        checks = {c.name: c for c in parent.checks} if parent else {}
+        own_checks: dict[str, Span] = {}
         for stmt in body:
             if isinstance(stmt, ast.Check):
-                checks.append(model.Check(stmt.name.text,
-                                          self.conditions.condition(stmt.condition, options),
-                                          stmt.message, stmt.name.span))
+                if stmt.name.text in own_checks:
+                    self.diags.error("E0401", f"check `{stmt.name.text}` is defined twice",
+                                     stmt.name.span, labels=[Label(own_checks[stmt.name.text],
+                                                                   "first defined here")])
+                    continue
+                own_checks[stmt.name.text] = stmt.name.span
+                checks[stmt.name.text] = model.Check(
+                    stmt.name.text, self.conditions.condition(stmt.condition, options),
+                    stmt.message, stmt.name.span)
         compat = self.parts.compat_props(body, parent)
         quirks = self.parts.quirks(body, parent)
         fdt_stmt = self.single(body, ast.FdtBlock, "fdt")
@@ -162,10 +175,11 @@ class Machines(Part):
             qemu_machine=h.qemu.name if h.qemu else (parent.qemu_machine if parent else ""),
             extends=parent.name if parent else None,
             options=options.declared, devices=tuple(devices),
-            implementations=implementations, providers=providers, checks=tuple(checks),
+            implementations=implementations, providers=providers,
+            checks=tuple(checks.values()),
             compat=tuple(compat), placement=placement, default_memory=default_memory,
             doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks,
-            device_fdt=device_fdt)
+            device_fdt=device_fdt, since=since)
 
     def fdt_edits(self, body: Sequence[ast.MachineStmt], root: tuple[ast.FdtItem, ...],
                   inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]
@@ -200,6 +214,11 @@ class Machines(Part):
                 continue
             types[name] = self.edits.apply(items, stmt.changes, f"the node of a `{name}`")
         return root, tuple(sorted(types.items()))
+
+    def since(self, stmt: ast.Since | None) -> str:
+        """`since "8.0"`: a QEMU release, MAJOR.MINOR; "" where the machine names none (or a
+        malformed one, reported as E1730)."""
+        return release(self.diags, stmt.release, stmt.span, "since") if stmt else ""
 
     def default_memory(self, d: ast.MachineDecl, stmt: ast.DefaultMemory | None,
                        parent: model.MachineSchema | None) -> int:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 
 from compiler.base import notations, settings
-from compiler.base.diagnostics import CompileError, error, quote_list
+from compiler.base.diagnostics import CompileError, error
 from compiler.base.source import SourceFile
 from compiler.build import tree
 from compiler.lang import expr, model
@@ -31,11 +31,19 @@ def find_schema(snap: Snapshot, library: model.Library) -> model.MachineSchema:
     for s in library.machines.values():
         if s.qemu_machine == qemu_type:
             return s
-    known = [s.qemu_machine for s in library.machines.values()]
+    # each family as its oldest … newest version (a list of every version is cut short)
+    families: dict[str, list[model.MachineSchema]] = {}
+    for s in library.machines.values():
+        families.setdefault(s.family, []).append(s)
+    known = []
+    for _family, versions in sorted(families.items()):
+        ordered = sorted(versions, key=lambda s: model.release_key(s.since) or (0, 0))
+        known.append(f"`{ordered[0].qemu_machine}` … `{ordered[-1].qemu_machine}`"
+                     if len(ordered) > 1 else f"`{ordered[0].qemu_machine}`")
     raise CompileError([error(
         "E1713", f"QEMU runs machine type `{qemu_type}`, which no schema describes",
         SourceFile.from_text(snap.socket, "").span(0, 0),
-        notes=[f"the schemas describe {quote_list(known)}"],
+        notes=[f"the schemas describe {', '.join(known)}"],
         help="add a schema for it (CONTRIBUTING.md: adding a machine version)")])
 
 
