@@ -138,6 +138,7 @@ def compile_spec(path: Path, policy: Policy = DEFAULT) -> tree.Machine:
     library = resolve.load_library()
     machine_value = spec.top["machine"]
     schema = library.machine_or_error(str(machine_value.value), machine_value.span, diags)
+    schema = machine_spec.placement_style(spec, schema, diags)
     whole = machine_spec.machine_spec(spec, schema, diags)
     machine_spec.check_rules(schema, spec, whole.env, diags)
     planned = plan.plan(schema, library, spec, diags)

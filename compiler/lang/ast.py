@@ -604,13 +604,35 @@ class PciRoot:
     span: Span = _span
 
 
-PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot, Overflow]
+@attrs.frozen
+class ChassisFrom:
+    first: int
+    span: Span = _span
+
+
+@attrs.frozen
+class PortNumber:
+    rule: Name
+    span: Span = _span
+
+
+@attrs.frozen
+class PutFirst:
+    devices: tuple[Name, ...]
+    addr: str
+    bus: str
+    span: Span = _span
+
+
+PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot, Overflow, ChassisFrom,
+                      PortNumber, PutFirst]
 
 
 @attrs.frozen
 class Placement:
     stmts: tuple[PlacementStmt, ...]
     span: Span = _span
+    name: Name | None = None  # a style's name; None: the default placement
 
 
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]

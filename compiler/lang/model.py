@@ -271,6 +271,19 @@ class Placement:
     overflow: tuple[Container, ...] = ()
     vio_base: int | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # numbering of the added ports (a style's `chassis-from`, `port-number slot-function`):
+    # None / False leave them to `unique` (the lowest free value)
+    chassis_from: int | None = None
+    port_by_address: bool = False
+    # `put TYPE, … at ADDR on "BUS"`: the first such spec device without a place goes there
+    put_first: tuple[PutFirst, ...] = ()
+
+
+@attrs.frozen
+class PutFirst:
+    devices: tuple[str, ...]
+    addr: str
+    bus: str
 
 
 @attrs.frozen
@@ -299,6 +312,8 @@ class MachineSchema:
     # device types whose device tree items differ on this machine (`fdt edit TYPE`), by
     # name: they replace the type's own `fdt_items` here and on machines extending it
     device_fdt: tuple[tuple[str, tuple[FdtItem, ...]], ...] = ()
+    # named placement styles (`placement NAME { … }`) a spec selects with `placement = NAME`
+    placement_styles: tuple[tuple[str, Placement], ...] = ()
 
     def fdt_items_of(self, dtype: DeviceType) -> tuple[FdtItem, ...]:
         """`dtype`'s device tree items on this machine."""

@@ -70,7 +70,7 @@ class Ports:
         owner = self.create(pl.port_device, span, f"`placement {{ ports … }}` of "
                             f"`{self.schema.name}`: a root port {purpose}",
                             pl.span, bus=root, addr=addr, prefix=ids.PORT_PREFIX,
-                            extra=_multifunction(addr))
+                            extra=_multifunction(addr) + self._numbers(addr))
         if owner is None:
             return None
         self.ports.append(owner)
@@ -110,6 +110,19 @@ class Ports:
                 self._port_buses.update(self.placed.nodes[created].buses)
                 return self.placed.first_bus_of(created)
         return None
+
+    def _numbers(self, addr: tuple[int, ...]) -> Props:
+        """A port's `chassis` and `port` where the placement numbers them (`chassis-from`:
+        one number per port or bridge added, in the order they come; `port-number
+        slot-function`: 8 × slot + function), else nothing (`unique` gives them)."""
+        pl = self.schema.placement
+        numbers: Props = ()
+        if pl.chassis_from is not None:
+            made = len(self.ports) + sum(len(b) for b in self.bridges.values())
+            numbers += (("chassis", pl.chassis_from + made),)
+        if pl.port_by_address:
+            numbers += (("port", addr[0] * 8 + addr[1]),)
+        return numbers
 
     @property
     def _base(self) -> int | None:

@@ -98,7 +98,8 @@ class Machines(Part):
             family=one(body, ast.Family, "family"), arch=one(body, ast.Arch, "arch"),
             binary=one(body, ast.Binary, "binary"),
             qemu=one(body, ast.QemuMachine, "qemu-machine"),
-            placement=one(body, ast.Placement, "placement"),
+            placement=one([s for s in body if not (isinstance(s, ast.Placement) and s.name)],
+                          ast.Placement, "placement"),
             memory=one(body, ast.DefaultMemory, "default-memory"))
 
     def machine(self, d: ast.MachineDecl, parent: model.MachineSchema | None
@@ -152,6 +153,14 @@ class Machines(Part):
         placement = parent.placement if parent else model.Placement()
         if h.placement is not None:
             placement = self.parts.placement(h.placement)
+        styles = dict(parent.placement_styles) if parent else {}
+        for stmt in body:
+            if isinstance(stmt, ast.Placement) and stmt.name is not None:
+                if stmt.name.text in styles and stmt.name.text not in dict(
+                        parent.placement_styles if parent else ()):
+                    self.diags.error("E2151", f"placement style `{stmt.name.text}` is "
+                                     "defined twice", stmt.name.span)
+                styles[stmt.name.text] = self.parts.placement(stmt)
         return model.MachineSchema(
             name=d.name.text,
             family=(h.family.name.text if h.family else
@@ -165,7 +174,7 @@ class Machines(Part):
             implementations=implementations, providers=providers, checks=tuple(checks),
             compat=tuple(compat), placement=placement, default_memory=default_memory,
             doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks,
-            device_fdt=device_fdt)
+            device_fdt=device_fdt, placement_styles=tuple(sorted(styles.items())))
 
     def fdt_edits(self, body: Sequence[ast.MachineStmt], root: tuple[ast.FdtItem, ...],
                   inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]
