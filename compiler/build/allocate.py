@@ -141,6 +141,10 @@ class Allocator:
             self._put(p, bus)
             return
         held = self._reserved_on.get(p.id)
+        spot = self.ports.bridged_place(t) if held is None and p.addr is None else None
+        if spot is not None:
+            self._put(p, *spot)
+            return
         bus = (self.placed.buses[held] if held is not None else
                self._choose_bus(t, p.addr is not None, p.span, p.id))
         if bus is not None:
@@ -339,6 +343,9 @@ def rebuild(schema: model.MachineSchema, library: model.Library,
     plan = _put_first(schema.placement, plan)
     for p in plan.devices:
         alloc.reserve(p)
+    free = [p for p in plan.devices if p.bus is None and p.addr is None]
+    if free:
+        alloc.ports.add_shared_bridge([p.type for p in free], free[0].span)
     for p in plan.devices:
         alloc.place(p)
     return alloc

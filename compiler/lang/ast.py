@@ -624,8 +624,16 @@ class PutFirst:
     span: Span = _span
 
 
+@attrs.frozen
+class BridgeFor:
+    device: Name
+    slots: Range
+    types: tuple[Name, ...]
+    span: Span = _span
+
+
 PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot, Overflow, ChassisFrom,
-                      PortNumber, PutFirst]
+                      PortNumber, PutFirst, BridgeFor]
 
 
 @attrs.frozen

@@ -277,6 +277,10 @@ class Placement:
     port_by_address: bool = False
     # `put TYPE, … at ADDR on "BUS"`: the first such spec device without a place goes there
     put_first: tuple[PutFirst, ...] = ()
+    # `bridge DEVICE for TYPE, …`: those endpoints share one DEVICE behind the first port
+    bridge: str | None = None
+    bridge_slots: tuple[int, int] = (0, 31)
+    bridged: tuple[str, ...] = ()
 
 
 @attrs.frozen

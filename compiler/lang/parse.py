@@ -536,6 +536,10 @@ class _Builder:
     def _port_number(self, n: Any, c: list[Any]) -> ast.PortNumber:
         return ast.PortNumber(self.name(c[0]), self.span(n))
 
+    def _bridge(self, n: Any, c: list[Any]) -> ast.BridgeFor:
+        return ast.BridgeFor(self.name(c[0]), self.build(c[1]),
+                             tuple(self.name(t) for t in c[2:]), self.span(n))
+
     def _put_first(self, n: Any, c: list[Any]) -> ast.PutFirst:
         return ast.PutFirst(tuple(self.name(t) for t in c[:-2]), str(c[-2]),
                             self.string(c[-1]), self.span(n))

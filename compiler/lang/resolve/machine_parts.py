@@ -170,7 +170,18 @@ class MachineParts(Part):
                         self.unknown("E0202", "device type", name, self.scope.devices)
                 put_first.append(model.PutFirst(tuple(n.text for n in stmt.devices),
                                                 stmt.addr, stmt.bus))
+        bridge = self.single(p.stmts, ast.BridgeFor, "bridge")
+        bridged: list[str] = []
+        if isinstance(bridge, ast.BridgeFor):
+            for name in (bridge.device, *bridge.types):
+                if name.text not in self.scope.devices:
+                    self.unknown("E0202", "device type", name, self.scope.devices)
+            bridged = [n.text for n in bridge.types]
         return model.Placement(
+            bridge=bridge.device.text if isinstance(bridge, ast.BridgeFor) else None,
+            bridged=tuple(bridged),
+            bridge_slots=((bridge.slots.lo, bridge.slots.hi) if isinstance(bridge, ast.BridgeFor)
+                          else (0, 31)),
             chassis_from=chassis.first if isinstance(chassis, ast.ChassisFrom) else None,
             port_by_address=isinstance(numbering, ast.PortNumber),
             put_first=tuple(put_first),
