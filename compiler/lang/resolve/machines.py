@@ -153,13 +153,17 @@ class Machines(Part):
         placement = parent.placement if parent else model.Placement()
         if h.placement is not None:
             placement = self.parts.placement(h.placement)
+        # named styles (`placement NAME { … }`): a child's replaces its parent's
         styles = dict(parent.placement_styles) if parent else {}
+        here: dict[str, ast.Placement] = {}
         for stmt in body:
             if isinstance(stmt, ast.Placement) and stmt.name is not None:
-                if stmt.name.text in styles and stmt.name.text not in dict(
-                        parent.placement_styles if parent else ()):
+                first = here.setdefault(stmt.name.text, stmt)
+                if first is not stmt:
                     self.diags.error("E2151", f"placement style `{stmt.name.text}` is "
-                                     "defined twice", stmt.name.span)
+                                     "defined twice", stmt.name.span,
+                                     labels=[Label(first.span, "first defined here")])
+                    continue
                 styles[stmt.name.text] = self.parts.placement(stmt)
         return model.MachineSchema(
             name=d.name.text,
