@@ -366,13 +366,6 @@ def test_video_memory_other_than_qemus_is_said(defined: dict[str, Path], tmp_pat
 
 Q35_CASES = [c for c in CASES if "machine='pc-q35" in (CORPUS / f"{c}.xml").read_text(
     encoding="utf-8")]
-# where the style cannot follow libvirt (README, Limitations)
-PLACEMENT_LIMITS = {
-    "usb-ehci": "libvirt puts an ICH9 EHCI controller at function 7 of a bridge slot (its "
-                "UHCI companions' slot); the style gives it a slot of its own",
-}
-
-
 def without_addresses(xml: str) -> str:
     """The domain with every `<address>` and every PCI controller but the root taken out:
     what libvirt then assigns by itself."""
@@ -420,9 +413,7 @@ def pci_layout(blob: dict[str, object]) -> list[tuple[object, ...]]:
     return sorted(out, key=repr)
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=PLACEMENT_LIMITS[c]))
-    if c in PLACEMENT_LIMITS else c for c in Q35_CASES])
+@pytest.mark.parametrize("case", Q35_CASES)
 def test_libvirt_placement_style(case: str, assigned: dict[str, Path], tmp_path: Path) -> None:
     """The loose import (`placement = "libvirt"`, no addresses) compiles to libvirt's own
     assignment of the domain: every PCI device at the same place (bus path, slot.function),

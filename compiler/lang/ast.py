@@ -632,8 +632,15 @@ class BridgeFor:
     span: Span = _span
 
 
+@attrs.frozen
+class FunctionFor:
+    function: int
+    types: tuple[Name, ...]
+    span: Span = _span
+
+
 PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot, Overflow, ChassisFrom,
-                      PortNumber, PutFirst, BridgeFor]
+                      PortNumber, PutFirst, BridgeFor, FunctionFor]
 
 
 @attrs.frozen

@@ -281,6 +281,8 @@ class Placement:
     bridge: str | None = None
     bridge_slots: tuple[int, int] = (0, 31)
     bridged: tuple[str, ...] = ()
+    # `bridge-function N for TYPE, …`: on the shared bridge, those take function N of their slot
+    functions: tuple[tuple[str, int], ...] = ()
 
 
 @attrs.frozen

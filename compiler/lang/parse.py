@@ -540,6 +540,10 @@ class _Builder:
         return ast.BridgeFor(self.name(c[0]), self.build(c[1]),
                              tuple(self.name(t) for t in c[2:]), self.span(n))
 
+    def _function_for(self, n: Any, c: list[Any]) -> ast.FunctionFor:
+        return ast.FunctionFor(parse_int(c[0]), tuple(self.name(t) for t in c[1:]),
+                               self.span(n))
+
     def _put_first(self, n: Any, c: list[Any]) -> ast.PutFirst:
         return ast.PutFirst(tuple(self.name(t) for t in c[:-2]), str(c[-2]),
                             self.string(c[-1]), self.span(n))

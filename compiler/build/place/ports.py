@@ -161,7 +161,9 @@ class Ports:
                 if not self._bridge_numbered:
                     self._bridge_numbered = True
                     self.numbered += 1
-                return bus, bus.rules.at(free)
+                addr = bus.rules.at(free)
+                function = dict(pl.functions).get(t.name)
+                return bus, addr if function is None else (addr[0], function)
         return None
 
     @property

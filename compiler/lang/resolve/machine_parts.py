@@ -177,9 +177,20 @@ class MachineParts(Part):
                 if name.text not in self.scope.devices:
                     self.unknown("E0202", "device type", name, self.scope.devices)
             bridged = [n.text for n in bridge.types]
+        functions: dict[str, int] = {}
+        for stmt in p.stmts:
+            if isinstance(stmt, ast.FunctionFor):
+                if not 0 <= stmt.function <= 7:
+                    self.diags.error("E2153", f"function {stmt.function} is not a PCI "
+                                     "function", stmt.span, help="a function is 0..7")
+                for name in stmt.types:
+                    if name.text not in self.scope.devices:
+                        self.unknown("E0202", "device type", name, self.scope.devices)
+                    functions[name.text] = stmt.function
         return model.Placement(
             bridge=bridge.device.text if isinstance(bridge, ast.BridgeFor) else None,
             bridged=tuple(bridged),
+            functions=tuple(sorted(functions.items())),
             bridge_slots=((bridge.slots.lo, bridge.slots.hi) if isinstance(bridge, ast.BridgeFor)
                           else (0, 31)),
             chassis_from=chassis.first if isinstance(chassis, ast.ChassisFrom) else None,
