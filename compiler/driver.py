@@ -162,6 +162,7 @@ def compile_loose(spec: loose_.LooseSpec, library: model.Library,
                     labels=[Label(schema.span, f"`{schema.name}` is QEMU {schema.since}'s")],
                     help=f'target `qemu = "{schema.since}"`, or name an older version')
         diags.check()
+    schema = machine_spec.placement_style(spec, schema, diags)
     whole = machine_spec.machine_spec(spec, schema, diags)
     machine_spec.check_rules(schema, spec, whole.env, diags)
     planned = plan.plan(schema, library, spec, diags)

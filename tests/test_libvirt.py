@@ -359,3 +359,74 @@ def test_video_memory_other_than_qemus_is_said(defined: dict[str, Path], tmp_pat
          "QEMU's default sizes")]
     assert driver.import_libvirt(defined["libvirt-q35-virt-manager-basic"], False, False)[1] \
         == []
+
+
+# ---------------------------------------------------------------------------------------
+# libvirt's layout as a placement style (`placement = "libvirt"`, pc-q35-7.2.machine)
+
+Q35_CASES = [c for c in CASES if "machine='pc-q35" in (CORPUS / f"{c}.xml").read_text(
+    encoding="utf-8")]
+def without_addresses(xml: str) -> str:
+    """The domain with every `<address>` and every PCI controller but the root taken out:
+    what libvirt then assigns by itself."""
+    dom = etree.fromstring(xml.encode())
+    devices = dom.find("devices")
+    for el in list(devices):
+        if el.tag == "controller" and el.get("type") == "pci" and \
+                el.get("model") not in ("pcie-root", "pci-root"):
+            devices.remove(el)
+    for addr in list(devices.iter("address")):
+        addr.getparent().remove(addr)
+    return etree.tostring(dom, encoding="unicode")
+
+
+@pytest.fixture(scope="module")
+def assigned(libvirtd: Daemon, images: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> dict[str, Path]:
+    """Each q35 case without addresses, as libvirt defines it (its own assignment)."""
+    where = tmp_path_factory.mktemp("libvirt-assigned")
+    out = {}
+    for case in Q35_CASES:
+        with libvirtd.defined(without_addresses(corpus_xml(case, images))) as full:
+            path = where / f"{case}.xml"
+            path.write_text(full, encoding="utf-8")
+            out[case] = path
+    return out
+
+
+def pci_layout(blob: dict[str, object]) -> list[tuple[object, ...]]:
+    """Every PCI device of a blob: its type, its place as the addresses from the root bus
+    down (ids left out: libvirt's aliases are not mschema's), and a port's chassis and port."""
+    out: list[tuple[object, ...]] = []
+
+    def walk(devices: list[dict[str, object]], path: tuple[str, ...], pci: bool) -> None:
+        for d in devices:
+            here = (*path, str(d.get("addr"))) if pci else path
+            props = d.get("props") or {}
+            assert isinstance(props, dict)
+            if pci:
+                out.append((d["type"], here, props.get("chassis"), props.get("port")))
+            for b in d.get("buses") or []:  # type: ignore[attr-defined]
+                walk(b["devices"], here, b["kind"] in ("pci", "pcie"))
+
+    walk(blob["devices"], (), False)  # type: ignore[arg-type]
+    return sorted(out, key=repr)
+
+
+@pytest.mark.parametrize("case", Q35_CASES)
+def test_libvirt_placement_style(case: str, assigned: dict[str, Path], tmp_path: Path) -> None:
+    """The loose import (`placement = "libvirt"`, no addresses) compiles to libvirt's own
+    assignment of the domain: every PCI device at the same place (bus path, slot.function),
+    every root port with the same chassis and port, the spare port included. libvirt's side
+    is the precise import of its `dumpxml`, which the tests above check against libvirt's
+    command line in QEMU."""
+    from compiler.emit import blob as blob_
+
+    theirs = imported(assigned[case])
+    assert isinstance(theirs, dict)
+    text = imported(assigned[case], precise=False)
+    assert isinstance(text, str) and 'placement = "libvirt"' in text
+    spec = tmp_path / f"{case}.toml"
+    spec.write_text(text, encoding="utf-8")
+    ours = json.loads(blob_.blob(driver.compile_input(spec)))
+    assert pci_layout(ours) == pci_layout(theirs)

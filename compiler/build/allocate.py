@@ -16,6 +16,8 @@ machine, ids, `unique` props, the PCI hot-plug rule). It ends at the precise tre
 
 from __future__ import annotations
 
+import attrs
+
 from compiler.base import notations
 from compiler.base.diagnostics import Collector, Label, quote_list
 from compiler.base.source import Span
@@ -139,6 +141,10 @@ class Allocator:
             self._put(p, bus)
             return
         held = self._reserved_on.get(p.id)
+        spot = self.ports.bridged_place(t) if held is None and p.addr is None else None
+        if spot is not None:
+            self._put(p, *spot)
+            return
         bus = (self.placed.buses[held] if held is not None else
                self._choose_bus(t, p.addr is not None, p.span, p.id))
         if bus is not None:
@@ -334,8 +340,25 @@ def rebuild(schema: model.MachineSchema, library: model.Library,
     `hotplug` continues from)."""
     alloc = Allocator(schema=schema, library=library, diags=diags)
     alloc.add_machine(machine_devices, alloc.root)
+    plan = _put_first(schema.placement, plan)
     for p in plan.devices:
         alloc.reserve(p)
+    free = [p for p in plan.devices if p.bus is None and p.addr is None]
+    if free:
+        alloc.ports.add_shared_bridge([p.type for p in free], free[0].span)
     for p in plan.devices:
         alloc.place(p)
     return alloc
+
+
+def _put_first(placement: model.Placement, plan: Plan) -> Plan:
+    """The placement's `put TYPE, … at ADDR on "BUS"`: the first spec device of those types
+    that names no bus or address of its own gets that place, as if the spec fixed it."""
+    devices = list(plan.devices)
+    for rule in placement.put_first:
+        for i, p in enumerate(devices):
+            if p.type in rule.devices:
+                if p.bus is None and p.addr is None:
+                    devices[i] = attrs.evolve(p, bus=rule.bus, addr=rule.addr)
+                break
+    return attrs.evolve(plan, devices=tuple(devices))

@@ -38,6 +38,24 @@ class MachineSpec:
     uuid: str = ""  # QEMU's -uuid, lower-case as QEMU shows it; "" when not given
 
 
+def placement_style(spec: LooseSpec, schema: model.MachineSchema, diags: Collector
+                    ) -> model.MachineSchema:
+    """`schema` placing devices by the style the spec selects (`placement = "NAME"`, one of
+    the schema's `placement NAME { … }`; `"default"`: its own `placement`)."""
+    value = spec.top.get("placement")
+    if value is None or value.value == "default":
+        return schema
+    styles = dict(schema.placement_styles)
+    style = styles.get(str(value.value))
+    if style is None:
+        names = ", ".join(f"`{n}`" for n in ["default", *sorted(styles)])
+        diags.error("E2152", f"`{schema.name}` has no placement style `{value.value}`",
+                    value.span, notes=[f"its placement styles are {names}"],
+                    help="leave `placement` out for the schema's own")
+        return schema
+    return attrs.evolve(schema, placement=style)
+
+
 def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> MachineSpec:
     given = {k: (_option_text(v.value), v.span) for k, v in spec.options.items()}
     given.update(_flash_options(spec, schema, diags))

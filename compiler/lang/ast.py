@@ -653,13 +653,50 @@ class PciRoot:
     span: Span = _span
 
 
-PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot, Overflow]
+@attrs.frozen
+class ChassisFrom:
+    first: int
+    span: Span = _span
+
+
+@attrs.frozen
+class PortNumber:
+    rule: Name
+    span: Span = _span
+
+
+@attrs.frozen
+class PutFirst:
+    devices: tuple[Name, ...]
+    addr: str
+    bus: str
+    span: Span = _span
+
+
+@attrs.frozen
+class BridgeFor:
+    device: Name
+    slots: Range
+    types: tuple[Name, ...]
+    span: Span = _span
+
+
+@attrs.frozen
+class FunctionFor:
+    function: int
+    types: tuple[Name, ...]
+    span: Span = _span
+
+
+PlacementStmt = Union[Order, Ports, SparePorts, VioBase, PciRoot, Overflow, ChassisFrom,
+                      PortNumber, PutFirst, BridgeFor, FunctionFor]
 
 
 @attrs.frozen
 class Placement:
     stmts: tuple[PlacementStmt, ...]
     span: Span = _span
+    name: Name | None = None  # a style's name; None: the default placement
 
 
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]

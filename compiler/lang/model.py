@@ -318,6 +318,25 @@ class Placement:
     overflow: tuple[Container, ...] = ()
     vio_base: int | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    # numbering of the added ports (a style's `chassis-from`, `port-number slot-function`):
+    # None / False leave them to `unique` (the lowest free value)
+    chassis_from: int | None = None
+    port_by_address: bool = False
+    # `put TYPE, … at ADDR on "BUS"`: the first such spec device without a place goes there
+    put_first: tuple[PutFirst, ...] = ()
+    # `bridge DEVICE for TYPE, …`: those endpoints share one DEVICE behind the first port
+    bridge: str | None = None
+    bridge_slots: tuple[int, int] = (0, 31)
+    bridged: tuple[str, ...] = ()
+    # `bridge-function N for TYPE, …`: on the shared bridge, those take function N of their slot
+    functions: tuple[tuple[str, int], ...] = ()
+
+
+@attrs.frozen
+class PutFirst:
+    devices: tuple[str, ...]
+    addr: str
+    bus: str
 
 
 @attrs.frozen
@@ -349,6 +368,8 @@ class MachineSchema:
     # `since`: the first QEMU release that has this machine version ("8.0"); "" where the
     # schema names none (every release mschema targets has it). Never inherited.
     since: str = ""
+    # named placement styles (`placement NAME { … }`) a spec selects with `placement = NAME`
+    placement_styles: tuple[tuple[str, Placement], ...] = ()
 
     def fdt_items_of(self, dtype: DeviceType) -> tuple[FdtItem, ...]:
         """`dtype`'s device tree items on this machine."""

@@ -550,7 +550,26 @@ class _Builder:
         return ast.Quirk(self.name(c[0]), self.build(c[1]), self.span(n))
 
     def _placement(self, n: Any, c: list[Any]) -> ast.Placement:
-        return ast.Placement(self.build_all(c), self.span(n))
+        name = None if c[0] is None else self.name(c[0])
+        return ast.Placement(self.build_all(c[1:]), self.span(n), name)
+
+    def _chassis_from(self, n: Any, c: list[Any]) -> ast.ChassisFrom:
+        return ast.ChassisFrom(parse_int(c[0]), self.span(n))
+
+    def _port_number(self, n: Any, c: list[Any]) -> ast.PortNumber:
+        return ast.PortNumber(self.name(c[0]), self.span(n))
+
+    def _bridge(self, n: Any, c: list[Any]) -> ast.BridgeFor:
+        return ast.BridgeFor(self.name(c[0]), self.build(c[1]),
+                             tuple(self.name(t) for t in c[2:]), self.span(n))
+
+    def _function_for(self, n: Any, c: list[Any]) -> ast.FunctionFor:
+        return ast.FunctionFor(parse_int(c[0]), tuple(self.name(t) for t in c[1:]),
+                               self.span(n))
+
+    def _put_first(self, n: Any, c: list[Any]) -> ast.PutFirst:
+        return ast.PutFirst(tuple(self.name(t) for t in c[:-2]), str(c[-2]),
+                            self.string(c[-1]), self.span(n))
 
     def _order(self, n: Any, c: list[Any]) -> ast.Order:
         return ast.Order(tuple(self.name(t) for t in c), self.span(n))

@@ -32,6 +32,10 @@ class Walker:
         self.scsi_models: dict[str, str] = {}  # controller index → model (disk aliases)
         self.pci_root = "pcie.0"  # libvirt's PCI bus 0, set from the machine's family
         self.schema_options: set[str] = set()
+        # (libvirt's PCI assignment rank, kind, index in its kind) of every item, in the
+        # order added; `rank` is the element's being read
+        self.order: list[tuple[int, str, int]] = []
+        self.rank = 0
 
     # -- diagnostics ---------------------------------------------------------------------
 
@@ -58,7 +62,9 @@ class Walker:
     # -- the walk ------------------------------------------------------------------------
 
     def add(self, kind: str, item: dict[str, Json]) -> dict[str, Json]:
-        self.items.setdefault(kind, []).append(item)
+        items = self.items.setdefault(kind, [])
+        self.order.append((self.rank, kind, len(items)))
+        items.append(item)
         return item
 
     def number(self, kind: str) -> int:
@@ -69,6 +75,7 @@ class Walker:
     # -- top level ----------------------------------------------------------------------
 
     def device(self, el: Element) -> None:
+        self.rank = int(libvirt_map.lookup("pci-order", el.tag) or 99)
         handler = getattr(self, "dev_" + el.tag.replace("-", "_"), None)
         if el.tag in libvirt_map.sections("unmappable"):
             self.unmappable(el)

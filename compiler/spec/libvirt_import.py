@@ -38,9 +38,11 @@ MACHINE_ALIASES = {"q35": "pc-q35", "pseries": "pseries"}
 class Spec:
     data: dict[str, Json]
     diagnostics: tuple[Diagnostic, ...]
+    # the items as (kind, index in its kind), in the order the TOML lists them
+    order: tuple[tuple[str, int], ...] = ()
 
     def toml(self) -> str:
-        return to_toml(self.data)
+        return to_toml(self.data, self.order)
 
 
 def read(path: Path, *, precise: bool = False, partial: bool = False,
@@ -108,7 +110,12 @@ class Importer(Devices):
         errors = [d for d in self.diags if d.severity == "error"]
         if errors:
             raise CompileError(sorted(self.diags, key=Diagnostic.sort_key))
-        return Spec(self.spec, tuple(sorted(self.diags, key=Diagnostic.sort_key)))
+        # loose: in libvirt's order of PCI assignment (`[pci-order]`), which the libvirt
+        # placement style follows; the sort is stable, so one rank keeps the domain's order
+        order = [] if self.precise else [(kind, i) for _rank, kind, i in sorted(
+            self.order, key=lambda o: o[0]) if kind in self.spec]
+        return Spec(self.spec, tuple(sorted(self.diags, key=Diagnostic.sort_key)),
+                    tuple(order))
 
     def validate(self, root: Element) -> None:
         from lxml import etree
@@ -154,6 +161,8 @@ class Importer(Devices):
             self.spec["uuid"] = uuid.strip().lower()
         if self.precise:
             self.spec["hotplug-slots"] = 0  # libvirt's ports are all listed
+        elif "libvirt" in dict(schema.placement_styles):
+            self.spec["placement"] = "libvirt"  # where libvirt would put each device
 
     def memory_cpus(self, root: Element) -> None:
         mem = root.find("memory")
@@ -288,7 +297,9 @@ def size(text: str, unit: str, align_kib: int = 1) -> str | int:
 # -- a small TOML writer: the loose spec's shapes only ----------------------------------
 
 
-def to_toml(data: dict[str, Json]) -> str:
+def to_toml(data: dict[str, Json], order: tuple[tuple[str, int], ...] = ()) -> str:
+    """`order`: the items as (kind, index) in the order to write them (TOML allows the
+    tables of one array between others'); the kinds' own order without it."""
     lines: list[str] = []
     tables = []
     for key, value in data.items():
@@ -300,11 +311,14 @@ def to_toml(data: dict[str, Json]) -> str:
             lines.append(f"{_key(key)} = {_value(value)}")
     for key, value in tables:
         lines += ["", f"[{key}]", *(f"{_key(k)} = {_value(v)}" for k, v in value.items())]
-    for key, value in data.items():
-        if isinstance(value, list):
-            for item in value:
-                lines += ["", f"[[{key}]]", *(f"{_key(k)} = {_value(v)}"
-                                            for k, v in item.items())]
+    items = list(order) or [(key, i) for key, value in data.items()
+                            if isinstance(value, list) for i in range(len(value))]
+    for key, i in items:
+        value = data[key]
+        assert isinstance(value, list)
+        item = value[i]
+        assert isinstance(item, dict)
+        lines += ["", f"[[{key}]]", *(f"{_key(k)} = {_value(v)}" for k, v in item.items())]
     return "\n".join(lines) + "\n"
 
 

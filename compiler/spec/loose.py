@@ -34,7 +34,7 @@ SINGLE_TABLES = ("options", "graphics", "cpus", "boot", "rtc", "globals")
 SCALAR_TABLES = {
     "options": ("option", "write the options under `[options]`, e.g. `sata = false`"),
     "globals": ("global", 'write it as `[globals]`, e.g. `"ICH9-LPC.disable_s3" = 1`')}
-TOP_KEYS = ("machine", "qemu", "name", "cpus", "memory", "hotplug-slots", "uuid")
+TOP_KEYS = ("machine", "qemu", "name", "cpus", "memory", "hotplug-slots", "uuid", "placement")
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     # `bus` (a controller's or port's id) with `addr` puts an item behind a given port, as
     # `import-libvirt --precise` writes them; without it `addr` is on the root bus
@@ -708,6 +708,7 @@ TOP_CHECKS: dict[str, Check] = {
     "memory": _size,
     "hotplug-slots": _integer(0),
     "uuid": _uuid,
+    "placement": _string,
 }
 def _cpu_model(what: str, v: Value, diags: Collector) -> None:
     problem = cpu.model_problem(v.value)

@@ -31,7 +31,8 @@ def added_by_compiler(schema: model.MachineSchema, machine_devices: Iterable[tre
     names them."""
     pl = schema.placement
     prefixes = ({PORT_PREFIX} if dtype == pl.port_device else set()) | \
-        ({BRIDGE_PREFIX} if any(c.device == dtype for c in pl.overflow) else set()) | \
+        ({BRIDGE_PREFIX} if any(c.device == dtype for c in pl.overflow) or
+         dtype == pl.bridge else set()) | \
         {p.bus for p in schema.providers.values() if p.device == dtype}
     for d in machine_devices:
         prefix = prefix_of(d.id)

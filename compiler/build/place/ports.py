@@ -47,6 +47,9 @@ class Ports:
         self.bridges: dict[str, list[str]] = {}  # overflow type → those added, in order
         self._bridge_cursors: dict[tuple[str, str], int] = {}  # below: bridges found full
         self._port_buses: set[str] = set()
+        self.numbered = 0  # ports and bridges that took a number (`chassis-from`)
+        self.shared_bridge: str | None = None  # the placement's `bridge … for …`
+        self._bridge_numbered = False
 
     # -- placing endpoints
     def wants_port(self, t: model.DeviceType) -> bool:
@@ -70,9 +73,10 @@ class Ports:
         owner = self.create(pl.port_device, span, f"`placement {{ ports … }}` of "
                             f"`{self.schema.name}`: a root port {purpose}",
                             pl.span, bus=root, addr=addr, prefix=ids.PORT_PREFIX,
-                            extra=_multifunction(addr))
+                            extra=_multifunction(addr) + self._numbers(addr))
         if owner is None:
             return None
+        self.numbered += 1
         self.ports.append(owner)
         self._port_buses.update(self.placed.nodes[owner].buses)
         return self.placed.first_bus_of(owner)
@@ -106,9 +110,60 @@ class Ports:
                                   addr=addr, prefix=ids.BRIDGE_PREFIX,
                                   extra=_multifunction(addr))
             if created is not None:
+                self.numbered += 1
                 made.append(created)
                 self._port_buses.update(self.placed.nodes[created].buses)
                 return self.placed.first_bus_of(created)
+        return None
+
+    def _numbers(self, addr: tuple[int, ...]) -> Props:
+        """A port's `chassis` and `port` where the placement numbers them (`chassis-from`:
+        one number per port or bridge added, in the order they come; `port-number
+        slot-function`: 8 × slot + function), else nothing (`unique` gives them)."""
+        pl = self.schema.placement
+        numbers: Props = ()
+        if pl.chassis_from is not None:
+            numbers += (("chassis", pl.chassis_from + self.numbered),)
+        if pl.port_by_address:
+            numbers += (("port", addr[0] * 8 + addr[1]),)
+        return numbers
+
+    # -- the shared bridge (`bridge DEVICE for TYPE, …`)
+    def add_shared_bridge(self, types: list[str], span: Span) -> None:
+        """Before any endpoint: when the spec has a device the placement's `bridge` is for,
+        a port and the bridge behind it (libvirt adds its pcie-pci-bridge first, on the
+        first port)."""
+        pl = self.schema.placement
+        if pl.bridge is None or not any(t in pl.bridged for t in types):
+            return
+        port = self.new_port(span, f"for the `{pl.bridge}` of `placement {{ bridge … }}`")
+        if port is None:
+            return
+        made = self.create(pl.bridge, span, f"`placement {{ bridge {pl.bridge} for … }}` of "
+                           f"`{self.schema.name}`", pl.span, bus=port, prefix=ids.BRIDGE_PREFIX)
+        if made is not None:
+            self.shared_bridge = made
+            self._port_buses.update(self.placed.nodes[made].buses)
+
+    def bridged_place(self, t: model.DeviceType) -> tuple[Bus, tuple[int, ...]] | None:
+        """A place on the shared bridge (its first free slot of the placement's `slots`)
+        when `t` is a type it is for. The first such endpoint gives the bridge its number
+        (libvirt numbers the bridge where the first device that needs it comes)."""
+        pl = self.schema.placement
+        if self.shared_bridge is None or t.name not in pl.bridged:
+            return None
+        for key in self.placed.nodes[self.shared_bridge].buses:
+            bus = self.placed.buses[key]
+            if t.plugs_into(bus.kind) is None:
+                continue
+            free = bus.used.first_free(*pl.bridge_slots)
+            if free is not None:
+                if not self._bridge_numbered:
+                    self._bridge_numbered = True
+                    self.numbered += 1
+                addr = bus.rules.at(free)
+                function = dict(pl.functions).get(t.name)
+                return bus, addr if function is None else (addr[0], function)
         return None
 
     @property

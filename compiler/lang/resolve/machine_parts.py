@@ -157,7 +157,45 @@ class MachineParts(Part):
                     continue
                 overflow.append(model.Container(stmt.device.text, stmt.bus,
                                                 (stmt.slots.lo, stmt.slots.hi)))
+        numbering = self.single(p.stmts, ast.PortNumber, "port-number")
+        if isinstance(numbering, ast.PortNumber) and numbering.rule.text != "slot-function":
+            self.diags.error("E2150", f"unknown port numbering `{numbering.rule.text}`",
+                             numbering.rule.span, help="the one rule is `slot-function`")
+        chassis = self.single(p.stmts, ast.ChassisFrom, "chassis-from")
+        put_first = []
+        for stmt in p.stmts:
+            if isinstance(stmt, ast.PutFirst):
+                for name in stmt.devices:
+                    if name.text not in self.scope.devices:
+                        self.unknown("E0202", "device type", name, self.scope.devices)
+                put_first.append(model.PutFirst(tuple(n.text for n in stmt.devices),
+                                                stmt.addr, stmt.bus))
+        bridge = self.single(p.stmts, ast.BridgeFor, "bridge")
+        bridged: list[str] = []
+        if isinstance(bridge, ast.BridgeFor):
+            for name in (bridge.device, *bridge.types):
+                if name.text not in self.scope.devices:
+                    self.unknown("E0202", "device type", name, self.scope.devices)
+            bridged = [n.text for n in bridge.types]
+        functions: dict[str, int] = {}
+        for stmt in p.stmts:
+            if isinstance(stmt, ast.FunctionFor):
+                if not 0 <= stmt.function <= 7:
+                    self.diags.error("E2153", f"function {stmt.function} is not a PCI "
+                                     "function", stmt.span, help="a function is 0..7")
+                for name in stmt.types:
+                    if name.text not in self.scope.devices:
+                        self.unknown("E0202", "device type", name, self.scope.devices)
+                    functions[name.text] = stmt.function
         return model.Placement(
+            bridge=bridge.device.text if isinstance(bridge, ast.BridgeFor) else None,
+            bridged=tuple(bridged),
+            functions=tuple(sorted(functions.items())),
+            bridge_slots=((bridge.slots.lo, bridge.slots.hi) if isinstance(bridge, ast.BridgeFor)
+                          else (0, 31)),
+            chassis_from=chassis.first if isinstance(chassis, ast.ChassisFrom) else None,
+            port_by_address=isinstance(numbering, ast.PortNumber),
+            put_first=tuple(put_first),
             port_device=ports.device.text if isinstance(ports, ast.Ports) else None,
             port_bus=ports.bus if isinstance(ports, ast.Ports) else None,
             port_slots=((ports.slots.lo, ports.slots.hi) if isinstance(ports, ast.Ports)

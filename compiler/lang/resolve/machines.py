@@ -100,7 +100,8 @@ class Machines(Part):
             family=one(body, ast.Family, "family"), arch=one(body, ast.Arch, "arch"),
             binary=one(body, ast.Binary, "binary"),
             qemu=one(body, ast.QemuMachine, "qemu-machine"),
-            placement=one(body, ast.Placement, "placement"),
+            placement=one([s for s in body if not (isinstance(s, ast.Placement) and s.name)],
+                          ast.Placement, "placement"),
             memory=one(body, ast.DefaultMemory, "default-memory"),
             since=one(body, ast.Since, "since"))
 
@@ -165,6 +166,18 @@ class Machines(Part):
         placement = parent.placement if parent else model.Placement()
         if h.placement is not None:
             placement = self.parts.placement(h.placement)
+        # named styles (`placement NAME { … }`): a child's replaces its parent's
+        styles = dict(parent.placement_styles) if parent else {}
+        here: dict[str, ast.Placement] = {}
+        for stmt in body:
+            if isinstance(stmt, ast.Placement) and stmt.name is not None:
+                first = here.setdefault(stmt.name.text, stmt)
+                if first is not stmt:
+                    self.diags.error("E2151", f"placement style `{stmt.name.text}` is "
+                                     "defined twice", stmt.name.span,
+                                     labels=[Label(first.span, "first defined here")])
+                    continue
+                styles[stmt.name.text] = self.parts.placement(stmt)
         return model.MachineSchema(
             name=d.name.text,
             family=(h.family.name.text if h.family else
@@ -179,7 +192,7 @@ class Machines(Part):
             checks=tuple(checks.values()),
             compat=tuple(compat), placement=placement, default_memory=default_memory,
             doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks,
-            device_fdt=device_fdt, since=since)
+            device_fdt=device_fdt, since=since, placement_styles=tuple(sorted(styles.items())))
 
     def fdt_edits(self, body: Sequence[ast.MachineStmt], root: tuple[ast.FdtItem, ...],
                   inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]
