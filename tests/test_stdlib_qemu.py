@@ -127,12 +127,12 @@ def known_help(type_name: str, release: str) -> tuple[str, dict[str, QemuProp]]:
 
 
 def newest_compat(binary_name: str, release: str) -> dict[tuple[str, str], object]:
-    """The compat props of the newest machine version of the family of `binary_name` that
-    `release` has: what `-device help` shows as the default is that version's."""
-    family = next(f for f in families() if binary_of(f) == binary_name)
+    """The compat props of the newest machine version of `binary_name`'s families that
+    `release` has: what `-device help` shows as the default is that version's (pc-q35-10.0's,
+    not pc-i440fx-7.2's, on QEMU 10.0)."""
     newest = max((m for m in LIBRARY.machines.values()
-                  if m.family == family and m.runs_on(release)),
-                 key=lambda m: model.release_key(m.since) or (0, 0))
+                  if binary_of(m.family) == binary_name and m.runs_on(release)),
+                 key=lambda m: (model.release_key(m.since) or (0, 0), m.family))
     return {(c.device, c.prop): c.value for c in newest.compat}
 
 
