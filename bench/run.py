@@ -439,12 +439,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"lint, empty cache: {ms(results['lint']['cold']['best_s']).strip()} ms; "
           f"nothing changed: {ms(results['lint']['warm']['best_s']).strip()} ms")
     print("\nbudget (issue 7):")
-    for c in summary["budget"]:
-        value, limit = c["value"], c["limit"]
-        shown = "-" if value is None else f"{value:.3f}"
-        verdict = {True: "holds", False: "FAILS", None: "not measured"}[c["holds"]]
-        aim = f" (aim {c['aim']:.3f})" if c["aim"] else ""
-        print(f"  {c['budget']:38} {shown:>8} <= {limit:.3f}{aim}: {verdict}")
+    print_budget(summary["budget"])
     if results["fleet"]:
         print("\nbatches of 16-device q35 specs (`compile DIR --emit argv -o OUT`):")
         print(f"{'inputs':>7} {'in-process/s':>13} {'-j 1 /s':>9} {'-j 2 /s':>9} "
@@ -455,12 +450,19 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
                   f"{row['j1']['specs_per_s']:9.0f} {row['j2']['specs_per_s']:9.0f} "
                   f"{'-' if rss is None else f'{rss / 1024:.1f}':>7}")
     print("\nbudget (issue 17; growth scaled to 10x the inputs):")
-    for c in summary["fleet_budget"]:
+    print_budget(summary["fleet_budget"])
+
+
+def print_budget(checks: list[dict[str, Any]]) -> None:
+    """One line per budget: the value, its limit (an upper one unless `at_least`), the
+    aim where one is set, and whether it holds."""
+    for c in checks:
         value, limit = c["value"], c["limit"]
         shown = "-" if value is None else f"{value:.3f}"
         verdict = {True: "holds", False: "FAILS", None: "not measured"}[c["holds"]]
-        print(f"  {c['budget']:38} {shown:>8} {'>=' if c['at_least'] else '<='} "
-              f"{limit:.3f}: {verdict}")
+        aim = f" (aim {c['aim']:.3f})" if c.get("aim") else ""
+        print(f"  {c['budget']:38} {shown:>8} {'>=' if c.get('at_least') else '<='} "
+              f"{limit:.3f}{aim}: {verdict}")
 
 
 if __name__ == "__main__":
