@@ -177,3 +177,22 @@ def test_parse_qtree_hangs_an_expander_bus_below_its_expander() -> None:
 def test_parse_qtree_rejects_bad_indentation() -> None:
     with pytest.raises(ValueError, match="line 3"):
         process.parse_qtree('bus: main-system-bus\n  type System\n      dev: x, id ""\n')
+
+
+def test_parse_qtree_keeps_a_string_value_that_runs_over_lines() -> None:
+    # QEMU 7.2's isa-applesmc without `osk`: a 64-byte key with no NUL after it, printed
+    # with whatever memory follows (seen: a newline, a form feed, bytes that are not UTF-8)
+    key = "This is a dummy key. Enter the real key using the -osk parameter"
+    text = ('bus: main-system-bus\n  type System\n  dev: isa-applesmc, id "dev0"\n'
+            f'    iobase = 768 (0x300)\n    osk = "{key}\x0c\x85U\n\x0f\ufffdU"\n'
+            '  dev: port92, id ""\n    gpio-out "a20" 1\n')
+    root = process.parse_qtree(text, parents={})
+    assert [d.type for d in root.devices] == ["isa-applesmc", "port92"]
+    assert root.devices[0].prop("osk") == f'"{key}\x0c\x85U\n\x0f\ufffdU"'
+    assert root.devices[0].prop("iobase") == "768 (0x300)"
+
+
+def test_parse_qtree_rejects_a_string_value_never_closed() -> None:
+    with pytest.raises(ValueError, match="line 4: a string value never closed"):
+        process.parse_qtree('bus: main-system-bus\n  type System\n  dev: x, id ""\n'
+                            '    osk = "open\nbus: other\n')

@@ -355,14 +355,27 @@ def walk(bus: QtreeBus) -> Iterator[tuple[QtreeBus, QtreeDevice]]:
 
 
 _DEV = re.compile(r'dev: (?P<type>.+?), id "(?P<id>.*)"')
-_PROP = re.compile(r"(?P<name>[^\s=]+) = (?P<value>.*)")
+_PROP = re.compile(r"(?P<name>[^\s=]+) = (?P<value>.*)", re.DOTALL)
+# a string property whose closing quote is on a later line (see _QtreeParser)
+_OPEN_STRING = re.compile(r'[^\s=]+ = "(?:[^"]*|.*[^"])', re.DOTALL)
 
 
 class _QtreeParser:
     def __init__(self, text: str) -> None:
         self.lines: list[tuple[int, int, str]] = []  # (line number, depth, content)
-        for number, raw in enumerate(text.splitlines(), 1):
+        # QEMU prints a string property as `"%s"`, unescaped: a value may hold any byte but
+        # NUL, and isa-applesmc's default key is 64 bytes with no NUL after it, so its `osk`
+        # runs on into whatever memory follows, newlines and form feeds included. Lines are
+        # therefore split at "\n" only, and a string value left open runs on to the next line
+        # that closes it.
+        raw_lines = iter(enumerate(text.split("\n"), 1))
+        for number, raw in raw_lines:
             line = raw.rstrip()
+            while _OPEN_STRING.fullmatch(line.lstrip(" ")):
+                more = next(raw_lines, None)
+                if more is None:
+                    raise ValueError(f"qtree line {number}: a string value never closed: {raw!r}")
+                line = line + "\n" + more[1].rstrip()
             if not line:
                 continue
             content = line.lstrip(" ")
