@@ -90,7 +90,7 @@ def load_modules(paths: Sequence[Path], diags: Collector) -> list[ast.Module]:
             graph.add_node(key, failed=True)
             continue
         try:
-            module = parse_module(source)
+            module = _parse(source)
         except CompileError as exc:
             diags.extend(exc.diagnostics)
             graph.add_node(key, failed=True)
@@ -117,6 +117,24 @@ def load_modules(paths: Sequence[Path], diags: Collector) -> list[ast.Module]:
             queue.append((target.resolve(), decl.span))
     report_cycles(graph, use_spans, diags, "E0601", "uses", keyword="use")
     return _dependencies_first(graph, modules)
+
+
+# Parsed files of this process by (shown path, text): a run that loads the library more
+# than once (a batch `lint`, the fuzzer, a test session) parses each unchanged file once.
+# Modules are frozen, so sharing them is safe; a file that fails to parse is not kept.
+_PARSED: dict[tuple[str, str], ast.Module] = {}
+_PARSED_MAX = 512
+
+
+def _parse(source: SourceFile) -> ast.Module:
+    key = (source.path, source.text)
+    module = _PARSED.get(key)
+    if module is None:
+        module = parse_module(source)
+        if len(_PARSED) >= _PARSED_MAX:
+            del _PARSED[next(iter(_PARSED))]
+        _PARSED[key] = module
+    return module
 
 
 def _dependencies_first(graph: object, modules: Mapping[str, ast.Module]) -> list[ast.Module]:
