@@ -54,24 +54,46 @@ def resolve(modules: Iterable[ast.Module], diags: Collector) -> model.Library:
     bus_decls = _collect(modules, ast.BusDecl, "bus kind", diags)
     device_decls = _collect(modules, ast.DeviceDecl, "device type", diags)
     machine_decls = _collect(modules, ast.MachineDecl, "machine", diags)
-    scope = Scope(diags=diags, bus_decls=bus_decls, device_decls=device_decls)
+    scope = _buses_and_devices(Scope(diags=diags, bus_decls=bus_decls,
+                                     device_decls=device_decls))
+    values, conditions = Values(scope), Conditions(scope)
+    instances = Instances(scope, values, conditions, BusKinds(scope))
+    machines = Machines(scope, values, conditions, instances, FdtNames(scope))
+    return model.Library(buses=scope.buses, devices=scope.devices,
+                         machines=machines.machines(machine_decls))
+
+
+# The bus kinds and device types resolved last in this process, by the identity of the
+# declarations they came from: `load_modules` hands out the very same parsed declarations for
+# unchanged files, so a process that resolves the same stdlib again with other machine files
+# (a batch lint, the fuzzer) reuses them. Kept only when resolving them reported nothing.
+_LAST_TYPES: list[tuple[tuple[tuple[str, ...], ...], tuple[object, ...], Scope]] = []
+
+
+def _buses_and_devices(scope: Scope) -> Scope:
+    """`scope` with its bus kinds and device types resolved."""
+    names = (tuple(scope.bus_decls), tuple(scope.device_decls))
+    decls = (*scope.bus_decls.values(), *scope.device_decls.values())
+    for last_names, last_decls, last in _LAST_TYPES:
+        if last_names == names and all(a is b for a, b in zip(last_decls, decls, strict=True)):
+            return attrs.evolve(scope, buses=last.buses, devices=last.devices)
+    reported = len(scope.diags.items)
     bus_kinds = BusKinds(scope)
-    buses = {name: bus_kinds.bus_kind(d) for name, d in bus_decls.items()}
+    buses = {name: bus_kinds.bus_kind(d) for name, d in scope.bus_decls.items()}
     scope = attrs.evolve(scope, buses=buses)
     # Two passes: device types name each other (children, bus blocks inside children), so
     # the first pass, quiet, only collects them and the second resolves children against
     # them.
     quiet = attrs.evolve(scope, diags=Collector())
-    first = {name: _device_types(quiet).device_type(d) for name, d in device_decls.items()}
+    first = {name: _device_types(quiet).device_type(d)
+             for name, d in scope.device_decls.items()}
     scope = attrs.evolve(scope, devices=first)
     device_types = _device_types(scope)
-    devices = {name: device_types.device_type(d) for name, d in device_decls.items()}
+    devices = {name: device_types.device_type(d) for name, d in scope.device_decls.items()}
     scope = attrs.evolve(scope, devices=devices)
-    values, conditions = Values(scope), Conditions(scope)
-    instances = Instances(scope, values, conditions, BusKinds(scope))
-    machines = Machines(scope, values, conditions, instances, FdtNames(scope))
-    return model.Library(buses=buses, devices=devices,
-                         machines=machines.machines(machine_decls))
+    if len(scope.diags.items) == reported and not scope.broken_props:
+        _LAST_TYPES[:] = [(names, decls, scope)]
+    return scope
 
 
 def _device_types(scope: Scope) -> DeviceTypes:

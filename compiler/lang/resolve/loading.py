@@ -5,7 +5,7 @@ in an order with each file after the ones it uses; `use` cycles (and the cycle r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from compiler.base.diagnostics import Collector, CompileError, Label, quote_list
@@ -64,7 +64,14 @@ def load_modules(paths: Sequence[Path], diags: Collector) -> list[ast.Module]:
     modules: dict[str, ast.Module] = {}
     graph: nx.DiGraph[str] = nx.DiGraph()
     use_spans: dict[tuple[str, str], Span] = {}
-    queue: list[tuple[Path, Span | None]] = [(p.resolve(), None) for p in paths]
+    realpaths: dict[Path, Path] = {}  # each path's symlinks followed once a load, not per `use`
+
+    def realpath(path: Path) -> Path:
+        if path not in realpaths:
+            realpaths[path] = path.resolve()
+        return realpaths[path]
+
+    queue: list[tuple[Path, Span | None]] = [(realpath(p), None) for p in paths]
     while queue:
         path, used_at = queue.pop(0)
         key = str(path)
@@ -111,12 +118,13 @@ def load_modules(paths: Sequence[Path], diags: Collector) -> list[ast.Module]:
                             notes=[f"a path is relative to `{_display(path.parent)}`, "
                                    "the directory of this file"])
                 continue
-            tkey = str(target.resolve())
+            target = realpath(target)
+            tkey = str(target)
             graph.add_edge(key, tkey)
             use_spans[(key, tkey)] = decl.span
-            queue.append((target.resolve(), decl.span))
+            queue.append((target, decl.span))
     report_cycles(graph, use_spans, diags, "E0601", "uses", keyword="use")
-    return _dependencies_first(graph, modules)
+    return _dependencies_first(graph, modules, realpath)
 
 
 # Parsed files of this process by (shown path, text): a run that loads the library more
@@ -137,7 +145,8 @@ def _parse(source: SourceFile) -> ast.Module:
     return module
 
 
-def _dependencies_first(graph: object, modules: Mapping[str, ast.Module]) -> list[ast.Module]:
+def _dependencies_first(graph: object, modules: Mapping[str, ast.Module],
+                        realpath: Callable[[Path], Path]) -> list[ast.Module]:
     """Modules with each one after the files it uses, the shipped ones first, so that a
     name defined twice is reported at the definition that comes later in that order (a
     user file redefining a stdlib bus kind, not the stdlib)."""
@@ -147,7 +156,7 @@ def _dependencies_first(graph: object, modules: Mapping[str, ast.Module]) -> lis
     loaded = list(modules)
     if not nx.is_directed_acyclic_graph(g):
         return [modules[k] for k in loaded]
-    shipped = {str(p.resolve()) for p in shipped_files()}
+    shipped = {str(realpath(p)) for p in shipped_files()}
     rank = {k: (k not in shipped, loaded.index(k) if k in modules else len(loaded), k)
             for k in g.nodes}
     order = nx.lexicographical_topological_sort(g.reverse(copy=False), key=rank.__getitem__)
