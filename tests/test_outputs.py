@@ -272,3 +272,24 @@ def test_hotplug_writes_through_the_same_writer(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE((tmp_path / "new/next.json").stat().st_mode) == 0o644
     assert temps(tmp_path / "new") == []
+
+
+def test_an_output_directory_made_meanwhile_by_another_process_is_no_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A batch's workers write into one `-o`: one finds it missing, and the other makes it
+    # before the first one's next look (seen in CI as a false E1502 "it is a file").
+    target = tmp_path / "out"
+    real_is_dir = Path.is_dir
+    looks = []
+
+    def is_dir_made_after_the_first_look(self: Path) -> bool:
+        if self == target and not looks:
+            looks.append(self)
+            target.mkdir()  # the other worker, right after this look
+            return False
+        return real_is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir_made_after_the_first_look)
+    created: list[Path] = []
+    outputs._make_directory(target, created)
+    assert looks == [target] and real_is_dir(target) and created == []

@@ -80,23 +80,31 @@ def _not_a_directory(path: Path) -> CompileError:
                  "is needed there", help="give `-o` a directory, or a new name")
 
 
+def _dangling_directory_link(path: Path) -> CompileError:
+    return _fail(path, "E1503", "cannot write output {path}: it is a symbolic link to no "
+                 "directory", help="point the link at a directory, or remove it")
+
+
 def _make_directory(directory: Path, created: list[Path]) -> None:
     """`mkdir -p`, recording each directory it creates (to remove them on failure)."""
     if directory.is_dir():
         return
     if directory.is_symlink():
-        raise _fail(directory, "E1503", "cannot write output {path}: it is a symbolic link "
-                    "to no directory", help="point the link at a directory, or remove it")
-    if os.path.lexists(directory):
+        raise _dangling_directory_link(directory)
+    if os.path.lexists(directory) and not directory.is_dir():  # is_dir again: see below
         raise _not_a_directory(directory)
     if directory.parent != directory:
         _make_directory(directory.parent, created)
     try:
         directory.mkdir()
     except FileExistsError:
-        if not directory.is_dir():
-            raise _not_a_directory(directory) from None
-        return
+        # Another process (a batch's other worker writing into the same `-o`) may make the
+        # directory between the checks above and here: that is not an error.
+        if directory.is_dir():
+            return
+        if directory.is_symlink():
+            raise _dangling_directory_link(directory) from None
+        raise _not_a_directory(directory) from None
     except OSError as exc:
         raise _os_error(directory, exc) from None
     created.append(directory)
