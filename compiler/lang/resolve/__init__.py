@@ -11,7 +11,7 @@ and literals), `conditions`, `buses` (bus kinds), `devices` (device types), `ins
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -56,11 +56,8 @@ def resolve(modules: Iterable[ast.Module], diags: Collector) -> model.Library:
     machine_decls = _collect(modules, ast.MachineDecl, "machine", diags)
     scope = _buses_and_devices(Scope(diags=diags, bus_decls=bus_decls,
                                      device_decls=device_decls))
-    values, conditions = Values(scope), Conditions(scope)
-    instances = Instances(scope, values, conditions, BusKinds(scope))
-    machines = Machines(scope, values, conditions, instances, FdtNames(scope))
-    return model.Library(buses=scope.buses, devices=scope.devices,
-                         machines=machines.machines(machine_decls))
+    return model.Library(buses=dict(scope.buses), devices=dict(scope.devices),
+                         machines=_machines(scope, machine_decls))
 
 
 # The bus kinds and device types resolved last in this process, by the identity of the
@@ -94,6 +91,31 @@ def _buses_and_devices(scope: Scope) -> Scope:
     if len(scope.diags.items) == reported and not scope.broken_props:
         _LAST_TYPES[:] = [(names, decls, scope)]
     return scope
+
+
+# The machines resolved last, likewise: by the identity of their declarations and of the
+# device types and bus kinds they were resolved against (the very same objects when
+# `_buses_and_devices` reused them).
+_LAST_MACHINES: list[tuple[tuple[object, ...], tuple[object, ...],
+                           dict[str, model.MachineSchema]]] = []
+
+
+def _machines(scope: Scope, decls: Mapping[str, ast.MachineDecl]
+              ) -> dict[str, model.MachineSchema]:
+    names = tuple(decls)
+    objects = (scope.buses, scope.devices, *decls.values())
+    for last_names, last_objects, last in _LAST_MACHINES:
+        if last_names == names and all(a is b for a, b in zip(last_objects, objects,
+                                                               strict=True)):
+            return dict(last)
+    reported = len(scope.diags.items)
+    values, conditions = Values(scope), Conditions(scope)
+    instances = Instances(scope, values, conditions, BusKinds(scope))
+    machines = Machines(scope, values, conditions, instances, FdtNames(scope))
+    resolved = machines.machines(decls)
+    if len(scope.diags.items) == reported and not scope.broken_props:
+        _LAST_MACHINES[:] = [(names, objects, dict(resolved))]
+    return resolved
 
 
 def _device_types(scope: Scope) -> DeviceTypes:
