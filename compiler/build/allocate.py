@@ -60,8 +60,27 @@ class Allocator:
             for b in d.buses:
                 space = self._space_of(d.type, b.kind, b.notation)
                 hotplug = self._hotplug_of(d.type, b.kind) if b.hotplug is None else b.hotplug
-                key = self.placed.add_bus(Bus(b.name, b.kind, space, d.id, hotplug=hotplug))
+                key = self.placed.add_bus(Bus(b.name, b.kind, space, d.id, hotplug=hotplug,
+                                              kept=self._kept(b.name)))
                 self.add_machine(b.devices, key)
+
+    def _kept(self, bus_name: str) -> tuple[tuple[int, int], ...]:
+        """The slots of bus `bus_name` that the placement's overflow containers keep."""
+        return tuple(c.slots for c in self.schema.placement.overflow if c.bus == bus_name)
+
+    def _inner(self, device: tree.Device) -> tuple[int, int] | None:
+        """The `inner-slots` of the overflow container `device` is (one of that type on the
+        container's bus, in its slots: added by the placement, or read back from a blob)."""
+        node = self.placed.nodes.get(device.id)
+        bus = self.placed.buses.get(node.bus) if node and node.bus else None
+        if bus is None or device.addr is None:
+            return None
+        value = bus.rules.scan_value(device.addr.value)
+        for c in self.schema.placement.overflow:
+            if (c.inner is not None and c.device == device.type and bus.name == c.bus
+                    and value is not None and c.slots[0] <= value <= c.slots[1]):
+                return c.inner
+        return None
 
     def _hotplug_of(self, dtype: str, kind: str) -> bool:
         t = self.library.devices.get(dtype)
@@ -151,7 +170,11 @@ class Allocator:
             self._put(p, bus)
 
     def _choose_bus(self, t: model.DeviceType, fixed: bool, span: Span,
-                    for_id: str) -> Bus | None:
+                    for_id: str, providing: frozenset[str] = frozenset()) -> Bus | None:
+        """Where `t` goes: a new port, a free place on a bus it plugs into, an overflow
+        container, else a bus a `provide`d controller adds. `providing`: the bus kinds whose
+        providers are being placed (a provider that plugs into the kind it provides, as a
+        pci-bridge, cannot make room for itself); then nothing is reported here."""
         if self.ports.wants_port(t) and not fixed:
             port = self.ports.new_port(span, f"for `{for_id}`")
             if port is not None:
@@ -163,21 +186,35 @@ class Allocator:
             found = self._first_free(plug.bus, plug.tag)
             if found is not None:
                 return found
+        if not self.schema.placement.port_device and not fixed:
+            bridge = self.ports.overflow_bus(t, span, for_id)
+            if bridge is not None:
+                return bridge
+        cannot: list[str] = []
         for plug in t.plugs:
             provider = self.schema.providers.get(plug.bus)
-            if provider is not None:
-                owner = self._create(provider.device, span,
-                                     f"`provide {plug.bus} by {provider.device}` in "
-                                     f"`{self.schema.name}`, for `{for_id}`", provider.span,
-                                     prefix=plug.bus)
-                if owner is not None:
-                    for name in self.placed.buses_below(owner):
-                        if self.placed.buses[name].kind == plug.bus:
-                            return self.placed.buses[name]
+            if provider is None:
+                continue
+            if plug.bus in providing:
+                continue
+            owner = self._create(provider.device, span,
+                                 f"`provide {plug.bus} by {provider.device}` in "
+                                 f"`{self.schema.name}`, for `{for_id}`", provider.span,
+                                 prefix=plug.bus, providing=providing | {plug.bus})
+            if owner is None:
+                cannot.append(f"`provide {plug.bus} by {provider.device}` cannot add one: "
+                              "it finds no free place itself")
+                continue
+            for name in self.placed.buses_below(owner):
+                if self.placed.buses[name].kind == plug.bus:
+                    return self.placed.buses[name]
+        if providing:
+            return None
         full = [b.name for b in self.placed.buses.values() if t.plugs_into(b.kind)]
         self.diags.error("E1202", f"no free place for `{t.name}` in `{self.schema.name}`",
                          span, notes=[f"it plugs into {quote_list(p.bus for p in t.plugs)}"] +
-                         ([f"those buses are all taken: {quote_list(full)}"] if full else []),
+                         ([f"those buses are all taken: {quote_list(full)}"] if full else []) +
+                         cannot,
                          help="take a device out, or choose another interface or model")
         return None
 
@@ -201,7 +238,7 @@ class Allocator:
 
     def _create(self, dtype: str, span: Span, reason: str, rule_span: Span | None, *,
                 prefix: str, bus: Bus | None = None, addr: tuple[int, ...] | None = None,
-                extra: Props = ()) -> str | None:
+                extra: Props = (), providing: frozenset[str] = frozenset()) -> str | None:
         """A device the compiler adds (port, controller), placed like any other."""
         t = self.library.devices[dtype]
         nodes = self.placed.nodes
@@ -210,7 +247,7 @@ class Allocator:
         p = Planned(ident, dtype, "default", tuple(sorted(extra)), (), None, None,
                     tree.Provenance(reason, rule_span, span), span)
         if bus is None:
-            bus = self._choose_bus(t, False, span, ident)
+            bus = self._choose_bus(t, False, span, ident, providing)
             if bus is None:
                 return None
         self._put(p, bus, addr)
@@ -279,11 +316,15 @@ class Allocator:
     def _add_buses(self, device: tree.Device, t: model.DeviceType,
                    qemu_id: str | None = None) -> None:
         """The buses a new device provides, and the children its type creates on them."""
+        inner = self._inner(device)
         for template in t.buses:
             notation = template.address.notation
             for name in template.names(qemu_id or device.id):
                 key = self.placed.add_bus(Bus(name, template.kind, template.address, device.id,
-                                              hotplug=self._hotplug_of(t.name, template.kind)))
+                                              hotplug=self._hotplug_of(t.name, template.kind),
+                                              kept=self._kept(name)))
+                if inner is not None:
+                    self.placed.buses[key].narrow(*inner)
                 for child in template.children:
                     ct = self.library.devices[child.type]
                     cid = f"{device.id}.{child.id}"

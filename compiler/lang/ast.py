@@ -632,6 +632,7 @@ class Overflow:
     bus: str
     slots: Range
     span: Span = _span
+    inner: Range | None = None  # `inner-slots LO..HI`: the bridge's slots its devices take
 
 
 @attrs.frozen
@@ -697,6 +698,7 @@ class Placement:
     stmts: tuple[PlacementStmt, ...]
     span: Span = _span
     name: Name | None = None  # a style's name; None: the default placement
+    condition: Expr | None = None  # `placement when COND`: under those options only
 
 
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from compiler.base import notations
-from compiler.base.diagnostics import Label
+from compiler.base.diagnostics import Label, quote_list
 from compiler.base.source import Span
 from compiler.base.units import parse_size
-from compiler.lang import ast, model
+from compiler.lang import ast, expr, model
 from compiler.lang.resolve.conditions import Conditions, Options
 from compiler.lang.resolve.fdt import FdtNames
 from compiler.lang.resolve.fdt_edit import FdtEdits
@@ -100,7 +100,8 @@ class Machines(Part):
             family=one(body, ast.Family, "family"), arch=one(body, ast.Arch, "arch"),
             binary=one(body, ast.Binary, "binary"),
             qemu=one(body, ast.QemuMachine, "qemu-machine"),
-            placement=one([s for s in body if not (isinstance(s, ast.Placement) and s.name)],
+            placement=one([s for s in body if not (isinstance(s, ast.Placement)
+                                                   and (s.name or s.condition))],
                           ast.Placement, "placement"),
             memory=one(body, ast.DefaultMemory, "default-memory"),
             since=one(body, ast.Since, "since"))
@@ -166,11 +167,18 @@ class Machines(Part):
         placement = parent.placement if parent else model.Placement()
         if h.placement is not None:
             placement = self.parts.placement(h.placement)
+        cases = self.placement_cases(body, options, parent)
         # named styles (`placement NAME { … }`): a child's replaces its parent's
         styles = dict(parent.placement_styles) if parent else {}
         here: dict[str, ast.Placement] = {}
         for stmt in body:
             if isinstance(stmt, ast.Placement) and stmt.name is not None:
+                if stmt.condition is not None:
+                    self.diags.error("E0902", "`when` is not supported on a placement style",
+                                     stmt.condition.span,
+                                     notes=[f"a spec selects style `{stmt.name.text}` by name"],
+                                     help="write `placement when COND { … }` for the "
+                                     "machine's own placement")
                 first = here.setdefault(stmt.name.text, stmt)
                 if first is not stmt:
                     self.diags.error("E2151", f"placement style `{stmt.name.text}` is "
@@ -192,7 +200,36 @@ class Machines(Part):
             checks=tuple(checks.values()),
             compat=tuple(compat), placement=placement, default_memory=default_memory,
             doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks,
-            device_fdt=device_fdt, since=since, placement_styles=tuple(sorted(styles.items())))
+            device_fdt=device_fdt, since=since, placement_styles=tuple(sorted(styles.items())),
+            placement_cases=cases)
+
+    def placement_cases(self, body: Sequence[ast.MachineStmt], options: Options,
+                        parent: model.MachineSchema | None
+                        ) -> tuple[model.PlacementCase, ...]:
+        """`placement when COND { … }` blocks, in order; a machine that writes none keeps
+        its parent's. A condition reads the machine's options only (E0175): a placement
+        that followed the spec's devices would move devices when one is added."""
+        own = [s for s in body if isinstance(s, ast.Placement) and s.name is None
+               and s.condition is not None]
+        if not own:
+            return parent.placement_cases if parent else ()
+        cases = []
+        for stmt in own:
+            assert stmt.condition is not None
+            condition = self.conditions.condition(stmt.condition, options)
+            facts = sorted(set(expr.facts_in(condition)))
+            if facts:
+                self.diags.error("E0175", "a placement's condition reads "
+                                 f"{quote_list(facts)}, not only the machine's options",
+                                 stmt.condition.span,
+                                 notes=["where devices go may depend on the machine's "
+                                        "options only: one that followed the spec's facts "
+                                        "would move devices when a device is added"],
+                                 help="read the machine's options only, as `when acpi == off`")
+                continue
+            cases.append(model.PlacementCase(condition, self.parts.placement(stmt),
+                                             stmt.condition.span))
+        return tuple(cases)
 
     def fdt_edits(self, body: Sequence[ast.MachineStmt], root: tuple[ast.FdtItem, ...],
                   inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]
