@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 from corpus_support import codes_of
-from qemu_support import families, machine_qemu, require_binary, schema
+from qemu_support import (
+    RELEASES,
+    binary_of,
+    families,
+    machine_qemu,
+    release_argv,
+    require_binary,
+    schema,
+)
 from vm_support import compare, make_host_files, runnable_argv
 
 from compiler.lang import model
@@ -99,12 +107,19 @@ def closed_buses() -> list[tuple[str, str, str, dict[str, Any]]]:
     return found
 
 
+@pytest.mark.parametrize("release", RELEASES)
 @pytest.mark.parametrize("family, bus, kind, options", closed_buses(),
                          ids=lambda v: str(v) if isinstance(v, str) else None)
 def test_a_bus_the_schema_closes_to_hotplug_is_closed_in_qemu(
-        family: str, bus: str, kind: str, options: dict[str, Any], tmp_path: Path) -> None:
+        family: str, bus: str, kind: str, options: dict[str, Any], release: str,
+        tmp_path: Path) -> None:
     """pc-i440fx with acpi=off: `mschema hotplug` refuses a nic (E1804, naming the bus),
-    and QEMU started from the same blob refuses `device_add` onto that bus."""
+    and QEMU started from the same blob refuses `device_add` onto that bus; with a spare
+    place asked for (`hotplug-slots = 1`) the nic goes where the machine's placement under
+    those options keeps one (i440fx: behind a pci-bridge, whose SHPC QEMU hot-plugs onto),
+    and QEMU builds the new blob from the `device_add` mschema prints. On QEMU 7.2 and
+    10.0."""
+    qemu = release_argv(binary_of(family), release)
     text = "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
     (tmp_path / "vm.toml").write_text(f'machine = "{family}"\n[options]\n{text}')
     (tmp_path / "add.toml").write_text("[[nic]]\n")
@@ -116,10 +131,34 @@ def test_a_bus_the_schema_closes_to_hotplug_is_closed_in_qemu(
     argv = json.loads(ok(mschema("compile", "vm.json", "--emit", "argv", cwd=tmp_path)))
     nic = schema(family).implementations["nic"]
     driver = nic.cases[nic.default]
-    require_binary(argv[0])
     with pytest.raises(process.QemuError, match="does not support hotplugging"):
-        process.query([*runnable_argv(argv, str(tmp_path)), "-accel", "tcg"], hmp=[],
-                      qmp=[("device_add", {"driver": driver, "id": "hot0", "bus": bus})])
+        process.query([*runnable_argv([*qemu, *argv[1:]], str(tmp_path)), "-accel", "tcg"],
+                      hmp=[], qmp=[("device_add", {"driver": driver, "id": "hot0",
+                                                  "bus": bus})])
+    # a spare place kept by the placement: the hot-plug QEMU then accepts, or E1204
+    (tmp_path / "spare.toml").write_text(
+        f'machine = "{family}"\nhotplug-slots = 1\n[options]\n{text}')
+    spare = mschema("compile", "spare.toml", "--emit", "json", "-o", "spare.json",
+                    cwd=tmp_path)
+    if spare.returncode:
+        assert codes_of(spare.stderr) == ["E1204"], spare.stderr
+        return
+    argv = json.loads(ok(mschema("compile", "spare.json", "--emit", "argv", cwd=tmp_path)))
+    new = json.loads(ok(mschema("hotplug", "spare.json", "--add", "add.toml",
+                                cwd=tmp_path)))
+    lines = ok(mschema("hotplug", "spare.json", "--add", "add.toml", "--emit", "qmp",
+                       cwd=tmp_path)).splitlines()
+    commands = [json.loads(line) for line in lines]
+    placed = [c["arguments"]["bus"] for c in commands if c["execute"] == "device_add"]
+    assert placed and bus not in placed
+    make_files(new, tmp_path)
+    qmp = [absolute(c, tmp_path) for c in commands]
+    qmp += [("human-monitor-command", {"command-line": "info qtree"}),
+            ("human-monitor-command", {"command-line": "info usb"})]
+    result = process.query([*runnable_argv([*qemu, *argv[1:]], str(tmp_path)), "-accel",
+                            "tcg"], hmp=[], qmp=qmp)
+    qtree, usb = str(result.qmp[-2]), str(result.qmp[-1])
+    assert compare(new, process.parse_qtree(qtree.replace("\r\n", "\n")), usb) == []
 
 
 def test_every_conditional_hotplug_has_a_case() -> None:
