@@ -58,45 +58,12 @@ class Allocator:
         for d in devices:
             self._attach(d, bus, None if d.addr is None else d.addr.value)
             for b in d.buses:
-                space = self._space_of(d.type, b.kind, b.notation)
-                hotplug = self._hotplug_of(d.type, b.kind) if b.hotplug is None else b.hotplug
+                space = _space_of(self.library, d.type, b.kind, b.notation)
+                hotplug = (_hotplug_of(self.library, d.type, b.kind) if b.hotplug is None
+                           else b.hotplug)
                 key = self.placed.add_bus(Bus(b.name, b.kind, space, d.id, hotplug=hotplug,
-                                              kept=self._kept(b.name)))
+                                              kept=self.ports.kept(b.name)))
                 self.add_machine(b.devices, key)
-
-    def _kept(self, bus_name: str) -> tuple[tuple[int, int], ...]:
-        """The slots of bus `bus_name` that the placement's overflow containers keep."""
-        return tuple(c.slots for c in self.schema.placement.overflow if c.bus == bus_name)
-
-    def _inner(self, device: tree.Device) -> tuple[int, int] | None:
-        """The `inner-slots` of the overflow container `device` is (one of that type on the
-        container's bus, in its slots: added by the placement, or read back from a blob)."""
-        node = self.placed.nodes.get(device.id)
-        bus = self.placed.buses.get(node.bus) if node and node.bus else None
-        if bus is None or device.addr is None:
-            return None
-        value = bus.rules.scan_value(device.addr.value)
-        for c in self.schema.placement.overflow:
-            if (c.inner is not None and c.device == device.type and bus.name == c.bus
-                    and value is not None and c.slots[0] <= value <= c.slots[1]):
-                return c.inner
-        return None
-
-    def _hotplug_of(self, dtype: str, kind: str) -> bool:
-        t = self.library.devices.get(dtype)
-        for template in t.buses if t else ():
-            if template.kind == kind and template.hotplug is not None:
-                return template.hotplug
-        bk = self.library.buses.get(kind)
-        return bk.hotplug if bk else False
-
-    def _space_of(self, dtype: str, kind: str, notation: str) -> notations.AddressSpace:
-        t = self.library.devices.get(dtype)
-        for template in t.buses if t else ():
-            if template.kind == kind:
-                return template.address
-        bk = self.library.buses.get(kind)
-        return bk.address if bk else notations.AddressSpace(notation)
 
     def _attach(self, d: tree.Device, bus: str, addr: tuple[int, ...] | None) -> None:
         self.placed.attach(d, bus, addr)
@@ -316,13 +283,13 @@ class Allocator:
     def _add_buses(self, device: tree.Device, t: model.DeviceType,
                    qemu_id: str | None = None) -> None:
         """The buses a new device provides, and the children its type creates on them."""
-        inner = self._inner(device)
+        inner = self.ports.inner(device)
         for template in t.buses:
             notation = template.address.notation
+            hotplug = _hotplug_of(self.library, t.name, template.kind)
             for name in template.names(qemu_id or device.id):
                 key = self.placed.add_bus(Bus(name, template.kind, template.address, device.id,
-                                              hotplug=self._hotplug_of(t.name, template.kind),
-                                              kept=self._kept(name)))
+                                              hotplug=hotplug, kept=self.ports.kept(name)))
                 if inner is not None:
                     self.placed.buses[key].narrow(*inner)
                 for child in template.children:
@@ -361,6 +328,27 @@ class Allocator:
     # -- result
     def tree(self) -> tree.Bus:
         return self.placed.tree()
+
+
+def _hotplug_of(library: model.Library, dtype: str, kind: str) -> bool:
+    """May devices be hot-plugged onto a `kind` bus of a `dtype`: its bus template's word,
+    else its bus kind's."""
+    t = library.devices.get(dtype)
+    for template in t.buses if t else ():
+        if template.kind == kind and template.hotplug is not None:
+            return template.hotplug
+    bk = library.buses.get(kind)
+    return bk.hotplug if bk else False
+
+
+def _space_of(library: model.Library, dtype: str, kind: str,
+              notation: str) -> notations.AddressSpace:
+    t = library.devices.get(dtype)
+    for template in t.buses if t else ():
+        if template.kind == kind:
+            return template.address
+    bk = library.buses.get(kind)
+    return bk.address if bk else notations.AddressSpace(notation)
 
 
 def assign(schema: model.MachineSchema, library: model.Library,

@@ -138,6 +138,24 @@ class Ports:
             numbers += (("port", addr[0] * 8 + addr[1]),)
         return numbers
 
+    def kept(self, bus_name: str) -> tuple[tuple[int, int], ...]:
+        """The slots of bus `bus_name` that the placement's overflow containers keep."""
+        return tuple(c.slots for c in self.schema.placement.overflow if c.bus == bus_name)
+
+    def inner(self, device: tree.Device) -> tuple[int, int] | None:
+        """The `inner-slots` of the overflow container `device` is (one of that type on the
+        container's bus, in its slots: added by the placement, or read back from a blob)."""
+        node = self.placed.nodes.get(device.id)
+        bus = self.placed.buses.get(node.bus) if node and node.bus else None
+        if bus is None or device.addr is None:
+            return None
+        value = bus.rules.scan_value(device.addr.value)
+        for c in self.schema.placement.overflow:
+            if (c.inner is not None and c.device == device.type and bus.name == c.bus
+                    and value is not None and c.slots[0] <= value <= c.slots[1]):
+                return c.inner
+        return None
+
     # -- the shared bridge (`bridge DEVICE for TYPE, …`)
     def add_shared_bridge(self, types: list[str], span: Span) -> None:
         """Before any endpoint: when the spec has a device the placement's `bridge` is for,
