@@ -469,6 +469,15 @@ class FdtEdit:
 
 
 @attrs.frozen
+class FdtName:
+    """`fdt name TYPE, … = VALUE` in a machine: the node name of those types' devices."""
+
+    types: tuple[Name, ...]
+    value: Fx
+    span: Span = _span
+
+
+@attrs.frozen
 class PropSet:
     name: Name
     value: Value | Expr  # an Expr: written `(EXPR)`, computed when the machine is built
@@ -708,7 +717,7 @@ DeviceStmt = Union[
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,
-    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk, FdtEdit, Since,
+    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk, FdtEdit, FdtName, Since,
 ]
 
 

@@ -335,6 +335,14 @@ class Placement:
 
 
 @attrs.frozen
+class FdtRename:
+    """`fdt name TYPE = …`: a device type whose node this machine names itself."""
+
+    type: str
+    span: Span = _span
+
+
+@attrs.frozen
 class PlacementCase:
     """`placement when COND { … }`: the placement under the machine options COND holds for
     (options only, so that the same machine always places alike)."""
@@ -385,6 +393,9 @@ class MachineSchema:
     # `placement when COND { … }`, in the order written: the first whose condition holds
     # under the machine's options replaces `placement` (`placed_under`)
     placement_cases: tuple[PlacementCase, ...] = ()
+    # the device types whose nodes it names (`fdt name`), its parents' included: their
+    # items in `device_fdt` carry the name
+    fdt_renamed: tuple[FdtRename, ...] = ()
 
     def placements(self) -> tuple[Placement, ...]:
         """Its own placement and those of its `placement when` cases (what lint checks)."""

@@ -342,6 +342,10 @@ class _Builder:
     def _fdt_edit(self, n: Any, c: list[Any]) -> ast.FdtEdit:
         return ast.FdtEdit(self.opt_name(c[0]), self.build_all(c[1:]), self.span(n))
 
+    def _fdt_name(self, n: Any, c: list[Any]) -> ast.FdtName:
+        return ast.FdtName(tuple(self.name(t) for t in c[:-1]), self.build(c[-1]),
+                           self.span(n))
+
     def _fdt_in(self, n: Any, c: list[Any]) -> ast.FdtIn:
         return ast.FdtIn(self.string(c[0]), self.build_all(c[1:]), self.span(n))
 

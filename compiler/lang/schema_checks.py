@@ -234,6 +234,45 @@ def placement_case_applies(library: model.Library, diags: Collector) -> None:
             earlier.append(case)
 
 
+def reachable_kinds(library: model.Library, m: model.MachineSchema) -> set[str]:
+    """Bus kinds a device can sit on in `m`: `attachable_kinds`, then those its `implement`
+    cases bring where they attach (a virtio function's virtio bus, a SCSI controller's)."""
+    kinds = attachable_kinds(library, m)
+    cases = {d for impl in m.implementations.values() for d in impl.cases.values()}
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(cases):
+            t = library.devices.get(name)
+            if t is not None and any(pl.bus in kinds for pl in t.plugs):
+                new = provided_bus_kinds(library.devices, t.name) - kinds
+                if new:
+                    kinds |= new
+                    changed = True
+    return kinds
+
+
+@check("fdt-name-can-apply", "E0192", "an `fdt name` names a type the machine never holds")
+def fdt_name_can_apply(library: model.Library, diags: Collector) -> None:
+    seen: set[int] = set()  # a statement inherited by versions: checked once
+    for m in library.machines.values():
+        todo = [r for r in m.fdt_renamed if id(r) not in seen]
+        if not todo:
+            continue
+        seen.update(id(r) for r in todo)
+        kinds = reachable_kinds(library, m)
+        made = {p.instance.type for p in placed(library) if p.machine is m}
+        for r in todo:
+            t = library.devices.get(r.type)
+            if t is None or t.name in made or any(pl.bus in kinds for pl in t.plugs):
+                continue
+            diags.error("E0192", f"`{m.name}` never holds a `{t.name}`, whose node this names",
+                        r.span, notes=[f"`{t.name}` plugs into "
+                                       f"{quote_list(pl.bus for pl in t.plugs)}",
+                                       f"`{m.name}` has buses of kind {quote_list(kinds)}"],
+                        help="name the nodes of types this machine can hold")
+
+
 @check("requirement-provided", "E0206", "every `requires` names something a device provides")
 def requirement_provided(library: model.Library, diags: Collector) -> None:
     provided = {c for t in library.devices.values() for c in t.provides}

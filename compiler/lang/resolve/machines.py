@@ -17,7 +17,7 @@ from compiler.base.units import parse_size
 from compiler.lang import ast, expr, model
 from compiler.lang.resolve.conditions import Conditions, Options
 from compiler.lang.resolve.fdt import FdtNames
-from compiler.lang.resolve.fdt_edit import FdtEdits
+from compiler.lang.resolve.fdt_edit import FdtEdits, FdtNaming
 from compiler.lang.resolve.instances import Instances
 from compiler.lang.resolve.loading import report_cycles
 from compiler.lang.resolve.machine_parts import MachineParts
@@ -162,8 +162,9 @@ class Machines(Part):
         if fdt_stmt is not None:
             fdt_items = fdt_stmt.items
             self.fdt.fdt_items(fdt_items)
-        fdt_items, device_fdt = self.fdt_edits(body, fdt_items,
-                                               parent.device_fdt if parent else ())
+        fdt_items, device_fdt, renamed = self.fdt_edits(
+            body, fdt_items, parent.device_fdt if parent else (),
+            parent.fdt_renamed if parent else ())
         placement = parent.placement if parent else model.Placement()
         if h.placement is not None:
             placement = self.parts.placement(h.placement)
@@ -201,7 +202,7 @@ class Machines(Part):
             compat=tuple(compat), placement=placement, default_memory=default_memory,
             doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks,
             device_fdt=device_fdt, since=since, placement_styles=tuple(sorted(styles.items())),
-            placement_cases=cases)
+            placement_cases=cases, fdt_renamed=renamed)
 
     def placement_cases(self, body: Sequence[ast.MachineStmt], options: Options,
                         parent: model.MachineSchema | None
@@ -232,13 +233,20 @@ class Machines(Part):
         return tuple(cases)
 
     def fdt_edits(self, body: Sequence[ast.MachineStmt], root: tuple[ast.FdtItem, ...],
-                  inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]
+                  inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...],
+                  renamed: tuple[model.FdtRename, ...]
                   ) -> tuple[tuple[ast.FdtItem, ...],
-                             tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]]:
+                             tuple[tuple[str, tuple[ast.FdtItem, ...]], ...],
+                             tuple[model.FdtRename, ...]]:
         """The root node's items and the device types' items on this machine after the
-        machine's `fdt edit` blocks, in the order written."""
+        machine's `fdt edit` blocks and `fdt name` statements, in the order written, and
+        the types it names (its parents' too)."""
         types = dict(inherited)
+        names = FdtNaming(self.scope, self.fdt, bool(root), renamed)
         for stmt in body:
+            if isinstance(stmt, ast.FdtName):
+                names.rename(stmt, types)
+                continue
             if not isinstance(stmt, ast.FdtEdit):
                 continue
             self.fdt.fdt_items(_edited_items(stmt.changes))
@@ -263,7 +271,7 @@ class Machines(Part):
                                  help=f"give `{name}` an `fdt {{ … }}` block in the stdlib")
                 continue
             types[name] = self.edits.apply(items, stmt.changes, f"the node of a `{name}`")
-        return root, tuple(sorted(types.items()))
+        return root, tuple(sorted(types.items())), names.renamed
 
     def since(self, stmt: ast.Since | None) -> str:
         """`since "8.0"`: a QEMU release, MAJOR.MINOR; "" where the machine names none (or a
