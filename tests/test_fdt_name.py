@@ -51,3 +51,17 @@ def test_without_a_name_the_stdlib_and_template_names_stand(tmp_path: Path) -> N
     path.write_text(f'machine = "t-fdt-name"\n{SPEC}', encoding="utf-8")
     root = fdt.build(driver.compile_loose(loose.load(path), library), library)
     assert names(root) == {"pci": ["ethernet@0", "function@1"], "virtio-mmio": []}
+
+
+def test_a_node_the_machine_leaves_out(tmp_path: Path) -> None:
+    """`fdt edit TYPE { delete let name }` on a bus without an `each` template: no node
+    for that type's devices (arm virt has none for its PCI functions)."""
+    text = CASE.read_text(encoding="utf-8").split("# the versions that extend")[0]
+    left = tmp_path / "left.machine"
+    left.write_text(text.replace('fdt name t-mmio = "virtio_mmio"',
+                                 "fdt edit t-mmio { delete let name }"), encoding="utf-8")
+    library = driver.lint([left])
+    path = tmp_path / "vm.toml"
+    path.write_text(f'machine = "t-fdt-name"\n{SPEC}', encoding="utf-8")
+    root = fdt.build(driver.compile_loose(loose.load(path), library), library)
+    assert names(root) == {"pci": ["dev@0", "dev@1"]}
