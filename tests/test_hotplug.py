@@ -391,3 +391,21 @@ def test_migrate_check_classes_machine_settings(tmp_path: Path) -> None:
     assert "guest-visible: cpus `maxcpus`: 4 → 2" in fewer.stdout
     assert "guest-visible: cpus `cores`: 4 → 2" in fewer.stdout
     assert "guest-visible: boot `menu`: None → True" in fewer.stdout
+
+
+def test_a_bridge_of_the_spec_takes_no_hotplug_without_acpi(tmp_path: Path) -> None:
+    """pc-i440fx with acpi=off and a pci-bridge the spec adds itself: its SHPC refuses slot
+    0, where mschema would put the next device, so `hotplug` offers only the placement's own
+    bridges (none here: E1804), never a `device_add` that QEMU refuses."""
+    (tmp_path / "vm.toml").write_text('machine = "pc-i440fx"\n[options]\nacpi = "off"\n'
+                                      '[[device]]\ntype = "pci-bridge"\nid = "b1"\n')
+    (tmp_path / "add.toml").write_text("[[nic]]\n")
+    ok(mschema("compile", "vm.toml", "--emit", "json", "-o", "vm.json", cwd=tmp_path))
+    refused = mschema("hotplug", "vm.json", "--add", "add.toml", cwd=tmp_path)
+    assert refused.returncode == 1 and codes_of(refused.stderr) == ["E1804"], refused.stderr
+    argv = json.loads(ok(mschema("compile", "vm.json", "--emit", "argv", cwd=tmp_path)))
+    require_binary(argv[0])
+    with pytest.raises(process.QemuError, match="Unsupported PCI slot 0"):
+        process.query([*runnable_argv(argv, str(tmp_path)), "-accel", "tcg"], hmp=[],
+                      qmp=[("device_add", {"driver": "virtio-net-pci", "id": "hot0",
+                                           "bus": "b1", "addr": "0"})])

@@ -143,17 +143,22 @@ class Ports:
         return tuple(c.slots for c in self.schema.placement.overflow if c.bus == bus_name)
 
     def inner(self, device: tree.Device) -> tuple[int, int] | None:
-        """The `inner-slots` of the overflow container `device` is (one of that type on the
-        container's bus, in its slots: added by the placement, or read back from a blob)."""
+        """The `inner-slots` of the overflow container `device` is, if it is one."""
+        container = self.container(device)
+        return container.inner if container else None
+
+    def container(self, device: tree.Device) -> model.Container | None:
+        """The overflow container `device` is: one of that type on the container's bus, in
+        its slots (added by the placement, or read back from a blob)."""
         node = self.placed.nodes.get(device.id)
         bus = self.placed.buses.get(node.bus) if node and node.bus else None
         if bus is None or device.addr is None:
             return None
         value = bus.rules.scan_value(device.addr.value)
         for c in self.schema.placement.overflow:
-            if (c.inner is not None and c.device == device.type and bus.name == c.bus
+            if (c.device == device.type and bus.name == c.bus
                     and value is not None and c.slots[0] <= value <= c.slots[1]):
-                return c.inner
+                return c
         return None
 
     # -- the shared bridge (`bridge DEVICE for TYPE, …`)
@@ -218,17 +223,20 @@ class Ports:
     def hotpluggable(self, bus: Bus) -> bool:
         """Can QEMU hot-plug onto `bus`? PCI: behind a port or an overflow bridge where the
         machine has ports (never its root complex), else a host bridge's bus or an overflow
-        bridge's; other kinds: any bus of theirs."""
+        container's (where the placement put it: its `inner-slots` hold; a spec's own bridge
+        may need an SHPC's slot 1 up, pc-i440fx without ACPI); other kinds: any bus of
+        theirs."""
         if not bus.hotplug:
             return False
         if not bus.rules.pci_hierarchy:
             return True
         owner = self.placed.owner_type(bus)
         pl = self.schema.placement
-        bridge = owner in {c.device for c in pl.overflow}
         if pl.port_device:
-            return owner == pl.port_device or bridge
-        return self.placed.on_root(bus) or bridge
+            return owner == pl.port_device or owner in {c.device for c in pl.overflow}
+        node = self.placed.nodes.get(bus.owner or "")
+        return self.placed.on_root(bus) or (node is not None
+                                            and self.container(node.device) is not None)
 
     def hotplug_places(self, t: model.DeviceType) -> list[str]:
         """Names of the buses where `t` can be hot-plugged now, in the order they came."""
