@@ -164,6 +164,7 @@ def compile_loose(spec: loose_.LooseSpec, library: model.Library,
         diags.check()
     schema = machine_spec.placement_style(spec, schema, diags)
     whole = machine_spec.machine_spec(spec, schema, diags)
+    schema = schema.placed_under(whole.options)  # its `placement when` under these options
     machine_spec.check_rules(schema, spec, whole.env, diags)
     planned = plan.plan(schema, library, spec, diags)
     diags.check()

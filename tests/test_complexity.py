@@ -28,13 +28,12 @@ from compiler.lang import resolve
 
 PAIRS = [(64, 256), (256, 1024)]
 # every shipped machine family (tests/qemu_support.py) that can hold 1024 PCI devices: one
-# whose placement adds ports and bridges (q35), or that a `provide` rule gives another PCI
-# bus from outside PCI (pseries' PHBs). pc-i440fx has neither: its pci.0 holds 29 functions
-# (E1202 past that), which mschema cannot overflow into bridges yet.
+# whose placement adds ports or overflow bridges (q35, pc-i440fx), or that a `provide` rule
+# gives another PCI bus from outside PCI (pseries' PHBs).
 def grows(family: str) -> bool:
     m = schema(family)
     lib = library()
-    return m.placement.port_device is not None or any(
+    return m.placement.port_device is not None or bool(m.placement.overflow) or any(
         not any(pl.bus == kind for pl in lib.devices[p.device].plugs)
         for kind, p in m.providers.items() if lib.buses[kind].address.notation == "pci")
 

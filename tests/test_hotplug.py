@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 from corpus_support import codes_of
-from qemu_support import families, machine_qemu, require_binary, schema
+from qemu_support import (
+    RELEASES,
+    binary_of,
+    families,
+    machine_qemu,
+    release_argv,
+    releases_of,
+    require_binary,
+    schema,
+)
 from vm_support import compare, make_host_files, runnable_argv
 
 from compiler.lang import model
@@ -66,16 +75,17 @@ CASES.update({family: (f'machine = "{family}"\n[[disk]]\nfile = "d0.raw"\n', "[[
 
 
 def closed_buses() -> list[tuple[str, str, str, dict[str, Any]]]:
-    """From the schemas: (family, bus, kind, options) for each bus of a family's newest
-    machine that its `hotplug false when COND` closes, with the first option values (of
-    those COND reads, bool and enum ones enumerated) that close it."""
+    """From the schemas: (machine, bus, kind, options) for each bus of a family's newest
+    machine QEMU 7.2 has, and of its newest of all, that its `hotplug false when COND`
+    closes, with the first option values (of those COND reads, bool and enum ones
+    enumerated) that close it."""
     import itertools
 
     from compiler.lang import expr
 
     found = []
-    for family in families():
-        m = schema(family)
+    for machine in dict.fromkeys(n for f, vs in families().items() for n in (f, vs[0])):
+        m = schema(machine)
 
         def walk(instances: tuple[model.Instance, ...]) -> Iterator[model.BusBinding]:
             for inst in instances:
@@ -94,17 +104,25 @@ def closed_buses() -> list[tuple[str, str, str, dict[str, Any]]]:
                 options = {n: o.default for n, o in m.options.items()} | chosen
                 holds = expr.holds(condition, expr.Env(options))
                 if (value if holds else not value) is False:
-                    found.append((family, b.name, b.kind, chosen))
+                    found.append((machine, b.name, b.kind, chosen))
                     break
     return found
 
 
-@pytest.mark.parametrize("family, bus, kind, options", closed_buses(),
+@pytest.mark.parametrize("family, bus, kind, options, release",
+                         [(*c, r) for c in closed_buses() for r in RELEASES
+                          if r in releases_of(c[0])],
                          ids=lambda v: str(v) if isinstance(v, str) else None)
 def test_a_bus_the_schema_closes_to_hotplug_is_closed_in_qemu(
-        family: str, bus: str, kind: str, options: dict[str, Any], tmp_path: Path) -> None:
+        family: str, bus: str, kind: str, options: dict[str, Any], release: str,
+        tmp_path: Path) -> None:
     """pc-i440fx with acpi=off: `mschema hotplug` refuses a nic (E1804, naming the bus),
-    and QEMU started from the same blob refuses `device_add` onto that bus."""
+    and QEMU started from the same blob refuses `device_add` onto that bus; with a spare
+    place asked for (`hotplug-slots = 1`) the nic goes where the machine's placement under
+    those options keeps one (i440fx: behind a pci-bridge, whose SHPC QEMU hot-plugs onto),
+    and QEMU builds the new blob from the `device_add` mschema prints. On QEMU 7.2 and
+    10.0 (`family` is a machine name: pc-i440fx, and pc-i440fx-10.0 on 10.0)."""
+    qemu = release_argv(binary_of(family), release)
     text = "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
     (tmp_path / "vm.toml").write_text(f'machine = "{family}"\n[options]\n{text}')
     (tmp_path / "add.toml").write_text("[[nic]]\n")
@@ -116,10 +134,34 @@ def test_a_bus_the_schema_closes_to_hotplug_is_closed_in_qemu(
     argv = json.loads(ok(mschema("compile", "vm.json", "--emit", "argv", cwd=tmp_path)))
     nic = schema(family).implementations["nic"]
     driver = nic.cases[nic.default]
-    require_binary(argv[0])
     with pytest.raises(process.QemuError, match="does not support hotplugging"):
-        process.query([*runnable_argv(argv, str(tmp_path)), "-accel", "tcg"], hmp=[],
-                      qmp=[("device_add", {"driver": driver, "id": "hot0", "bus": bus})])
+        process.query([*runnable_argv([*qemu, *argv[1:]], str(tmp_path)), "-accel", "tcg"],
+                      hmp=[], qmp=[("device_add", {"driver": driver, "id": "hot0",
+                                                  "bus": bus})])
+    # a spare place kept by the placement: the hot-plug QEMU then accepts, or E1204
+    (tmp_path / "spare.toml").write_text(
+        f'machine = "{family}"\nhotplug-slots = 1\n[options]\n{text}')
+    spare = mschema("compile", "spare.toml", "--emit", "json", "-o", "spare.json",
+                    cwd=tmp_path)
+    if spare.returncode:
+        assert codes_of(spare.stderr) == ["E1204"], spare.stderr
+        return
+    argv = json.loads(ok(mschema("compile", "spare.json", "--emit", "argv", cwd=tmp_path)))
+    new = json.loads(ok(mschema("hotplug", "spare.json", "--add", "add.toml",
+                                cwd=tmp_path)))
+    lines = ok(mschema("hotplug", "spare.json", "--add", "add.toml", "--emit", "qmp",
+                       cwd=tmp_path)).splitlines()
+    commands = [json.loads(line) for line in lines]
+    placed = [c["arguments"]["bus"] for c in commands if c["execute"] == "device_add"]
+    assert placed and bus not in placed
+    make_files(new, tmp_path)
+    qmp = [absolute(c, tmp_path) for c in commands]
+    qmp += [("human-monitor-command", {"command-line": "info qtree"}),
+            ("human-monitor-command", {"command-line": "info usb"})]
+    result = process.query([*runnable_argv([*qemu, *argv[1:]], str(tmp_path)), "-accel",
+                            "tcg"], hmp=[], qmp=qmp)
+    qtree, usb = str(result.qmp[-2]), str(result.qmp[-1])
+    assert compare(new, process.parse_qtree(qtree.replace("\r\n", "\n")), usb) == []
 
 
 def test_every_conditional_hotplug_has_a_case() -> None:
@@ -132,7 +174,8 @@ def test_every_conditional_hotplug_has_a_case() -> None:
                     yield b.name
                 yield from conditional(b.devices)
 
-    declared = sorted((f, n) for f in families() for n in conditional(schema(f).devices))
+    machines = dict.fromkeys(n for f, vs in families().items() for n in (f, vs[0]))
+    declared = sorted((m, n) for m in machines for n in conditional(schema(m).devices))
     assert declared == sorted((f, b) for f, b, _k, _o in closed_buses())
 
 
@@ -348,3 +391,21 @@ def test_migrate_check_classes_machine_settings(tmp_path: Path) -> None:
     assert "guest-visible: cpus `maxcpus`: 4 → 2" in fewer.stdout
     assert "guest-visible: cpus `cores`: 4 → 2" in fewer.stdout
     assert "guest-visible: boot `menu`: None → True" in fewer.stdout
+
+
+def test_a_bridge_of_the_spec_takes_no_hotplug_without_acpi(tmp_path: Path) -> None:
+    """pc-i440fx with acpi=off and a pci-bridge the spec adds itself: its SHPC refuses slot
+    0, where mschema would put the next device, so `hotplug` offers only the placement's own
+    bridges (none here: E1804), never a `device_add` that QEMU refuses."""
+    (tmp_path / "vm.toml").write_text('machine = "pc-i440fx"\n[options]\nacpi = "off"\n'
+                                      '[[device]]\ntype = "pci-bridge"\nid = "b1"\n')
+    (tmp_path / "add.toml").write_text("[[nic]]\n")
+    ok(mschema("compile", "vm.toml", "--emit", "json", "-o", "vm.json", cwd=tmp_path))
+    refused = mschema("hotplug", "vm.json", "--add", "add.toml", cwd=tmp_path)
+    assert refused.returncode == 1 and codes_of(refused.stderr) == ["E1804"], refused.stderr
+    argv = json.loads(ok(mschema("compile", "vm.json", "--emit", "argv", cwd=tmp_path)))
+    require_binary(argv[0])
+    with pytest.raises(process.QemuError, match="Unsupported PCI slot 0"):
+        process.query([*runnable_argv(argv, str(tmp_path)), "-accel", "tcg"], hmp=[],
+                      qmp=[("device_add", {"driver": "virtio-net-pci", "id": "hot0",
+                                           "bus": "b1", "addr": "0"})])

@@ -58,26 +58,12 @@ class Allocator:
         for d in devices:
             self._attach(d, bus, None if d.addr is None else d.addr.value)
             for b in d.buses:
-                space = self._space_of(d.type, b.kind, b.notation)
-                hotplug = self._hotplug_of(d.type, b.kind) if b.hotplug is None else b.hotplug
-                key = self.placed.add_bus(Bus(b.name, b.kind, space, d.id, hotplug=hotplug))
+                space = _space_of(self.library, d.type, b.kind, b.notation)
+                hotplug = (_hotplug_of(self.library, d.type, b.kind) if b.hotplug is None
+                           else b.hotplug)
+                key = self.placed.add_bus(Bus(b.name, b.kind, space, d.id, hotplug=hotplug,
+                                              kept=self.ports.kept(b.name)))
                 self.add_machine(b.devices, key)
-
-    def _hotplug_of(self, dtype: str, kind: str) -> bool:
-        t = self.library.devices.get(dtype)
-        for template in t.buses if t else ():
-            if template.kind == kind and template.hotplug is not None:
-                return template.hotplug
-        bk = self.library.buses.get(kind)
-        return bk.hotplug if bk else False
-
-    def _space_of(self, dtype: str, kind: str, notation: str) -> notations.AddressSpace:
-        t = self.library.devices.get(dtype)
-        for template in t.buses if t else ():
-            if template.kind == kind:
-                return template.address
-        bk = self.library.buses.get(kind)
-        return bk.address if bk else notations.AddressSpace(notation)
 
     def _attach(self, d: tree.Device, bus: str, addr: tuple[int, ...] | None) -> None:
         self.placed.attach(d, bus, addr)
@@ -151,7 +137,11 @@ class Allocator:
             self._put(p, bus)
 
     def _choose_bus(self, t: model.DeviceType, fixed: bool, span: Span,
-                    for_id: str) -> Bus | None:
+                    for_id: str, providing: frozenset[str] = frozenset()) -> Bus | None:
+        """Where `t` goes: a new port, a free place on a bus it plugs into, an overflow
+        container, else a bus a `provide`d controller adds. `providing`: the bus kinds whose
+        providers are being placed (a provider that plugs into the kind it provides, as a
+        pci-bridge, cannot make room for itself); then nothing is reported here."""
         if self.ports.wants_port(t) and not fixed:
             port = self.ports.new_port(span, f"for `{for_id}`")
             if port is not None:
@@ -163,21 +153,35 @@ class Allocator:
             found = self._first_free(plug.bus, plug.tag)
             if found is not None:
                 return found
+        if not self.schema.placement.port_device and not fixed:
+            bridge = self.ports.overflow_bus(t, span, for_id)
+            if bridge is not None:
+                return bridge
+        cannot: list[str] = []
         for plug in t.plugs:
             provider = self.schema.providers.get(plug.bus)
-            if provider is not None:
-                owner = self._create(provider.device, span,
-                                     f"`provide {plug.bus} by {provider.device}` in "
-                                     f"`{self.schema.name}`, for `{for_id}`", provider.span,
-                                     prefix=plug.bus)
-                if owner is not None:
-                    for name in self.placed.buses_below(owner):
-                        if self.placed.buses[name].kind == plug.bus:
-                            return self.placed.buses[name]
+            if provider is None:
+                continue
+            if plug.bus in providing:
+                continue
+            owner = self._create(provider.device, span,
+                                 f"`provide {plug.bus} by {provider.device}` in "
+                                 f"`{self.schema.name}`, for `{for_id}`", provider.span,
+                                 prefix=plug.bus, providing=providing | {plug.bus})
+            if owner is None:
+                cannot.append(f"`provide {plug.bus} by {provider.device}` cannot add one: "
+                              "it finds no free place itself")
+                continue
+            for name in self.placed.buses_below(owner):
+                if self.placed.buses[name].kind == plug.bus:
+                    return self.placed.buses[name]
+        if providing:
+            return None
         full = [b.name for b in self.placed.buses.values() if t.plugs_into(b.kind)]
         self.diags.error("E1202", f"no free place for `{t.name}` in `{self.schema.name}`",
                          span, notes=[f"it plugs into {quote_list(p.bus for p in t.plugs)}"] +
-                         ([f"those buses are all taken: {quote_list(full)}"] if full else []),
+                         ([f"those buses are all taken: {quote_list(full)}"] if full else []) +
+                         cannot,
                          help="take a device out, or choose another interface or model")
         return None
 
@@ -201,7 +205,7 @@ class Allocator:
 
     def _create(self, dtype: str, span: Span, reason: str, rule_span: Span | None, *,
                 prefix: str, bus: Bus | None = None, addr: tuple[int, ...] | None = None,
-                extra: Props = ()) -> str | None:
+                extra: Props = (), providing: frozenset[str] = frozenset()) -> str | None:
         """A device the compiler adds (port, controller), placed like any other."""
         t = self.library.devices[dtype]
         nodes = self.placed.nodes
@@ -210,7 +214,7 @@ class Allocator:
         p = Planned(ident, dtype, "default", tuple(sorted(extra)), (), None, None,
                     tree.Provenance(reason, rule_span, span), span)
         if bus is None:
-            bus = self._choose_bus(t, False, span, ident)
+            bus = self._choose_bus(t, False, span, ident, providing)
             if bus is None:
                 return None
         self._put(p, bus, addr)
@@ -279,11 +283,15 @@ class Allocator:
     def _add_buses(self, device: tree.Device, t: model.DeviceType,
                    qemu_id: str | None = None) -> None:
         """The buses a new device provides, and the children its type creates on them."""
+        inner = self.ports.inner(device)
         for template in t.buses:
             notation = template.address.notation
+            hotplug = _hotplug_of(self.library, t.name, template.kind)
             for name in template.names(qemu_id or device.id):
                 key = self.placed.add_bus(Bus(name, template.kind, template.address, device.id,
-                                              hotplug=self._hotplug_of(t.name, template.kind)))
+                                              hotplug=hotplug, kept=self.ports.kept(name)))
+                if inner is not None:
+                    self.placed.buses[key].narrow(*inner)
                 for child in template.children:
                     ct = self.library.devices[child.type]
                     cid = f"{device.id}.{child.id}"
@@ -320,6 +328,27 @@ class Allocator:
     # -- result
     def tree(self) -> tree.Bus:
         return self.placed.tree()
+
+
+def _hotplug_of(library: model.Library, dtype: str, kind: str) -> bool:
+    """May devices be hot-plugged onto a `kind` bus of a `dtype`: its bus template's word,
+    else its bus kind's."""
+    t = library.devices.get(dtype)
+    for template in t.buses if t else ():
+        if template.kind == kind and template.hotplug is not None:
+            return template.hotplug
+    bk = library.buses.get(kind)
+    return bk.hotplug if bk else False
+
+
+def _space_of(library: model.Library, dtype: str, kind: str,
+              notation: str) -> notations.AddressSpace:
+    t = library.devices.get(dtype)
+    for template in t.buses if t else ():
+        if template.kind == kind:
+            return template.address
+    bk = library.buses.get(kind)
+    return bk.address if bk else notations.AddressSpace(notation)
 
 
 def assign(schema: model.MachineSchema, library: model.Library,

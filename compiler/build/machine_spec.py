@@ -53,7 +53,7 @@ def placement_style(spec: LooseSpec, schema: model.MachineSchema, diags: Collect
                     value.span, notes=[f"its placement styles are {names}"],
                     help="leave `placement` out for the schema's own")
         return schema
-    return attrs.evolve(schema, placement=style)
+    return attrs.evolve(schema, placement=style, placement_cases=())
 
 
 def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector) -> MachineSpec:
@@ -78,7 +78,8 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
     return MachineSpec(
         options, tuple(sorted(cpus.items())), tuple(sorted(memory.items())),
         expr.Env(options, facts, counts),
-        schema.placement.spare_ports if spares_value is None else int(spares_value.value),
+        (schema.placed_under(options).placement.spare_ports if spares_value is None
+         else int(spares_value.value)),
         spares_value.span if spares_value else spec.span, spares_value is not None,
         str(name_value.value) if name_value else "", _boot(spec, schema, diags),
         tuple(sorted((k, v.value) for k, v in spec.rtc.items())),

@@ -165,6 +165,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     given = {k: (_option_text(v), r.span(("machine", "options", k)))
              for k, v in r.scalar_map(m["options"], ("machine", "options")).items()}
     options = expand.option_values(schema, given, diags)
+    schema = schema.placed_under(options)  # its `placement when` under the blob's options
     cpus = r.scalar_map(top.get("cpus", {}), ("cpus",))
     memory = r.scalar_map(top.get("memory", {}), ("memory",))
     _check_memory(r, memory)

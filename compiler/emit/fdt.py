@@ -27,6 +27,7 @@ from compiler.base.source import Span
 from compiler.build import tree
 from compiler.emit.fdt_out import Node, Prop, Segment
 from compiler.lang import ast, model
+from compiler.lang.resolve.fdt_edit import NODE_NAME
 
 Val = Union[int, bool, str, bytes, tuple[object, ...]]
 Scope = MutableMapping[str, object]
@@ -509,7 +510,12 @@ class _Builder:
                                f"device type `{device.type}` has no device tree data",
                                help=f"give `{device.type}` an `fdt {{ name = … }}` block")
             return self.device_children(device.buses, child_ctx, parent)
-        name = str(scope["name"])
+        name = str(_force(scope["name"]))
+        if not NODE_NAME.fullmatch(name):
+            raise FdtError(device.why.span, f"`{name}` is not a device tree node name (the "
+                           f"node of `{device.id}`, a `{device.type}`)",
+                           help="a node name is 1 to 31 letters, digits and `,._+-`, a letter "
+                           "first")
         node = _Node(f"{name}@{unit}" if unit else name, parent,
                      f"{device.id}: {device.type}", device.type)
         self.device_nodes[device.id] = node

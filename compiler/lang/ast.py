@@ -469,6 +469,15 @@ class FdtEdit:
 
 
 @attrs.frozen
+class FdtName:
+    """`fdt name TYPE, … = VALUE` in a machine: the node name of those types' devices."""
+
+    types: tuple[Name, ...]
+    value: Fx
+    span: Span = _span
+
+
+@attrs.frozen
 class PropSet:
     name: Name
     value: Value | Expr  # an Expr: written `(EXPR)`, computed when the machine is built
@@ -632,6 +641,7 @@ class Overflow:
     bus: str
     slots: Range
     span: Span = _span
+    inner: Range | None = None  # `inner-slots LO..HI`: the bridge's slots its devices take
 
 
 @attrs.frozen
@@ -697,6 +707,7 @@ class Placement:
     stmts: tuple[PlacementStmt, ...]
     span: Span = _span
     name: Name | None = None  # a style's name; None: the default placement
+    condition: Expr | None = None  # `placement when COND`: under those options only
 
 
 BusStmt = Union[Doc, Qtree, AddressDecl, "Hotplug"]
@@ -706,7 +717,7 @@ DeviceStmt = Union[
 ]
 MachineStmt = Union[
     Doc, Family, Alias, Arch, Binary, QemuMachine, OptionDecl, Devices, Implement, Provide,
-    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk, FdtEdit, Since,
+    Check, Compat, Placement, DefaultMemory, FdtBlock, Quirk, FdtEdit, FdtName, Since,
 ]
 
 

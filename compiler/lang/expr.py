@@ -162,6 +162,22 @@ def options_in(expr: Expr) -> Iterator[str]:
         yield from options_in(expr.right)
 
 
+def facts_in(expr: Expr) -> Iterator[str]:
+    """The spec facts (`cpus.count`) and counts (`count(disk)`) `expr` reads."""
+    if isinstance(expr, Fact):
+        yield expr.name
+    elif isinstance(expr, Count):
+        yield f"count({expr.kind})"
+    elif isinstance(expr, Not):
+        yield from facts_in(expr.operand)
+    elif isinstance(expr, (And, Or)):
+        for e in expr.operands:
+            yield from facts_in(e)
+    elif isinstance(expr, Cmp):
+        yield from facts_in(expr.left)
+        yield from facts_in(expr.right)
+
+
 def can_hold(expr: Expr, domains: Mapping[str, tuple[Scalar, ...]]) -> bool:
     """Is there any assignment of the finite options in `expr` that may make it true?"""
     names = sorted(set(options_in(expr)) & set(domains))

@@ -16,7 +16,7 @@ from compiler.base.diagnostics import Collector, quote_list
 from compiler.base.notations import AddressSpace
 from compiler.base.source import Span
 from compiler.lang.ast import FdtItem
-from compiler.lang.expr import Expr, Scalar
+from compiler.lang.expr import Env, Expr, Scalar, holds
 
 # The QEMU release a spec targets when it names none: what Debian 12 ships (CONTRACT). A
 # family name (`pc-q35`) means its newest version this release has.
@@ -307,6 +307,8 @@ class Container:
     device: str
     bus: str
     slots: tuple[int, int]
+    # `inner-slots LO..HI`: the slots of the container's bus its devices take (None: all)
+    inner: tuple[int, int] | None = None
 
 
 @attrs.frozen
@@ -330,6 +332,24 @@ class Placement:
     bridged: tuple[str, ...] = ()
     # `bridge-function N for TYPE, …`: on the shared bridge, those take function N of their slot
     functions: tuple[tuple[str, int], ...] = ()
+
+
+@attrs.frozen
+class FdtRename:
+    """`fdt name TYPE = …`: a device type whose node this machine names itself."""
+
+    type: str
+    span: Span = _span
+
+
+@attrs.frozen
+class PlacementCase:
+    """`placement when COND { … }`: the placement under the machine options COND holds for
+    (options only, so that the same machine always places alike)."""
+
+    condition: Expr
+    placement: Placement
+    span: Span = _span
 
 
 @attrs.frozen
@@ -370,6 +390,26 @@ class MachineSchema:
     since: str = ""
     # named placement styles (`placement NAME { … }`) a spec selects with `placement = NAME`
     placement_styles: tuple[tuple[str, Placement], ...] = ()
+    # `placement when COND { … }`, in the order written: the first whose condition holds
+    # under the machine's options replaces `placement` (`placed_under`)
+    placement_cases: tuple[PlacementCase, ...] = ()
+    # the device types whose nodes it names (`fdt name`), its parents' included: their
+    # items in `device_fdt` carry the name
+    fdt_renamed: tuple[FdtRename, ...] = ()
+
+    def placements(self) -> tuple[Placement, ...]:
+        """Its own placement and those of its `placement when` cases (what lint checks)."""
+        return (self.placement, *(c.placement for c in self.placement_cases))
+
+    def placed_under(self, options: Mapping[str, Scalar]) -> MachineSchema:
+        """This machine with the placement its `options` select: the first `placement when`
+        whose condition holds, else its own `placement`."""
+        if not self.placement_cases:
+            return self
+        env = Env({**{n: o.default for n, o in self.options.items()}, **options})
+        chosen = next((c.placement for c in self.placement_cases
+                       if holds(c.condition, env)), self.placement)
+        return attrs.evolve(self, placement=chosen, placement_cases=())
 
     def fdt_items_of(self, dtype: DeviceType) -> tuple[FdtItem, ...]:
         """`dtype`'s device tree items on this machine."""

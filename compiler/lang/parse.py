@@ -342,6 +342,10 @@ class _Builder:
     def _fdt_edit(self, n: Any, c: list[Any]) -> ast.FdtEdit:
         return ast.FdtEdit(self.opt_name(c[0]), self.build_all(c[1:]), self.span(n))
 
+    def _fdt_name(self, n: Any, c: list[Any]) -> ast.FdtName:
+        return ast.FdtName(tuple(self.name(t) for t in c[:-1]), self.build(c[-1]),
+                           self.span(n))
+
     def _fdt_in(self, n: Any, c: list[Any]) -> ast.FdtIn:
         return ast.FdtIn(self.string(c[0]), self.build_all(c[1:]), self.span(n))
 
@@ -551,7 +555,8 @@ class _Builder:
 
     def _placement(self, n: Any, c: list[Any]) -> ast.Placement:
         name = None if c[0] is None else self.name(c[0])
-        return ast.Placement(self.build_all(c[1:]), self.span(n), name)
+        condition = None if c[1] is None else self.build(c[1])
+        return ast.Placement(self.build_all(c[2:]), self.span(n), name, condition)
 
     def _chassis_from(self, n: Any, c: list[Any]) -> ast.ChassisFrom:
         return ast.ChassisFrom(parse_int(c[0]), self.span(n))
@@ -578,7 +583,9 @@ class _Builder:
         return ast.Ports(self.name(c[0]), self.string(c[1]), self.build(c[2]), self.span(n))
 
     def _overflow(self, n: Any, c: list[Any]) -> ast.Overflow:
-        return ast.Overflow(self.name(c[0]), self.string(c[1]), self.build(c[2]), self.span(n))
+        inner = None if c[3] is None else self.build(c[3])
+        return ast.Overflow(self.name(c[0]), self.string(c[1]), self.build(c[2]), self.span(n),
+                            inner)
 
     def _spare_ports(self, n: Any, c: list[Any]) -> ast.SparePorts:
         return ast.SparePorts(parse_int(c[0]), self.span(n))

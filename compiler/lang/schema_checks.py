@@ -155,8 +155,7 @@ def attachable_kinds(library: model.Library, m: model.MachineSchema) -> set[str]
         if p.machine is m:
             kinds.update(b.kind for b in p.instance.buses)
     extra = [pr.device for pr in m.providers.values()]
-    if m.placement.port_device:
-        extra.append(m.placement.port_device)
+    extra += [pl.port_device for pl in m.placements() if pl.port_device]
     changed = True
     while changed:
         changed = False
@@ -193,10 +192,11 @@ def machine_only_not_asked(library: model.Library, diags: Collector) -> None:
         asked = [(device, impl.case_spans[value], f"{impl.kind} {impl.key} `{value}`")
                  for impl in m.implementations.values() for value, device in impl.cases.items()]
         asked += [(pr.device, pr.span, f"`provide {pr.bus}`") for pr in m.providers.values()]
-        asked += [(c.device, m.placement.span or m.span, "an overflow container")
-                  for c in m.placement.overflow]
-        if m.placement.port_device:
-            asked.append((m.placement.port_device, m.placement.span or m.span, "the port device"))
+        for pl in m.placements():
+            asked += [(c.device, pl.span or m.span, "an overflow container")
+                      for c in pl.overflow]
+            if pl.port_device:
+                asked.append((pl.port_device, pl.span or m.span, "the port device"))
         for device, span, what in asked:
             t = library.devices.get(device)
             if t is not None and t.machine_only:
@@ -205,6 +205,72 @@ def machine_only_not_asked(library: model.Library, diags: Collector) -> None:
                             notes=["QEMU refuses `-device` and `device_add` of it"],
                             help="name a type a spec can add, or drop `machine-only` if QEMU's "
                             "`-device help` lists it")
+
+
+@check("placement-case-applies", "E0176",
+       "each `placement when` applies under some option values the earlier ones leave")
+def placement_case_applies(library: model.Library, diags: Collector) -> None:
+    seen: set[tuple[int, ...]] = set()  # the same cases inherited by versions: once
+    for m in library.machines.values():
+        ids = tuple(id(c) for c in m.placement_cases)
+        if ids in seen:
+            continue
+        seen.add(ids)
+        earlier: list[model.PlacementCase] = []
+        for case in m.placement_cases:
+            alone = expr.can_hold(case.condition, _domains(m))
+            left = expr.conjoin(case.condition, expr.And(
+                tuple(expr.Not(e.condition, e.span) for e in earlier), case.span)
+                if earlier else None)
+            if not alone or (left is not None and not expr.can_hold(left, _domains(m))):
+                why = ("its condition never holds" if not alone else
+                       "wherever its condition holds, an earlier one holds too")
+                diags.error("E0176", f"this placement of `{m.name}` never applies: {why}",
+                            case.span,
+                            labels=[Label(e.span, "this one comes first") for e in earlier
+                                    if alone],
+                            help="the first `placement when` whose condition holds is "
+                            "taken: reorder them, or remove this one")
+            earlier.append(case)
+
+
+def reachable_kinds(library: model.Library, m: model.MachineSchema) -> set[str]:
+    """Bus kinds a device can sit on in `m`: `attachable_kinds`, then those its `implement`
+    cases bring where they attach (a virtio function's virtio bus, a SCSI controller's)."""
+    kinds = attachable_kinds(library, m)
+    cases = {d for impl in m.implementations.values() for d in impl.cases.values()}
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(cases):
+            t = library.devices.get(name)
+            if t is not None and any(pl.bus in kinds for pl in t.plugs):
+                new = provided_bus_kinds(library.devices, t.name) - kinds
+                if new:
+                    kinds |= new
+                    changed = True
+    return kinds
+
+
+@check("fdt-name-can-apply", "E0192", "an `fdt name` names a type the machine never holds")
+def fdt_name_can_apply(library: model.Library, diags: Collector) -> None:
+    seen: set[int] = set()  # a statement inherited by versions: checked once
+    for m in library.machines.values():
+        todo = [r for r in m.fdt_renamed if id(r) not in seen]
+        if not todo:
+            continue
+        seen.update(id(r) for r in todo)
+        kinds = reachable_kinds(library, m)
+        made = {p.instance.type for p in placed(library) if p.machine is m}
+        for r in todo:
+            t = library.devices.get(r.type)
+            if t is None or t.name in made or any(pl.bus in kinds for pl in t.plugs):
+                continue
+            diags.error("E0192", f"`{m.name}` never holds a `{t.name}`, whose node this names",
+                        r.span, notes=[f"`{t.name}` plugs into "
+                                       f"{quote_list(pl.bus for pl in t.plugs)}",
+                                       f"`{m.name}` has buses of kind {quote_list(kinds)}"],
+                        help="name the nodes of types this machine can hold")
 
 
 @check("requirement-provided", "E0206", "every `requires` names something a device provides")

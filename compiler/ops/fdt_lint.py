@@ -60,7 +60,7 @@ def _tree_inputs(m: model.MachineSchema) -> tuple[object, ...]:
     """What decides whether a machine's declarations can be computed."""
     return (m.family, m.arch, tuple(sorted(m.options.items())), m.devices,
             tuple(sorted(m.implementations.items())), tuple(sorted(m.providers.items())),
-            m.placement, m.fdt, m.quirks, m.device_fdt)
+            m.placement, m.placement_cases, m.fdt, m.quirks, m.device_fdt)
 
 
 def _noted(d: Diagnostic, m: model.MachineSchema, built: tree.Machine) -> Diagnostic:
@@ -110,7 +110,7 @@ def names_read(m: model.MachineSchema, library: model.Library) -> set[str]:
     from compiler.lang import ast
 
     found: set[str] = set()
-    stack: list[object] = [m.fdt, m.device_fdt, m.devices,
+    stack: list[object] = [m.fdt, m.device_fdt, m.devices, m.placement_cases,
                            *(t.fdt_items for t in library.devices.values())]
     while stack:
         item = stack.pop()

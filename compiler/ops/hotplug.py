@@ -162,6 +162,8 @@ def _hotplug_bus(alloc: allocate.Allocator, p: plan.Planned,
         notes.append(f"`{schema.name}` takes no hot-plugged device on {quote_list(closed)} "
                      "under this blob's machine options")
         how = "add it to the spec and start the machine again, or change those options"
+        if schema.placement.overflow:  # pc-i440fx with acpi=off: places behind a bridge
+            how += ", or keep places behind a bridge with `hotplug-slots = N` in the spec"
     diags.error("E1804", f"no free hot-plug place for `{t.name}` in this machine", p.span,
                 notes=notes, help=how)
     return None

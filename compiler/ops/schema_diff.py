@@ -184,16 +184,30 @@ class _Differ:
 
     # -- placement
     def placement(self) -> None:
-        pa, pb = self.a.placement, self.b.placement
+        self.placement_fields("", self.a.placement, self.b.placement)
+        # `placement when COND`: by the condition's text
+        ca = {_expr_text(c.condition): c for c in getattr(self.a, "placement_cases", ())}
+        cb = {_expr_text(c.condition): c for c in getattr(self.b, "placement_cases", ())}
+        for text in [*ca, *(t for t in cb if t not in ca)]:
+            x, y = ca.get(text), cb.get(text)
+            if x is not None and y is not None:
+                self.placement_fields(f"when {text}: ", x.placement, y.placement)
+            else:
+                self.add("placement", f"when {text}", "given" if x else NONE,
+                         "given" if y else NONE, x.span if x else None,
+                         y.span if y else None)
+
+    def placement_fields(self, prefix: str, pa: model.Placement, pb: model.Placement
+                         ) -> None:
         for field in attrs.fields(model.Placement):
             if field.name == "span":
                 continue
             x, y = getattr(pa, field.name), getattr(pb, field.name)
             if x != y:
                 quoted = field.name in ("port_bus", "pci_root")  # bus names are strings
-                self.add("placement", field.name.replace("_", "-"), _placement_value(x, quoted),
-                         _placement_value(y, quoted), pa.span or self.a.span,
-                         pb.span or self.b.span)
+                self.add("placement", prefix + field.name.replace("_", "-"),
+                         _placement_value(x, quoted), _placement_value(y, quoted),
+                         pa.span or self.a.span, pb.span or self.b.span)
 
     # -- the machine's device tree template
     def fdt(self) -> None:
@@ -334,6 +348,7 @@ def _placement_value(v: object, quoted: bool) -> str:
         return f"{v[0]:#x}..{v[1]:#x}"
     if isinstance(v, tuple) and all(isinstance(x, model.Container) for x in v):
         return ", ".join(f"{c.device} on {_literal(c.bus)} slots {c.slots[0]:#x}..{c.slots[1]:#x}"
+                         + (f" inner-slots {c.inner[0]:#x}..{c.inner[1]:#x}" if c.inner else "")
                          for c in v)
     if isinstance(v, tuple):
         return ", ".join(str(x) for x in v)

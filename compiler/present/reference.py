@@ -199,6 +199,8 @@ def machine_page(schema: model.MachineSchema) -> dict[str, object]:
         "quirks": [(q, _scalar(q.value), where(q.span)) for q in schema.quirks],
         "placement": schema.placement,
         "placement_where": where(schema.placement.span),
+        "placement_cases": [(schema_diff._expr_text(c.condition), c.placement, where(c.span))
+                            for c in schema.placement_cases],
     }
 
 

@@ -82,7 +82,9 @@ class Ports:
         return self.placed.first_bus_of(owner)
 
     def overflow_bus(self, t: model.DeviceType, span: Span, for_id: str) -> Bus | None:
-        """A bridge of the schema's `overflow` with room, or a new one, for `t`."""
+        """A bridge of the schema's `overflow` with room, or a new one, for `t`: where no
+        port is left (q35), or no free place on the buses `t` plugs into (pc-i440fx's pci.0).
+        The bridges take the container's slots of its bus, kept for them."""
         for container in self.schema.placement.overflow:
             made = self.bridges.setdefault(container.device, [])
             cursor = (container.device, t.name)
@@ -95,26 +97,34 @@ class Ports:
                         self._bridge_cursors[cursor] = i
                         return bus
             self._bridge_cursors[cursor] = len(made)
-            parent = self.placed.named(container.bus)
-            if parent is None:
-                continue
-            addr = self._next_packed_addr(parent, container.slots, made)
-            if addr is None:
-                continue
             ct = self.library.devices[container.device]
             if not any(t.plugs_into(b.kind) for b in ct.buses):
                 continue
-            created = self.create(container.device, span, f"`placement {{ overflow … }}` of "
-                                  f"`{self.schema.name}`: no root port is left, for "
-                                  f"`{for_id}`", self.schema.placement.span, bus=parent,
-                                  addr=addr, prefix=ids.BRIDGE_PREFIX,
-                                  extra=_multifunction(addr))
+            why = ("no root port is left" if self.schema.placement.port_device else
+                   "no free place is left")
+            created = self._new_container(container, span, f"{why}, for `{for_id}`")
             if created is not None:
-                self.numbered += 1
-                made.append(created)
-                self._port_buses.update(self.placed.nodes[created].buses)
                 return self.placed.first_bus_of(created)
         return None
+
+    def _new_container(self, container: model.Container, span: Span, why: str) -> str | None:
+        """A new overflow container on its bus (its next packed place), or None."""
+        made = self.bridges.setdefault(container.device, [])
+        parent = self.placed.named(container.bus)
+        if parent is None:
+            return None
+        addr = self._next_packed_addr(parent, container.slots, made)
+        if addr is None:
+            return None
+        created = self.create(container.device, span, f"`placement {{ overflow … }}` of "
+                              f"`{self.schema.name}`: {why}", self.schema.placement.span,
+                              bus=parent, addr=addr, prefix=ids.BRIDGE_PREFIX,
+                              extra=_multifunction(addr))
+        if created is not None:
+            self.numbered += 1
+            made.append(created)
+            self._port_buses.update(self.placed.nodes[created].buses)
+        return created
 
     def _numbers(self, addr: tuple[int, ...]) -> Props:
         """A port's `chassis` and `port` where the placement numbers them (`chassis-from`:
@@ -127,6 +137,29 @@ class Ports:
         if pl.port_by_address:
             numbers += (("port", addr[0] * 8 + addr[1]),)
         return numbers
+
+    def kept(self, bus_name: str) -> tuple[tuple[int, int], ...]:
+        """The slots of bus `bus_name` that the placement's overflow containers keep."""
+        return tuple(c.slots for c in self.schema.placement.overflow if c.bus == bus_name)
+
+    def inner(self, device: tree.Device) -> tuple[int, int] | None:
+        """The `inner-slots` of the overflow container `device` is, if it is one."""
+        container = self.container(device)
+        return container.inner if container else None
+
+    def container(self, device: tree.Device) -> model.Container | None:
+        """The overflow container `device` is: one of that type on the container's bus, in
+        its slots (added by the placement, or read back from a blob)."""
+        node = self.placed.nodes.get(device.id)
+        bus = self.placed.buses.get(node.bus) if node and node.bus else None
+        if bus is None or device.addr is None:
+            return None
+        value = bus.rules.scan_value(device.addr.value)
+        for c in self.schema.placement.overflow:
+            if (c.device == device.type and bus.name == c.bus
+                    and value is not None and c.slots[0] <= value <= c.slots[1]):
+                return c
+        return None
 
     # -- the shared bridge (`bridge DEVICE for TYPE, …`)
     def add_shared_bridge(self, types: list[str], span: Span) -> None:
@@ -189,8 +222,10 @@ class Ports:
     # -- hot-plug
     def hotpluggable(self, bus: Bus) -> bool:
         """Can QEMU hot-plug onto `bus`? PCI: behind a port or an overflow bridge where the
-        machine has ports (never its root complex), else a host bridge's bus; other kinds:
-        any bus of theirs."""
+        machine has ports (never its root complex), else a host bridge's bus or an overflow
+        container's (where the placement put it: its `inner-slots` hold; a spec's own bridge
+        may need an SHPC's slot 1 up, pc-i440fx without ACPI); other kinds: any bus of
+        theirs."""
         if not bus.hotplug:
             return False
         if not bus.rules.pci_hierarchy:
@@ -199,7 +234,9 @@ class Ports:
         pl = self.schema.placement
         if pl.port_device:
             return owner == pl.port_device or owner in {c.device for c in pl.overflow}
-        return self.placed.on_root(bus)
+        node = self.placed.nodes.get(bus.owner or "")
+        return self.placed.on_root(bus) or (node is not None
+                                            and self.container(node.device) is not None)
 
     def hotplug_places(self, t: model.DeviceType) -> list[str]:
         """Names of the buses where `t` can be hot-plugged now, in the order they came."""
@@ -218,7 +255,7 @@ class Ports:
         for bus in self.placed.buses.values():
             if not self.hotpluggable(bus):
                 continue
-            free = bus.rules.capacity(bus.space, bus.used)
+            free = bus.rules.capacity(bus.free_space, bus.used)
             if free:
                 result.append((bus.name, bus.kind, free))
         return result
@@ -239,25 +276,38 @@ class Ports:
                                      help="ask for fewer `hotplug-slots`, or take devices out")
                 return
 
-    def _root_pci_buses(self) -> list[Bus]:
-        """PCI buses of host bridges (on the system bus): where a machine without ports
-        hot-plugs its endpoints."""
+    def _hotplug_pci_buses(self) -> list[Bus]:
+        """The PCI buses QEMU hot-plugs onto under the machine's options, where a machine
+        without ports hot-plugs its endpoints: host bridges' (on the system bus) and the
+        placement's overflow bridges'."""
         return [b for b in self.placed.buses.values()
-                if b.rules.pci_hierarchy and self.placed.on_root(b)]
+                if b.rules.pci_hierarchy and self.hotpluggable(b)]
 
     def _spare_root_slots(self, count: int, span: Span) -> None:
-        """Keep `count` slots free on the host bridges, adding bridges the schema provides."""
+        """Keep `count` slots free where QEMU hot-plugs, adding host bridges the schema
+        provides (a `provide` of a type on the system bus, as pseries' PHBs), else the
+        placement's overflow bridges (pc-i440fx with acpi=off: QEMU hot-plugs behind a
+        bridge only)."""
         def free() -> int:
-            return sum(b.rules.capacity(b.space, b.used) for b in self._root_pci_buses())
+            return sum(b.rules.capacity(b.free_space, b.used)
+                       for b in self._hotplug_pci_buses())
 
-        kinds = {b.kind for b in self._root_pci_buses()}
-        provider = next((self.schema.providers[k] for k in sorted(kinds)
-                         if k in self.schema.providers), None)
+        kinds = {b.kind for b in self.placed.buses.values()
+                 if b.rules.pci_hierarchy and self.placed.on_root(b)}
+        system = self.placed.root.kind
+        provider = next((p for k in sorted(kinds) if (p := self.schema.providers.get(k))
+                         and self.library.devices[p.device].plugs_into(system)), None)
+        containers = self.schema.placement.overflow
         while free() < count:
-            if provider is None or self.create(
-                    provider.device, span, f"`provide {provider.bus} by {provider.device}` in "
-                    f"`{self.schema.name}`: more free slots for `hotplug-slots`",
-                    provider.span, prefix=provider.bus, bus=self.placed.root) is None:
+            reason = "more free slots for `hotplug-slots`"
+            if provider is not None:
+                added = self.create(provider.device, span, f"`provide {provider.bus} by "
+                                    f"{provider.device}` in `{self.schema.name}`: {reason}",
+                                    provider.span, prefix=provider.bus, bus=self.placed.root)
+            else:
+                added = next((made for c in containers
+                              if (made := self._new_container(c, span, reason))), None)
+            if added is None:
                 self.diags.error("E1204", f"only {free()} hot-pluggable slot(s) are free, not "
                                  f"{count}", span, help="ask for fewer `hotplug-slots`")
                 return

@@ -27,6 +27,14 @@ class Bus:
     devices: list[str] = attrs.Factory(list)
     used: TakenAddresses = attrs.field(
         default=attrs.Factory(lambda self: TakenAddresses(self.space.rules), takes_self=True))
+    # values of the scanned field (PCI slots) kept for the placement's overflow containers:
+    # no other device gets them from the allocator (a container's address is given to it)
+    kept: tuple[tuple[int, int], ...] = ()
+    # `space` without the kept values: where the allocator looks for free places
+    free_space: notations.AddressSpace = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.free_space = _without(self.space, self.kept)
 
     @property
     def key(self) -> str:
@@ -39,7 +47,35 @@ class Bus:
 
     def next_free(self, tag: str | None, base: int | None) -> tuple[int, ...] | None:
         """The address a device plugged with `tag` gets here, or None when full."""
-        return self.rules.next_free(self.space, self.used, tag, base)
+        return self.rules.next_free(self.free_space, self.used, tag, base)
+
+    def narrow(self, lo: int, hi: int) -> None:
+        """Only `lo..hi` of the scanned field for devices placed from now on (an overflow
+        container's `inner-slots`)."""
+        field = self.rules.scan_field
+        if field is None:
+            return
+        kept = tuple((a, b) for a, b in ((self.space.ranges(field)[0].lo, lo - 1),
+                                           (hi + 1, self.space.ranges(field)[-1].hi))
+                     if a <= b)
+        self.kept = tuple(sorted({*self.kept, *kept}))
+        self.free_space = _without(self.space, self.kept)
+
+
+def _without(space: notations.AddressSpace, kept: tuple[tuple[int, int], ...]
+             ) -> notations.AddressSpace:
+    """`space` without the `kept` values of its notation's scanned field."""
+    field = space.rules.scan_field
+    if not kept or field is None:
+        return space
+    ranges: list[notations.FieldRange] = []
+    for r in space.ranges(field):
+        pieces = [(r.lo, r.hi)]
+        for lo, hi in kept:
+            pieces = [p for a, b in pieces
+                      for p in ((a, min(b, lo - 1)), (max(a, hi + 1), b)) if p[0] <= p[1]]
+        ranges += [notations.FieldRange(a, b, r.tag) for a, b in pieces]
+    return space.narrowed({field: tuple(ranges)})
 
 
 @attrs.define

@@ -1,8 +1,12 @@
-"""`fdt edit` blocks: a machine's changes to the device tree it inherits, applied to the
-parent's items (its root node, or a device type's items on that machine) into new tuples.
-Ends at items: their names are `FdtNames`' to check, their values `emit/fdt.py`'s to
-evaluate. Nothing is changed in place; an edit that names what the parent does not have
-is an error here (E0185–E0189), so `lint` reports it.
+"""`fdt edit` blocks and `fdt name` statements: a machine's changes to the device tree it
+inherits, applied to the parent's items (its root node, or a device type's items on that
+machine) into new tuples. Ends at items: their names are `FdtNames`' to check, their values
+`emit/fdt.py`'s to evaluate. Nothing is changed in place; an edit that names what the
+parent does not have is an error here (E0185–E0189), so `lint` reports it.
+
+`fdt name TYPE, … = VALUE` is the same kind of change: it replaces a type's `name` (every
+variant) on that machine, or puts one first where the type has none, so its devices get a
+node of that name (over the name a bus template gives, which a type's own wins over).
 
 Items are found by kind and name: `prop "NAME"` (every `when` variant of that property),
 `node "NAME"` (by its name as the parent writes it, `{…}` included), `let NAME` (a node
@@ -11,15 +15,17 @@ variable: `let`, or `NAME = value`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import attrs
 
-from compiler.base.diagnostics import quote_list
+from compiler.base.diagnostics import Label, quote_list
 from compiler.base.source import Span
-from compiler.lang import ast
+from compiler.lang import ast, model
 from compiler.lang.parse import unquote
-from compiler.lang.resolve.scope import Part
+from compiler.lang.resolve.fdt import FdtNames
+from compiler.lang.resolve.scope import Part, Scope
 
 Key = tuple[str, str]
 
@@ -145,3 +151,57 @@ class FdtEdits(Part):
                 return
             at = found[0] if change.where == "before" else found[-1] + 1
         entries.insert(at, _Entry(change.item, True))
+
+
+# a node name as the devicetree specification allows it (2.2.1): 1 to 31 of these, a
+# letter first, then `@` and a unit address where the name gives one itself (a PHB's)
+NODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9,._+-]{0,30}(@[A-Za-z0-9,._+-]+)?")
+
+
+class FdtNaming(Part):
+    """The `fdt name` statements of one machine, each applied to the types' items."""
+
+    def __init__(self, scope: Scope, names: FdtNames, has_tree: bool,
+                 inherited: tuple[model.FdtRename, ...]) -> None:
+        super().__init__(scope)
+        self.names = names
+        self.has_tree = has_tree
+        self.renamed = inherited
+        self.here: dict[str, Span] = {}
+
+    def rename(self, stmt: ast.FdtName, types: dict[str, tuple[ast.FdtItem, ...]]) -> None:
+        if not self.has_tree:
+            self.diags.error("E0189", "`fdt name` has no device tree to name nodes in",
+                             stmt.span, help="a machine names its devices' nodes in the tree "
+                             "its `fdt { … }` writes or it `extends`")
+            return
+        self.names.fx(stmt.value)
+        if isinstance(stmt.value, ast.FxStr) and all(isinstance(p, str)
+                                                     for p in stmt.value.parts):
+            text = "".join(str(p) for p in stmt.value.parts)
+            if not NODE_NAME.fullmatch(text):
+                self.diags.error("E0190", f"`{text}` is not a device tree node name",
+                                 stmt.value.span,
+                                 notes=["a node name is 1 to 31 letters, digits and `,._+-`, "
+                                        "a letter first; the bus adds the unit address "
+                                        "(`@…`)"])
+                return
+        for t in stmt.types:
+            if t.text not in self.scope.devices:
+                if t.text not in self.scope.device_decls:
+                    self.unknown("E0202", "device type", t, self.scope.device_decls)
+                continue
+            first = self.here.get(t.text)
+            if first is not None:
+                self.diags.error("E0191", f"the node of `{t.text}` is named twice", t.span,
+                                 labels=[Label(first, "first named here")],
+                                 help="name each device type's node once per machine")
+                continue
+            self.here[t.text] = t.span
+            items = types.get(t.text, self.scope.devices[t.text].fdt_items)
+            given = ast.FdtLet(ast.Name("name", stmt.span), stmt.value, None, stmt.span)
+            kept = [i for i in items if key(i) != ("let", "name")]
+            at = next((n for n, i in enumerate(items) if key(i) == ("let", "name")), 0)
+            types[t.text] = (*kept[:at], given, *kept[at:])
+            self.renamed = (*(r for r in self.renamed if r.type != t.text),
+                            model.FdtRename(t.text, t.span))

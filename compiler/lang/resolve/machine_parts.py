@@ -155,8 +155,9 @@ class MachineParts(Part):
                 if stmt.device.text not in self.scope.devices:
                     self.unknown("E0202", "device type", stmt.device, self.scope.devices)
                     continue
+                inner = None if stmt.inner is None else (stmt.inner.lo, stmt.inner.hi)
                 overflow.append(model.Container(stmt.device.text, stmt.bus,
-                                                (stmt.slots.lo, stmt.slots.hi)))
+                                                (stmt.slots.lo, stmt.slots.hi), inner))
         numbering = self.single(p.stmts, ast.PortNumber, "port-number")
         if isinstance(numbering, ast.PortNumber) and numbering.rule.text != "slot-function":
             self.diags.error("E2150", f"unknown port numbering `{numbering.rule.text}`",

@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from compiler.base import notations
-from compiler.base.diagnostics import Label
+from compiler.base.diagnostics import Label, quote_list
 from compiler.base.source import Span
 from compiler.base.units import parse_size
-from compiler.lang import ast, model
+from compiler.lang import ast, expr, model
 from compiler.lang.resolve.conditions import Conditions, Options
 from compiler.lang.resolve.fdt import FdtNames
-from compiler.lang.resolve.fdt_edit import FdtEdits
+from compiler.lang.resolve.fdt_edit import FdtEdits, FdtNaming
 from compiler.lang.resolve.instances import Instances
 from compiler.lang.resolve.loading import report_cycles
 from compiler.lang.resolve.machine_parts import MachineParts
@@ -100,7 +100,8 @@ class Machines(Part):
             family=one(body, ast.Family, "family"), arch=one(body, ast.Arch, "arch"),
             binary=one(body, ast.Binary, "binary"),
             qemu=one(body, ast.QemuMachine, "qemu-machine"),
-            placement=one([s for s in body if not (isinstance(s, ast.Placement) and s.name)],
+            placement=one([s for s in body if not (isinstance(s, ast.Placement)
+                                                   and (s.name or s.condition))],
                           ast.Placement, "placement"),
             memory=one(body, ast.DefaultMemory, "default-memory"),
             since=one(body, ast.Since, "since"))
@@ -161,16 +162,24 @@ class Machines(Part):
         if fdt_stmt is not None:
             fdt_items = fdt_stmt.items
             self.fdt.fdt_items(fdt_items)
-        fdt_items, device_fdt = self.fdt_edits(body, fdt_items,
-                                               parent.device_fdt if parent else ())
+        fdt_items, device_fdt, renamed = self.fdt_edits(
+            body, fdt_items, parent.device_fdt if parent else (),
+            parent.fdt_renamed if parent else ())
         placement = parent.placement if parent else model.Placement()
         if h.placement is not None:
             placement = self.parts.placement(h.placement)
+        cases = self.placement_cases(body, options, parent)
         # named styles (`placement NAME { … }`): a child's replaces its parent's
         styles = dict(parent.placement_styles) if parent else {}
         here: dict[str, ast.Placement] = {}
         for stmt in body:
             if isinstance(stmt, ast.Placement) and stmt.name is not None:
+                if stmt.condition is not None:
+                    self.diags.error("E0902", "`when` is not supported on a placement style",
+                                     stmt.condition.span,
+                                     notes=[f"a spec selects style `{stmt.name.text}` by name"],
+                                     help="write `placement when COND { … }` for the "
+                                     "machine's own placement")
                 first = here.setdefault(stmt.name.text, stmt)
                 if first is not stmt:
                     self.diags.error("E2151", f"placement style `{stmt.name.text}` is "
@@ -192,16 +201,52 @@ class Machines(Part):
             checks=tuple(checks.values()),
             compat=tuple(compat), placement=placement, default_memory=default_memory,
             doc=h.doc.text if h.doc else "", span=d.name.span, fdt=fdt_items, quirks=quirks,
-            device_fdt=device_fdt, since=since, placement_styles=tuple(sorted(styles.items())))
+            device_fdt=device_fdt, since=since, placement_styles=tuple(sorted(styles.items())),
+            placement_cases=cases, fdt_renamed=renamed)
+
+    def placement_cases(self, body: Sequence[ast.MachineStmt], options: Options,
+                        parent: model.MachineSchema | None
+                        ) -> tuple[model.PlacementCase, ...]:
+        """`placement when COND { … }` blocks, in order; a machine that writes none keeps
+        its parent's. A condition reads the machine's options only (E0175): a placement
+        that followed the spec's devices would move devices when one is added."""
+        own = [s for s in body if isinstance(s, ast.Placement) and s.name is None
+               and s.condition is not None]
+        if not own:
+            return parent.placement_cases if parent else ()
+        cases = []
+        for stmt in own:
+            assert stmt.condition is not None
+            condition = self.conditions.condition(stmt.condition, options)
+            facts = sorted(set(expr.facts_in(condition)))
+            if facts:
+                self.diags.error("E0175", "a placement's condition reads "
+                                 f"{quote_list(facts)}, not only the machine's options",
+                                 stmt.condition.span,
+                                 notes=["where devices go may depend on the machine's "
+                                        "options only: one that followed the spec's facts "
+                                        "would move devices when a device is added"],
+                                 help="read the machine's options only, as `when acpi == off`")
+                continue
+            cases.append(model.PlacementCase(condition, self.parts.placement(stmt),
+                                             stmt.condition.span))
+        return tuple(cases)
 
     def fdt_edits(self, body: Sequence[ast.MachineStmt], root: tuple[ast.FdtItem, ...],
-                  inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]
+                  inherited: tuple[tuple[str, tuple[ast.FdtItem, ...]], ...],
+                  renamed: tuple[model.FdtRename, ...]
                   ) -> tuple[tuple[ast.FdtItem, ...],
-                             tuple[tuple[str, tuple[ast.FdtItem, ...]], ...]]:
+                             tuple[tuple[str, tuple[ast.FdtItem, ...]], ...],
+                             tuple[model.FdtRename, ...]]:
         """The root node's items and the device types' items on this machine after the
-        machine's `fdt edit` blocks, in the order written."""
+        machine's `fdt edit` blocks and `fdt name` statements, in the order written, and
+        the types it names (its parents' too)."""
         types = dict(inherited)
+        names = FdtNaming(self.scope, self.fdt, bool(root), renamed)
         for stmt in body:
+            if isinstance(stmt, ast.FdtName):
+                names.rename(stmt, types)
+                continue
             if not isinstance(stmt, ast.FdtEdit):
                 continue
             self.fdt.fdt_items(_edited_items(stmt.changes))
@@ -226,7 +271,7 @@ class Machines(Part):
                                  help=f"give `{name}` an `fdt {{ … }}` block in the stdlib")
                 continue
             types[name] = self.edits.apply(items, stmt.changes, f"the node of a `{name}`")
-        return root, tuple(sorted(types.items()))
+        return root, tuple(sorted(types.items())), names.renamed
 
     def since(self, stmt: ast.Since | None) -> str:
         """`since "8.0"`: a QEMU release, MAJOR.MINOR; "" where the machine names none (or a

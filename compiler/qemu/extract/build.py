@@ -64,6 +64,7 @@ def build(snap: Snapshot, library: model.Library) -> Result:
     warnings = Warnings(qtree.top)
     schema = machine.find_schema(snap, library)
     options = machine.options(snap, schema, warnings)
+    schema = schema.placed_under(options)  # its `placement when` under QEMU's options
     scene = Scene(snap, library, schema, expand.machine_devices(schema, expr.Env(options)),
                   qtree, match.match_users(qtree, snap.users), warnings)
     moves = machine.address_globals(scene)
