@@ -8,6 +8,7 @@ no schema for the machine type (E1713) is an error. Devices are elsewhere.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -284,9 +285,10 @@ def _backend_props(n: int, ident: str, backend: Mapping[str, object],
     with QEMU's defaults (`merge` and `dump` follow the machine's `mem-merge` and
     `dump-guest-core`), which is what the blob's `numa` says."""
     kind = backend.get("qom-type")
-    if kind != numa.BACKEND_TYPE:
+    if kind != numa.BACKEND_TYPE:  # its props have that type's defaults
         warnings.warn("E1716", f"NUMA node {n}'s RAM backend `{ident}` is a `{kind}`, which "
                       f"a blob cannot describe; it says a `{numa.BACKEND_TYPE}`")
+        return
     expected = dict(numa.BACKEND_DEFAULTS)
     for prop, option in numa.BACKEND_MACHINE_DEFAULTS:
         expected[prop] = options.get(option, True)
@@ -294,5 +296,5 @@ def _backend_props(n: int, ident: str, backend: Mapping[str, object],
         shown = backend.get(prop)
         if prop in backend and shown != value:
             warnings.warn("E1716", f"NUMA node {n}'s RAM backend `{ident}` has `{prop}` "
-                          f"{shown!r}, which a blob cannot describe; it says QEMU's default "
-                          f"{value!r}")
+                          f"{json.dumps(shown)}, which a blob cannot describe; it says QEMU's "
+                          f"default {json.dumps(value)}")
