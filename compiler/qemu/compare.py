@@ -26,6 +26,7 @@ what qtree does not print (`bootindex`) and the backend links (`drive`, `netdev`
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -520,7 +521,7 @@ def numa_differences(blob: Mapping[str, Json], smp: Mapping[str, Json],
         cpus = numa.format_cpus(c for c, owner in owners.items() if owner == n) \
             if isinstance(owners, dict) else owners
         if cpus != node.get("cpus", ""):
-            differ(f"`numa[{n}].cpus`", repr(node.get("cpus", "")), repr(cpus))
+            differ(f"`numa[{n}].cpus`", json.dumps(node.get("cpus", "")), json.dumps(cpus))
         if sizes.get(n) != node["memory"] >> 20:
             differ(f"`numa[{n}].memory` (in MiB)", node["memory"] >> 20, sizes.get(n))
         backend = backends.get(node["memdev"])
