@@ -201,7 +201,7 @@ def view(sock: str) -> View:
         ("query-hotpluggable-cpus", {}), ("query-memdev", {}))
     assert isinstance(hotpluggable, list) and isinstance(memdevs, list)
     machine["info numa"] = str(info_numa).replace("\r\n", "\n")
-    machine["cpu nodes"] = sorted((json.dumps(c["props"], sort_keys=True) for c in hotpluggable))
+    machine["cpu nodes"] = sorted(json.dumps(c["props"], sort_keys=True) for c in hotpluggable)
     machine["memory backends"] = sorted(memdevs, key=lambda m: str(m.get("id")))
     machine.update(_qom_only(sock, root))
     return View(devices, machine)

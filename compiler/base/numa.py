@@ -42,7 +42,9 @@ def parse_cpus(text: object) -> tuple[int, ...] | str:
     for part in text.split(","):
         m = _CPU_LIST.match(part)
         if m is None:
-            return f"has `{part}`, which is neither a cpu index nor a range `A-B`"
+            return ("is neither cpu indexes nor ranges `A-B` separated by commas"
+                    if part == text else
+                    f"has `{part}`, which is neither a cpu index nor a range `A-B`")
         first, last = int(m.group(1)), int(m.group(2) or m.group(1))
         if last < first:
             return f"has the range `{part}`, which ends before it starts"

@@ -306,17 +306,17 @@ def _numa(r: _Reader, value: Json) -> tuple[tree.NumaNode, ...]:
                        f"`{numa.format_cpus(found)}` (sorted runs), as mschema writes it")
             else:
                 cpus = tuple(sorted(found))
-        memory = body.get("memory")
-        if not isinstance(memory, int) or isinstance(memory, bool) or memory <= 0:
+        memory = body.get("memory", 0)  # missing: `obj` said so
+        if "memory" in body and (not isinstance(memory, int) or isinstance(memory, bool)
+                                 or memory <= 0):
             r.fail(("numa", n, "memory"), f"`numa[{n}].memory` must be a positive number "
                    "of bytes")
-            memory = 0
-        memdev = body.get("memdev")
-        if not isinstance(memdev, str) or not memdev:
+        memdev = body.get("memdev", "")
+        if "memdev" in body and (not isinstance(memdev, str) or not memdev):
             r.fail(("numa", n, "memdev"), f"`numa[{n}].memdev` must be the id of the node's "
                    f"RAM backend, such as `{numa.memdev_id(n)}`")
-            memdev = ""
-        nodes.append(tree.NumaNode(cpus, memory, memdev))
+        nodes.append(tree.NumaNode(cpus, memory if isinstance(memory, int) else 0,
+                                   memdev if isinstance(memdev, str) else ""))
     return tuple(nodes)
 
 

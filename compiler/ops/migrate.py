@@ -1,11 +1,12 @@
 """Can a machine migrate to another? Two precise machines describe the same guest hardware
 when everything guest-visible agrees: machine type and options, cpus, memory, the NUMA
 nodes (their cpus and memory, and the ids of their RAM backends, which name the RAM blocks
-of the migration stream), every device's id, type, bus, address and props. Backends (files, networks, chardevs) and how a device came
-to be (its origin, the names of its backends) are the host's business and may differ; but a
-backend change that makes QEMU run a program, listen on a socket or write a log on the host
-(`BackendKind.host_access`: a tap's script, a socket chardev, a chardev's logfile) is a
-`host-security` difference of its own, for whoever accepts the destination."""
+of the migration stream), every device's id, type, bus, address and props. Backends (files,
+networks, chardevs) and how a device came to be (its origin, the names of its backends) are
+the host's business and may differ; but a backend change that makes QEMU run a program,
+listen on a socket or write a log on the host (`BackendKind.host_access`: a tap's script, a
+socket chardev, a chardev's logfile) is a `host-security` difference of its own, for
+whoever accepts the destination."""
 
 from __future__ import annotations
 

@@ -68,6 +68,8 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "filesystem": (("path", 'add `path = "/srv/share"`, the directory on the host'),
                    ("tag", 'add `tag = "share"`, the name the guest mounts it by')),
 }
+# an item in words, where its table's name is not one
+ITEM_WORDS = {"numa": "NUMA node"}
 DISK_FORMATS = ("qcow2", "raw")
 Json = Any  # TOML/JSON values: the loader checks shapes itself
 
@@ -436,8 +438,8 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                 (nodes if key == NUMA_TABLE else items).append(Item(key, i, fields, ispan))
                 for required, how in REQUIRED.get(key, ()):
                     if required not in x:
-                        diags.error("E1009", f"this {key} has no `{required}`", ispan,
-                                    help=how)
+                        diags.error("E1009", f"this {ITEM_WORDS.get(key, key)} has no "
+                                    f"`{required}`", ispan, help=how)
         else:
             _unknown(key, kspan, [*TOP_KEYS, *SINGLE_TABLES, *ITEM_TABLES, NUMA_TABLE],
                      "a spec", diags)
