@@ -38,6 +38,7 @@ SPEC_CODE = re.compile(r"[\"'](E1[01]\d\d)[\"']")
 UNREACHABLE = {
     "E1011": "only a hot-plug fragment (`hotplug --add`) can break it: tests/test_hotplug.py",
     "E1047": "only a blob names a NUMA node's RAM backend (`memdev`): tests/blob/bad/",
+    "E1049": "only `--emit libvirt` of a blob: tests/test_libvirt.py",
     "E1048": "a schema's mistake (`numa-node` on a prop that is no integer), `lint`'s: "
              "tests/lang/bad/",
 }
