@@ -131,7 +131,7 @@ def compile_blob(source: SourceFile, data: dict[str, object],
     diags = Collector()
     validate.validate(machine, library, source.span(0, 0), diags,
                       precise.backend_spans(source, data), precise.option_spans(source, data),
-                      precise.prop_spans(source, data))
+                      precise.prop_spans(source, data), precise.setting_spans(source, data))
     diags.check()
     return confined(machine, policy, confine.blob_places(source, machine))
 
@@ -176,9 +176,11 @@ def compile_loose(spec: loose_.LooseSpec, library: model.Library,
                            expand.apply_compat(schema, expand.apply_globals(planned.globals,
                                                                             root)),
                            whole.cpus, whole.memory, tuple(sorted(planned.backends)),
-                           whole.name, whole.boot, whole.rtc, whole.uuid, planned.globals)
+                           whole.name, whole.boot, whole.rtc, whole.uuid, planned.globals,
+                           whole.numa)
     validate.validate(machine, library, spec.span, diags,
-                      option_spans={k: v.span for k, v in spec.options.items()})
+                      option_spans={k: v.span for k, v in spec.options.items()},
+                      setting_spans=machine_spec.setting_spans(spec))
     diags.check()
     return confined(machine, policy, confine.spec_places(spec, machine))
 

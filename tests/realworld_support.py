@@ -7,7 +7,8 @@ paused from the case's argv with a QMP socket; `mschema extract` reads the preci
 then QEMU's two views are compared: every device (`info qtree`: type, place in the tree,
 address and every qdev property QEMU prints, but the names of backends), and every machine
 setting (each scalar QOM property of `/machine`, `-boot` and `-smp` among them; the cpus
-and their type; the memory; the uuid). `-global` shows in the props of the devices it
+and their type; the memory; the uuid; the NUMA nodes: `info numa`, each possible cpu's
+node, the RAM backends with their props). `-global` shows in the props of the devices it
 reaches, `-rtc driftfix` in the RTC's. Not compared, as QEMU shows them nowhere or they are
 the host's: `-name`, `-rtc base`/`clock`, the CPU's feature flags, `-no-shutdown`,
 `-watchdog-action`, `-sandbox`, `-msg`, `-overcommit`. A case `rebuilds` when nothing
@@ -195,6 +196,13 @@ def view(sock: str) -> View:
                                                         "property": "type"}))
     machine["memory"] = memory
     machine["uuid"] = uuid
+    info_numa, hotpluggable, memdevs = qmp(
+        sock, ("human-monitor-command", {"command-line": "info numa"}),
+        ("query-hotpluggable-cpus", {}), ("query-memdev", {}))
+    assert isinstance(hotpluggable, list) and isinstance(memdevs, list)
+    machine["info numa"] = str(info_numa).replace("\r\n", "\n")
+    machine["cpu nodes"] = sorted(json.dumps(c["props"], sort_keys=True) for c in hotpluggable)
+    machine["memory backends"] = sorted(memdevs, key=lambda m: str(m.get("id")))
     machine.update(_qom_only(sock, root))
     return View(devices, machine)
 

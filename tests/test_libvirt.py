@@ -187,6 +187,15 @@ def boot_order(dom: etree._Element) -> list[str]:
     return out
 
 
+CELL_UNITS = {"b": 1, "bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def _rounded_kib(cell: etree._Element, align: int) -> int:
+    """A NUMA cell's memory in KiB, rounded up to `align` KiB."""
+    size = int(cell.get("memory")) * CELL_UNITS[cell.get("unit", "KiB")]
+    return -(-size // (align << 10)) * align
+
+
 def guest_view(xml: str) -> list[tuple[object, ...]]:
     """The guest-visible details of a defined domain: machine, memory (as libvirt rounds it
     when it starts the guest), cpus, boot order, and each device with its model, target,
@@ -199,6 +208,9 @@ def guest_view(xml: str) -> list[tuple[object, ...]]:
         ("memory", kib, dom.find("memory").get("unit")),
         ("vcpu", dom.findtext("vcpu"), dom.find("vcpu").get("current")),
         ("os", dom.find("os/type").get("machine")),
+        # guest NUMA cells, each rounded up as libvirt starts the guest
+        ("numa", tuple((c.get("cpus"), _rounded_kib(c, align))
+                       for c in dom.findall("cpu/numa/cell"))),
         ("boot", tuple(boot_order(dom))),
         ("features", tuple(sorted((f.tag, f.get("state")) for f in dom.findall("features/*")
                                   if f.tag not in TCG_NOOP_FEATURES))),
@@ -218,8 +230,9 @@ def guest_view(xml: str) -> list[tuple[object, ...]]:
             for c in el.findall(child):
                 attrs = tuple(sorted((k, v) for k, v in c.attrib.items()
                                      if k not in HOST_ATTRS or child == "target"))
+                # a serial's number; an expander's NUMA node (`<target><node>`)
                 parts.append((child, attrs, (c.text or "").strip() if child == "serial"
-                              else ""))
+                              else (c.findtext("node") or "").strip()))
         out.append(tuple(parts))
     return sorted(out, key=repr)
 
@@ -256,6 +269,10 @@ def test_the_comparisons_are_not_vacuous(defined: dict[str, Path], libvirtd: Dae
     xml = defined["nic-many"].read_text(encoding="utf-8")
     assert guest_view(xml.replace("52:54:00:00:01:02", "52:54:00:00:01:09")) != guest_view(xml)
     assert guest_view(re.sub(r"slot='0x00'", "slot='0x01'", xml, count=1)) != guest_view(xml)
+    # NUMA cells and an expander's node
+    xml = defined["libvirt-pcie-expander-bus"].read_text(encoding="utf-8")
+    assert guest_view(xml.replace("cpus='0-7'", "cpus='0-6'")) != guest_view(xml)
+    assert guest_view(xml.replace("<node>1</node>", "<node>0</node>")) != guest_view(xml)
 
 
 # ---------------------------------------------------------------------------------------
@@ -273,6 +290,23 @@ def test_bad_domain(case: str, update_goldens: bool) -> None:
         golden.write_text(done.stderr, encoding="utf-8")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == golden.read_text(encoding="utf-8")
+
+
+def test_emit_refuses_a_ram_backend_libvirt_would_name_otherwise(tmp_path: Path) -> None:
+    """libvirt names node N's RAM backend `ram-nodeN`, which also names its RAM block in the
+    migration stream: a blob with another id cannot become a domain (E1049)."""
+    from compiler.emit import libvirt
+
+    good = ROOT / "tests" / "blob" / "good" / "numa-fixed-point.json"
+    libvirt.domain_xml(driver.compile_input(good))  # libvirt's own names: fine
+    blob = json.loads(good.read_text(encoding="utf-8"))
+    blob["numa"][1]["memdev"] = "big"
+    path = tmp_path / "blob.json"
+    path.write_text(json.dumps(blob), encoding="utf-8")
+    with pytest.raises(CompileError) as refused:
+        libvirt.domain_xml(driver.compile_input(path))
+    assert [(d.code, d.message) for d in refused.value.diagnostics] == [
+        ("E1049", "NUMA node 1's RAM backend is `big`, which libvirt would name `ram-node1`")]
 
 
 def test_partial_imports_the_rest(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ DEFAULTS = {"machine": "pc-q35-7.2", "memory": "256M", "cpus": "1", "disk": "dis
             "serial": "d1", "network": "user", "nic": "virtio", "extra_items": "",
             "uuid": ""}
 UUID = 'uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809"\n'
+NUMA = '\n[[numa]]\ncpus = "{0}"\nmemory = "{1}"\n\n[[numa]]\ncpus = "{2}"\nmemory = "{3}"\n'
+TWO_NODES = {"cpus": "2", "extra_items": NUMA.format("0", "128M", "1", "128M")}
 
 
 @attrs.frozen
@@ -83,6 +85,15 @@ PAIRS = [
     Pair("machine-version-changed", {}, {"machine": "pc-q35-7.1"}, False, False),
     Pair("memory-changed", {}, {"memory": "512M"}, False, False),
     Pair("cpus-changed", {}, {"cpus": "2"}, False, False),
+    # guest NUMA nodes: the RAM blocks are the nodes' backends, by name and size
+    Pair("numa-identical", TWO_NODES, TWO_NODES, True, True),
+    Pair("numa-cpus-swapped", TWO_NODES,
+         {"cpus": "2", "extra_items": NUMA.format("1", "128M", "0", "128M")}, False, True,
+         "which node a cpu is on is not migrated state: the guest keeps the ACPI SRAT it read "
+         "at boot, which no longer says where its cpus are"),
+    Pair("numa-memory-moved", TWO_NODES,
+         {"cpus": "2", "extra_items": NUMA.format("0", "64M", "1", "192M")}, False, False),
+    Pair("numa-nodes-added-on-destination", {"cpus": "2"}, TWO_NODES, False, False),
     # machine versions newer than 7.2, on QEMU 10.0
     Pair("identical-pc-q35-10.0", {"machine": "pc-q35-10.0"}, {"machine": "pc-q35-10.0"},
          True, True, releases=(("10.0", "10.0"),)),

@@ -37,6 +37,10 @@ SPEC_CODE = re.compile(r"[\"'](E1[01]\d\d)[\"']")
 # Codes no shipped machine can produce, and why.
 UNREACHABLE = {
     "E1011": "only a hot-plug fragment (`hotplug --add`) can break it: tests/test_hotplug.py",
+    "E1047": "only a blob names a NUMA node's RAM backend (`memdev`): tests/blob/bad/",
+    "E1049": "only `--emit libvirt` of a blob: tests/test_libvirt.py",
+    "E1048": "a schema's mistake (`numa-node` on a prop that is no integer), `lint`'s: "
+             "tests/lang/bad/",
 }
 # Cases whose golden says what the compiler should print but does not yet, because the
 # diagnostic comes from a module this corpus does not own. Strict: fixing it fails the test

@@ -379,3 +379,35 @@ def test_a_machine_devices_prop_is_compared() -> None:
     assert compare.compare(blob, root, result.hmp[1]) == [
         "props: `q35` (q35-pcihost): `pci-hole64-size` is 34359738368 (32 GiB) in info qtree, "
         "1073741824 in the blob"]
+
+
+def test_numa_comparison_is_not_vacuous(tmp_path: Path) -> None:
+    """`verify`'s NUMA comparison on QEMU's own answers for the q35-numa case: none for the
+    blob it ran, one for each node QEMU has otherwise (a cpu on another node, a backend of
+    another size, a node less); without nodes, a machine must have only those it makes by
+    itself (pseries' one)."""
+    blob = json.loads((VM / "q35-numa.json").read_text(encoding="utf-8"))
+    argv = argv_from_golden((VM / "q35-numa.argv").read_text(encoding="utf-8"))
+    qemu = release_argv(binary_of(blob["machine"]["qemu"]), "7.2")
+    result = process.query([*verify.runnable_argv([*qemu, *argv[1:]], str(tmp_path)),
+                            "-accel", "tcg"], hmp=(), qmp=list(compare.MACHINE_REQUESTS),
+                           timeout=30.0)
+    answers = list(result.qmp)
+    smp, hotpluggable, memdevs, info_numa = answers[2], *answers[-3:]
+    assert not compare.numa_differences(blob, smp, hotpluggable, memdevs, info_numa)
+    assert not compare.machine_differences(blob, answers)
+    moved = [{**c, "props": {**c["props"], "node-id": 1 - c["props"]["node-id"]}}
+             if c["props"].get("socket-id") == 0 and c["props"].get("core-id") == 0 else c
+             for c in hotpluggable]
+    assert [str(d) for d in compare.numa_differences(blob, smp, moved, memdevs, info_numa)] \
+        == ['machine: `numa[0].cpus` is "2-3" in QEMU, "0-3" in the blob',
+            'machine: `numa[1].cpus` is "0-1,4-7" in QEMU, "4-7" in the blob']
+    larger = [{**m, "size": m["size"] * 2} for m in memdevs]
+    assert len(compare.numa_differences(blob, smp, hotpluggable, larger, info_numa)) == 2
+    assert compare.numa_differences({**blob, "numa": blob["numa"][:1]}, smp, hotpluggable,
+                                    memdevs, info_numa)
+    assert compare.numa_differences({**blob, "numa": []}, smp, hotpluggable, memdevs,
+                                    info_numa)
+    pseries = json.loads((VM / "pseries-minimal.json").read_text(encoding="utf-8"))
+    assert not compare.numa_differences(pseries, smp, [], [], "1 nodes\n")
+    assert compare.numa_differences(pseries, smp, [], [], "0 nodes\n")

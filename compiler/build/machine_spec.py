@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from compiler.base import cpu
+from compiler.base import cpu, numa
 from compiler.base.diagnostics import Collector, quote_list
 from compiler.base.settings import boot_problem
 from compiler.base.source import Span
@@ -36,6 +36,7 @@ class MachineSpec:
     boot: Pairs = ()  # QEMU's -boot, as the spec gives it
     rtc: Pairs = ()  # QEMU's -rtc, as the spec gives it
     uuid: str = ""  # QEMU's -uuid, lower-case as QEMU shows it; "" when not given
+    numa: tuple[tree.NumaNode, ...] = ()  # `[[numa]]`: QEMU's -numa node
 
 
 def placement_style(spec: LooseSpec, schema: model.MachineSchema, diags: Collector
@@ -63,6 +64,9 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
                                    {k: v.key_span for k, v in spec.options.items()})
     prefer_sockets = {q.name: q.value for q in schema.quirks}.get("smp-prefer-sockets") is True
     cpus, memory = _cpus_memory(spec, schema.default_memory, diags, prefer_sockets)
+    nodes = numa_nodes(spec)
+    if nodes and "memory" not in spec.top:  # the machine's RAM is its nodes'
+        memory["size"] = qemu_ram_size(sum(n.memory for n in nodes))
     facts: dict[str, expr.Scalar] = {"cpus.count": int(cpus.get("count", 1)),
                                      "memory": int(memory.get("size", 0)),
                                      "cpus.model": str(cpus.get("model", ""))}
@@ -83,7 +87,35 @@ def machine_spec(spec: LooseSpec, schema: model.MachineSchema, diags: Collector)
         spares_value.span if spares_value else spec.span, spares_value is not None,
         str(name_value.value) if name_value else "", _boot(spec, schema, diags),
         tuple(sorted((k, v.value) for k, v in spec.rtc.items())),
-        str(uuid_value.value).lower() if uuid_value else "")
+        str(uuid_value.value).lower() if uuid_value else "", nodes)
+
+
+def numa_nodes(spec: LooseSpec) -> tuple[tree.NumaNode, ...]:
+    """`[[numa]]` in node order, each with its RAM backend named as libvirt names it (the
+    loader checked each value: one it refused counts as none here). Whether they suit the
+    machine is `validate`'s (rules `numa-*`)."""
+    nodes = []
+    for n, item in enumerate(spec.numa):
+        cpus = numa.parse_cpus(item.get("cpus")) if "cpus" in item.fields else ()
+        nodes.append(tree.NumaNode(tuple(sorted(cpus)) if isinstance(cpus, tuple) else (),
+                                   parse_size(item.get("memory")) or 0, numa.memdev_id(n)))
+    return tuple(nodes)
+
+
+def setting_spans(spec: LooseSpec) -> dict[tuple[object, ...], Span]:
+    """Where the spec sets what `validate`'s machine-wide rules read, by blob path:
+    `("numa", N)` and its `cpus`, `memory`; `("memory", "size")`; `("cpus",)` (maxcpus)."""
+    found: dict[tuple[object, ...], Span] = {}
+    for n, item in enumerate(spec.numa):
+        found["numa", n] = item.span
+        for key, value in item.fields.items():
+            found["numa", n, key] = value.span
+    if "memory" in spec.top:
+        found["memory", "size"] = spec.top["memory"].span
+    cpus = spec.fact_span("cpus.maxcpus")
+    if cpus is not None:
+        found["cpus",] = cpus
+    return found
 
 
 def _flash_options(spec: LooseSpec, schema: model.MachineSchema, diags: Collector

@@ -19,7 +19,7 @@ from compiler.build import tree
 from compiler.lang import expr, model
 from compiler.spec.loose import Item, LooseSpec, Value, describe, suggest
 
-_QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 Backend = tuple[tuple[str, tree.PropValue], ...]
 
 
@@ -141,7 +141,7 @@ def _ids(schema: model.MachineSchema, spec: LooseSpec, diags: Collector
         v = item.fields.get("id")
         if v is None:
             continue
-        if not _QEMU_ID.match(v.value):
+        if not QEMU_ID.match(v.value):
             diags.error("E1102", f"`{v.value}` is not a QEMU identifier", v.span,
                         help="start with a letter; use letters, digits, `-`, `_` and `.`")
         elif v.value in given:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from compiler.base import cpu, notations, settings, units
+from compiler.base import cpu, notations, numa, settings, units
 from compiler.base.diagnostics import Collector, CompileError, Label, error, quote_list
 from compiler.base.source import SourceFile, Span
 from compiler.build import allocate, expand, tree
@@ -121,8 +121,8 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
         raise CompileError(unsendable)
     diags = Collector()
     r = _Reader(source, diags)
-    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "boot", "rtc",
-                           "uuid", "globals", "devices", "backends"),
+    top = r.obj(data, (), ("format", "name", "machine", "cpus", "memory", "numa", "boot",
+                           "rtc", "uuid", "globals", "devices", "backends"),
                 ("format", "machine", "devices", "backends"))
     if top is None:
         diags.check()
@@ -170,6 +170,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     memory = r.scalar_map(top.get("memory", {}), ("memory",))
     _check_memory(r, memory)
     _check_cpus(r, cpus)
+    nodes = _numa(r, top.get("numa", []))
     boot = r.scalar_map(top.get("boot", {}), ("boot",))
     rtc = r.scalar_map(top.get("rtc", {}), ("rtc",))
     uuid = top.get("uuid", "")
@@ -189,7 +190,7 @@ def read(source: SourceFile, data: dict[str, Json], library: model.Library) -> L
     machine = tree.Machine(info, given_tree, tuple(sorted(cpus.items())),
                            tuple(sorted(memory.items())), backends,
                            name if isinstance(name, str) else "", _boot(r, schema, boot),
-                           _rtc(r, rtc), str(uuid), globals_)
+                           _rtc(r, rtc), str(uuid), globals_, nodes)
     rebuilt = _rebuild(schema, library, options, devices, backends, globals_, source, diags)
     diags.check()
     _compare(given_tree, rebuilt, diags, schema, r.span(("machine", "schema")))
@@ -278,6 +279,58 @@ def _rtc(r: _Reader, rtc: dict[str, tree.PropValue]) -> tuple[tuple[str, tree.Pr
 
 CPU_KEYS = ("count", "maxcpus", "sockets", "cores", "threads", "model", "features")
 MEMORY_KEYS = ("size",)
+NUMA_KEYS = ("cpus", "memdev", "memory")
+
+
+def _numa(r: _Reader, value: Json) -> tuple[tree.NumaNode, ...]:
+    """The guest NUMA nodes, node N the N-th: `cpus` as the blob writes them (E1040, and
+    the canonical form, E1602), `memory` in bytes, `memdev` the id of the node's RAM
+    backend. Whether they suit the machine is `validate`'s (rules `numa-*`)."""
+    if not isinstance(value, list):
+        r.fail(("numa",), "`numa` must be a list of nodes")
+        return ()
+    nodes = []
+    for n, item in enumerate(value):
+        body = r.obj(item, ("numa", n), NUMA_KEYS, ("memdev", "memory"))
+        if body is None:
+            continue
+        cpus: tuple[int, ...] = ()
+        if "cpus" in body:
+            found = numa.parse_cpus(body["cpus"])
+            if isinstance(found, str):
+                shown = f"`{body['cpus']}`" if isinstance(body["cpus"], str) else \
+                    json.dumps(body["cpus"])
+                r.diags.error("E1040", f"`numa[{n}].cpus` {shown} {found}",
+                              r.span(("numa", n, "cpus")), help=numa.CPU_LIST_HELP)
+            elif numa.format_cpus(found) != body["cpus"]:
+                r.fail(("numa", n, "cpus"), f"`numa[{n}].cpus` must be written "
+                       f"`{numa.format_cpus(found)}` (sorted runs), as mschema writes it")
+            else:
+                cpus = tuple(sorted(found))
+        memory = body.get("memory", 0)  # missing: `obj` said so
+        if "memory" in body and (not isinstance(memory, int) or isinstance(memory, bool)
+                                 or memory <= 0):
+            r.fail(("numa", n, "memory"), f"`numa[{n}].memory` must be a positive number "
+                   "of bytes")
+        memdev = body.get("memdev", "")
+        if "memdev" in body and (not isinstance(memdev, str) or not memdev):
+            r.fail(("numa", n, "memdev"), f"`numa[{n}].memdev` must be the id of the node's "
+                   f"RAM backend, such as `{numa.memdev_id(n)}`")
+        nodes.append(tree.NumaNode(cpus, memory if isinstance(memory, int) else 0,
+                                   memdev if isinstance(memdev, str) else ""))
+    return tuple(nodes)
+
+
+def setting_spans(source: SourceFile, data: dict[str, Json]) -> dict[tuple[object, ...], Span]:
+    """Where a blob writes what `validate`'s machine-wide rules read: each `numa` node and
+    its fields, `memory.size`, `cpus`."""
+    where, _dups = locate(source.text)
+    found: dict[tuple[object, ...], Span] = {}
+    for path, (_ks, _ke, vs, ve) in where.items():
+        if (path[:1] == ("numa",) and len(path) in (2, 3)) or \
+                path in (("memory", "size"), ("cpus",)):
+            found[path] = source.span(vs, ve)
+    return found
 
 
 def _check_cpus(r: _Reader, cpus: dict[str, tree.PropValue]) -> None:

@@ -70,6 +70,15 @@ class MachineInfo:
 
 
 @attrs.frozen
+class NumaNode:
+    """A guest NUMA node (QEMU's `-numa node`): node N is the N-th of `Machine.numa`."""
+
+    cpus: tuple[int, ...]  # cpu indexes (possible cpus in -smp's order), sorted
+    memory: int  # bytes of RAM, in a `memory-backend-ram` of its own
+    memdev: str  # that backend's id, which also names its RAM block for migration
+
+
+@attrs.frozen
 class Machine:
     """The root: devices on the root (system) bus, and the host backends they link to."""
 
@@ -83,6 +92,7 @@ class Machine:
     rtc: tuple[tuple[str, PropValue], ...] = ()  # QEMU's -rtc (base/settings.RTC_KEYS)
     uuid: str = ""  # QEMU's -uuid, lower-case; "" leaves QEMU's (all zeros)
     globals: tuple[tuple[str, PropValue], ...] = ()  # QEMU's -global: "TYPE.PROP" → value
+    numa: tuple[NumaNode, ...] = ()  # QEMU's -numa node: none without
 
 
 def walk(bus: Bus, depth: int = 0) -> Iterator[tuple[Bus, Device, int]]:

@@ -40,6 +40,8 @@ class Context:
     backend_spans: dict[str, Span] = attrs.Factory(dict)
     option_spans: dict[str, Span] = attrs.Factory(dict)
     prop_spans: dict[tuple[str, str], Span] = attrs.Factory(dict)  # (device id, prop)
+    # machine-wide settings by blob path (`("numa", 0, "cpus")`, `("memory", "size")`)
+    setting_spans: dict[tuple[object, ...], Span] = attrs.Factory(dict)
     _graph: nx.DiGraph[str] | None = None
     _successors: dict[str, list[str]] | None = None
     _spaces: dict[int, tuple[tree.Bus, notations.AddressSpace]] | None = None
@@ -51,6 +53,18 @@ class Context:
 
     def type(self, d: tree.Device) -> model.DeviceType | None:
         return self.library.devices.get(d.type)
+
+    def setting(self, *path: object) -> Span:
+        """Where a machine-wide setting is written (the nearest enclosing one that is)."""
+        while path and path not in self.setting_spans:
+            path = path[:-1]
+        return self.setting_spans.get(path, self.fallback)
+
+    @property
+    def schema(self) -> model.MachineSchema | None:
+        """The machine version the tree is of."""
+        return next((s for s in self.library.machines.values()
+                     if s.qemu_machine == self.machine.info.qemu), None)
 
     @property
     def graph(self) -> nx.DiGraph[str]:
@@ -88,11 +102,13 @@ def _placed(bus: tree.Bus, parent: tree.Device | None) -> Iterator[Placed]:
 def validate(machine: tree.Machine, library: model.Library, fallback: Span,
              diags: Collector, backend_spans: dict[str, Span] | None = None,
              option_spans: dict[str, Span] | None = None,
-             prop_spans: dict[tuple[str, str], Span] | None = None) -> None:
-    """`backend_spans`, `option_spans`, `prop_spans`: where each backend, machine option and
-    device prop is written, for errors about it."""
+             prop_spans: dict[tuple[str, str], Span] | None = None,
+             setting_spans: dict[tuple[object, ...], Span] | None = None) -> None:
+    """`backend_spans`, `option_spans`, `prop_spans`, `setting_spans`: where each backend,
+    machine option, device prop and machine-wide setting is written, for errors about it."""
     ctx = Context(machine, library, fallback, list(_placed(machine.root, None)),
-                  dict(backend_spans or {}), dict(option_spans or {}), dict(prop_spans or {}))
+                  dict(backend_spans or {}), dict(option_spans or {}), dict(prop_spans or {}),
+                  dict(setting_spans or {}))
     TABLE.run(ctx, diags)
 
 
@@ -623,5 +639,8 @@ def backend_fields(ctx: Context, diags: Collector) -> None:
                         notes=["a blob is untrusted: only what the kind declares reaches QEMU",
                                _rule("backend-fields")])
 
+
+# the guest NUMA rules (numa-*), in a module of their own; they register in this table
+from compiler.build import validate_numa  # noqa: E402, F401
 
 TABLE.seal()

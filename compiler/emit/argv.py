@@ -11,7 +11,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from compiler.base import backends, cpu, notations, settings, units
+from compiler.base import backends, cpu, notations, numa, settings, units
 from compiler.build import tree
 
 BusIndex = dict[str, tree.Bus]
@@ -68,6 +68,8 @@ def argv(m: tree.Machine) -> list[str]:
     memory = dict(m.memory)
     if "size" in memory:
         args += ["-m", units.ram_size_arg(int(memory["size"]))]
+    for n, node in enumerate(m.numa):  # each node's RAM backend, then the node
+        args += numa.argv(n, node.cpus, node.memory, node.memdev)
     if m.boot:
         args += ["-boot", settings.boot_arg(dict(m.boot))]
     if m.rtc:

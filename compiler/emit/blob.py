@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from compiler.base import numa
 from compiler.build import tree
 
 FORMAT = tree.FORMAT
@@ -25,6 +26,13 @@ def device_json(d: tree.Device) -> JsonObject:
 
 def bus_json(b: tree.Bus) -> JsonObject:
     return {"name": b.name, "kind": b.kind, "devices": [device_json(d) for d in b.devices]}
+
+
+def numa_json(node: tree.NumaNode) -> JsonObject:
+    """A guest NUMA node: its cpus (`0-7`, none: no key), RAM backend id and RAM bytes."""
+    obj: JsonObject = {"cpus": numa.format_cpus(node.cpus)} if node.cpus else {}
+    obj.update(memdev=node.memdev, memory=node.memory)
+    return obj
 
 
 def machine_json(info: tree.MachineInfo) -> JsonObject:
@@ -49,6 +57,8 @@ def blob(m: tree.Machine) -> str:
     obj["machine"] = machine_json(m.info)
     obj["cpus"] = dict(m.cpus)
     obj["memory"] = dict(m.memory)
+    if m.numa:
+        obj["numa"] = [numa_json(node) for node in m.numa]
     if m.boot:
         obj["boot"] = dict(sorted(m.boot))
     if m.rtc:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from compiler.base import libvirt_map
+from compiler.base import libvirt_map, numa
 from compiler.base.diagnostics import CompileError, error
 from compiler.base.source import Span, whole_file
 from compiler.build import tree
@@ -25,7 +25,8 @@ from compiler.emit import blob
 Json = Any
 Ctx = dict[str, Any]
 
-PCI_CONTROLLERS = ("pcie-root-port", "pcie-pci-bridge", "x3130-upstream", "xio3130-downstream")
+PCI_CONTROLLERS = ("pcie-root-port", "pcie-pci-bridge", "x3130-upstream", "xio3130-downstream",
+                   "pxb-pcie")
 DISKS = {"virtio-blk-pci": ("disk", "virtio", "vd"), "scsi-hd": ("disk", "scsi", "sd"),
          "ide-hd": ("disk", "sata", "sd"), "ide-cd": ("cdrom", "sata", "sd"),
          "scsi-cd": ("cdrom", "scsi", "sd"), "usb-storage": ("disk", "usb", "sd")}
@@ -86,7 +87,7 @@ def context(data: Json, spans: dict[str, Span | None] | None = None,
             for d in problems])
     if not any(x.get("type") == "usb" for x in devices):
         devices.insert(0, {"element": "controller", "type": "usb", "index": 0,
-                           "model": "none", "model_name": None, "target": None,
+                           "model": "none", "model_name": None, "target": None, "node": None,
                            "address": None})
     if not any(x["element"] == "memballoon" for x in devices):
         devices.append({"element": "memballoon", "model": "none", "address": None})
@@ -122,11 +123,32 @@ def context(data: Json, spans: dict[str, Span | None] | None = None,
         # x86's default model as libvirt writes it; other arches keep QEMU's default
         "cpu_model": cpus.get("model", "qemu64" if data["machine"]["arch"] == "x86_64" else None),
         "topology": {k: cpus.get(k, 1) for k in ("sockets", "cores", "threads")},
+        "numa": _numa(data, spans),
         "clock": {"offset": rtc.get("base", "utc") if rtc.get("base") in ("utc", "localtime")
                   else "utc", "timers": timers},
         "pm": pm,
         "devices": devices,
     }
+
+
+def _numa(data: Json, spans: dict[str, Span | None] | None) -> list[Ctx]:
+    """`<cpu><numa>` cells, cell N the blob's node N. libvirt names node N's RAM backend
+    `ram-nodeN` itself; a blob whose backend has another id (the name of its RAM block in
+    QEMU's migration stream) is E1049."""
+    cells, wrong = [], []
+    for n, node in enumerate(data.get("numa", [])):
+        if node["memdev"] != numa.memdev_id(n):
+            wrong.append((n, node["memdev"]))
+        kib, rest = divmod(node["memory"], 1024)
+        cells.append({"cpus": node.get("cpus"), "memory": node["memory"] if rest else kib,
+                      "unit": "b" if rest else "KiB"})
+    if wrong:
+        raise CompileError([error(
+            "E1049", f"NUMA node {n}'s RAM backend is `{memdev}`, which libvirt would name "
+            f"`{numa.memdev_id(n)}`", whole_file("<machine>"),
+            notes=["the id names the node's RAM block in QEMU's migration stream"],
+            help=f"rename it `{numa.memdev_id(n)}` in the blob") for n, memdev in wrong])
+    return cells
 
 
 def _pci_indexes(pairs: list[tuple[Json | None, Json]]) -> dict[str, int]:
@@ -149,7 +171,7 @@ def _address(d: Json, bus: Json | None, indexes: dict[str, int]) -> tuple[tuple[
     if bus is None or "addr" not in d:
         return ()
     kind, addr = bus["kind"], d["addr"]
-    if kind in ("pci", "pcie"):
+    if kind in ("pci", "pcie", "pcie-expander"):  # PCI addresses on each
         slot, _, fn = addr.partition(".")
         out = [("type", "pci"), ("domain", "0x0000"),
                ("bus", f"0x{indexes.get(bus['name'], 0):02x}"), ("slot", f"0x{slot}"),
@@ -184,15 +206,18 @@ def _device(d: Json, bus: Json | None, backends: Json, indexes: dict[str, int],
     if t in PCI_CONTROLLERS:
         model = libvirt_map.reverse("controller", t, "pci")
         target = tuple((k, str(props[k])) for k in ("chassis", "port") if k in props)
+        if "bus_nr" in props:  # an expander: its root bus number, and its node below
+            target += (("busNr", str(props["bus_nr"])),)
         index = indexes[d["buses"][0]["name"]] if d.get("buses") else 0
         return {**base, "element": "controller", "type": "pci", "index": index,
-                "model": model, "model_name": t, "target": target or None}
+                "model": model, "model_name": t, "target": target or None,
+                "node": props.get("numa_node")}
     for ctype in ("usb", "scsi", "virtio-serial"):
         model = libvirt_map.reverse("controller", t, ctype)
         if model is not None:
             n = counts[ctype] = counts.get(ctype, -1) + 1
             return {**base, "element": "controller", "type": ctype, "index": n,
-                    "model": model or None, "model_name": None, "target": None}
+                    "model": model or None, "model_name": None, "target": None, "node": None}
     if t in DISKS:
         device, dbus, prefix = DISKS[t]
         # libvirt's alias `virtio-disk1` is target `vdb`: keep the letter an import gave

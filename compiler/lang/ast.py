@@ -186,6 +186,8 @@ class PropDecl:
     default: Value | None
     unique: Name | None  # the group; `Name("")` when `unique` has no group
     derived: bool = attrs.field(default=False, kw_only=True)
+    # `numa-node`: where it is written (the value names a guest NUMA node), or None
+    numa_node: Span | None = attrs.field(default=None, kw_only=True, eq=False)
     per_bus: bool = attrs.field(default=False, kw_only=True)  # `unique … per-bus`
     span: Span = _span
     since: Since | None = attrs.field(default=None, kw_only=True)

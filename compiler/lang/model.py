@@ -125,6 +125,9 @@ class PropSpec:
     unique: str | None  # the group whose devices never share a value
     span: Span = _span
     derived: bool = attrs.field(default=False, kw_only=True)  # QEMU computes it when unset
+    # the value names a guest NUMA node (`-numa node`, the machine's `numa`); the default is
+    # QEMU's "none" (pxb-pcie's numa_node: 128)
+    numa_node: bool = attrs.field(default=False, kw_only=True)
     unique_per_bus: bool = attrs.field(default=False, kw_only=True)  # on one bus only
     # the first QEMU release whose device type has the prop ("" : every release), and the
     # first that no longer has it ("": none)

@@ -280,10 +280,11 @@ class _Builder:
             unique = self.name(group) if group is not None else ast.Name("", self.span(c[3]))
         return ast.PropDecl(self.name(c[0]), self.build(c[1]), default, unique, self.span(n),
                             derived=c[4] is not None,
+                            numa_node=None if c[5] is None else self.span(c[5]),
                             per_bus=c[3] is not None and c[3].children[1] is not None,
-                            since=None if c[5] is None else self.build(c[5]),
-                            removed=None if c[6] is None else self.build(c[6]),
-                            changes=tuple(self.build(x) for x in c[7:]))
+                            since=None if c[6] is None else self.build(c[6]),
+                            removed=None if c[7] is None else self.build(c[7]),
+                            changes=tuple(self.build(x) for x in c[8:]))
 
     def _removed(self, n: Any, c: list[Any]) -> ast.Removed:
         return ast.Removed(self.string(c[0]), self.span(n))

@@ -1,10 +1,12 @@
 """Can a machine migrate to another? Two precise machines describe the same guest hardware
-when everything guest-visible agrees: machine type and options, cpus, memory, every device's
-id, type, bus, address and props. Backends (files, networks, chardevs) and how a device came
-to be (its origin, the names of its backends) are the host's business and may differ; but a
-backend change that makes QEMU run a program, listen on a socket or write a log on the host
-(`BackendKind.host_access`: a tap's script, a socket chardev, a chardev's logfile) is a
-`host-security` difference of its own, for whoever accepts the destination."""
+when everything guest-visible agrees: machine type and options, cpus, memory, the NUMA
+nodes (their cpus and memory, and the ids of their RAM backends, which name the RAM blocks
+of the migration stream), every device's id, type, bus, address and props. Backends (files,
+networks, chardevs) and how a device came to be (its origin, the names of its backends) are
+the host's business and may differ; but a backend change that makes QEMU run a program,
+listen on a socket or write a log on the host (`BackendKind.host_access`: a tap's script, a
+socket chardev, a chardev's logfile) is a `host-security` difference of its own, for
+whoever accepts the destination."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Literal
 
 import attrs
 
-from compiler.base import backends
+from compiler.base import backends, numa
 from compiler.build import tree
 from compiler.lang import model
 
@@ -84,6 +86,7 @@ def differences(src: tree.Machine, dst: tree.Machine,
             # q35's vmport=auto reads back from a running QEMU as `on`
             if a.get(key) != b.get(key) and "auto" not in (a.get(key), b.get(key)):
                 guest(f"{label} `{key}`: {a.get(key)!r} → {b.get(key)!r}")
+    out.extend(_numa_differences(src, dst))
     left, right = _devices(src), _devices(dst)
     for ident in left:
         if ident not in right:
@@ -103,6 +106,29 @@ def differences(src: tree.Machine, dst: tree.Machine,
             if not _same_effective(library, d.type, key, sp.get(key), dp.get(key)):
                 guest(f"`{ident}` ({d.type}) prop `{key}`: {sp.get(key)!r} → {dp.get(key)!r}")
     out.extend(_backend_differences(src, dst, left, right))
+    return out
+
+
+def _numa_differences(src: tree.Machine, dst: tree.Machine) -> list[Difference]:
+    """The guest NUMA nodes, node by node: cpus and memory (the guest's ACPI SRAT), and the
+    id of the node's RAM backend: QEMU moves RAM by the names of its blocks, refusing a
+    stream with a block it lacks (`Unknown ramblock`) and loading a block into the node of
+    that name, wherever it is."""
+    out = []
+    for n in range(max(len(src.numa), len(dst.numa))):
+        if n >= len(src.numa) or n >= len(dst.numa):
+            side = "source" if n < len(src.numa) else "destination"
+            out.append(Difference("guest-visible", f"NUMA node {n} is only in the {side}"))
+            continue
+        a, b = src.numa[n], dst.numa[n]
+        for what, x, y in (("cpus", numa.format_cpus(a.cpus), numa.format_cpus(b.cpus)),
+                           ("memory", a.memory, b.memory)):
+            if x != y:
+                out.append(Difference("guest-visible", f"NUMA node {n} {what}: {x!r} → {y!r}"))
+        if a.memdev != b.memdev:
+            out.append(Difference("guest-visible", f"NUMA node {n} memdev: {a.memdev!r} → "
+                                  f"{b.memdev!r} (the name of its RAM block in the migration "
+                                  "stream)"))
     return out
 
 

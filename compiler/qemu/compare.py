@@ -26,6 +26,7 @@ what qtree does not print (`bootindex`) and the backend links (`drive`, `netdev`
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,7 +34,7 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from compiler.base import notations, settings
+from compiler.base import notations, numa, settings
 from compiler.qemu import process
 
 Json = Any  # the blob's and QMP's decoded JSON
@@ -424,6 +425,11 @@ MACHINE_REQUESTS: tuple[tuple[str, Mapping[str, object]], ...] = (
     ("qom-get", {"path": "/machine", "property": "rtc-time"}),
     # -uuid (all zeros without)
     ("query-uuid", {}),
+    # -numa: the node of every possible cpu, the RAM backends, and how many nodes with how
+    # much memory (`info numa`, in MiB)
+    ("query-hotpluggable-cpus", {}),
+    ("query-memdev", {}),
+    ("human-monitor-command", {"command-line": "info numa"}),
 )
 
 
@@ -432,9 +438,11 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
     count, the topology as QEMU parsed it (`/machine` `smp`, with `maxcpus`: the count when
     the blob has none) and, when every possible cpu is present, as the cpus QEMU built
     report it (x86: socket/core/thread ids; pseries only core ids), and the base memory."""
-    cpus, summary, smp, boot, rtc_time, uuid = answers
+    cpus, summary, smp, boot, rtc_time, uuid, *numa_answers = answers
     want = blob["cpus"]
     found = []
+    if numa_answers:
+        found += numa_differences(blob, smp, *numa_answers)
 
     def differ(what: str, mine: object, qemus: object) -> None:
         found.append(Difference("machine", f"{what} is {qemus} in QEMU, {mine} in the blob"))
@@ -479,6 +487,48 @@ def machine_differences(blob: Mapping[str, Json], answers: Sequence[Json]) -> li
 
 
 RTC_SLACK_SECONDS = 600
+
+
+def numa_differences(blob: Mapping[str, Json], smp: Mapping[str, Json],
+                     hotpluggable: Sequence[Mapping[str, Json]],
+                     memdevs: Sequence[Mapping[str, Json]], info_numa: str
+                     ) -> list[Difference]:
+    """The blob's `numa` nodes against QEMU's: how many (`info numa`; without nodes, the
+    ones the machine makes by itself, its `quirk numa-nodes`), each node's cpus (the
+    `node-id` of every possible cpu), its memory (`info numa`, in whole MiB) and its RAM
+    backend (`query-memdev`: the id, of the node's size)."""
+    from compiler.lang.resolve import load_library
+
+    nodes = blob.get("numa", [])
+    found = []
+
+    def differ(what: str, mine: object, qemus: object) -> None:
+        found.append(Difference("machine", f"{what} is {qemus} in QEMU, {mine} in the blob"))
+
+    schema = next((s for s in load_library().machines.values()
+                   if s.qemu_machine == blob["machine"].get("qemu")), None)
+    own = next((q.value for q in schema.quirks if q.name == "numa-nodes"), 0) if schema else 0
+    count = numa.node_count(info_numa)
+    if count != (len(nodes) or own):
+        differ("the number of NUMA nodes", len(nodes) or own, count)
+        return found
+    if not nodes:
+        return found
+    owners = numa.cpu_nodes(hotpluggable, smp)
+    sizes = numa.node_sizes(info_numa)
+    backends = {str(m.get("id")): m for m in memdevs}
+    for n, node in enumerate(nodes):
+        cpus = numa.format_cpus(c for c, owner in owners.items() if owner == n) \
+            if isinstance(owners, dict) else owners
+        if cpus != node.get("cpus", ""):
+            differ(f"`numa[{n}].cpus`", json.dumps(node.get("cpus", "")), json.dumps(cpus))
+        if sizes.get(n) != node["memory"] >> 20:
+            differ(f"`numa[{n}].memory` (in MiB)", node["memory"] >> 20, sizes.get(n))
+        backend = backends.get(node["memdev"])
+        if backend is None or backend.get("size") != node["memory"]:
+            differ(f"`numa[{n}].memdev`", f"`{node['memdev']}` of {node['memory']} bytes",
+                   "missing" if backend is None else f"of {backend.get('size')} bytes")
+    return found
 
 
 def _rtc_start(base: str) -> datetime.datetime:

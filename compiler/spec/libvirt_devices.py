@@ -193,6 +193,11 @@ class Devices(Walker):
             for k in ("chassis", "port"):
                 if target.get(k) is not None:
                     props[k] = int(target.get(k), 0)
+            # an expander's root bus number and guest NUMA node (`<node>`)
+            if target.get("busNr") is not None:
+                props["bus_nr"] = int(target.get("busNr"), 0)
+            if target.findtext("node"):
+                props["numa_node"] = int(target.findtext("node") or "0")
         addr = el.find("address")
         if addr is not None and addr.get("multifunction") == "on" and self.precise:
             props["multifunction"] = True

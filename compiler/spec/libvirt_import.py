@@ -19,7 +19,7 @@ from pathlib import Path
 
 import attrs
 
-from compiler.base import libvirt_map
+from compiler.base import libvirt_map, numa
 from compiler.base.diagnostics import CompileError, Diagnostic, error
 from compiler.base.source import SourceFile, whole_file
 from compiler.spec.libvirt_devices import Devices, Element, Json
@@ -166,11 +166,12 @@ class Importer(Devices):
 
     def memory_cpus(self, root: Element) -> None:
         mem = root.find("memory")
+        # libvirt starts the guest with its memory (and each NUMA cell's) rounded up to the
+        # arch's alignment
+        arch = root.find("os/type").get("arch", "") if root.find("os/type") is not None \
+            else ""
+        align = int(libvirt_map.lookup("memory-align-kib", arch) or "1")
         if mem is not None:
-            # libvirt starts the guest with its memory rounded up to the arch's alignment
-            arch = root.find("os/type").get("arch", "") if root.find("os/type") is not None \
-                else ""
-            align = int(libvirt_map.lookup("memory-align-kib", arch) or "1")
             self.spec["memory"] = size(mem.text or "0", mem.get("unit", "KiB"), align)
             # libvirt writes `dump-guest-core=off` unless `<memory dumpCore='on'>`
             self.spec.setdefault("options", {})["dump-guest-core"] = \
@@ -200,11 +201,43 @@ class Importer(Devices):
                                 "give `<cpu mode='custom'><model>…</model></cpu>`")
             elif model is not None and model.text:
                 cpus["model"] = model.text.strip()
+        cells = cpu.find("numa") if cpu is not None else None
+        if cells is not None:
+            self.numa(cells, align)
         if cpus and not {"sockets", "cores", "threads"} & set(cpus):
             # without `<topology>` libvirt gives each vcpu a socket of its own
             cpus.update(sockets=cpus.get("maxcpus", cpus["count"]), cores=1, threads=1)
         if cpus:
             self.spec["cpus"] = cpus
+
+    def numa(self, cells: Element, align: int) -> None:
+        """`<cpu><numa><cell cpus memory unit/>` → `[[numa]]`, cell N the N-th node, its
+        memory rounded up as libvirt starts the guest; the machine's memory is then the
+        cells' sum (libvirt's own `<memory>` with cells). A cell's `memAccess` and `discard`
+        are its RAM backend's host side (left out); distances and caches (`-numa dist`,
+        HMAT) are guest-visible and not in mschema."""
+        nodes: list[Json] = []
+        for cell in sorted(cells.findall("cell"), key=lambda c: int(c.get("id", "0"))):
+            for child in cell:
+                if isinstance(child.tag, str):
+                    what = "QEMU's `-numa dist`" if child.tag == "distances" else "HMAT"
+                    self.refuse("E2104", f"NUMA cell `<{child.tag}>` ({what}) is not in "
+                                "mschema", child)
+            node: dict[str, Json] = {}
+            cpus = numa.parse_cpus(cell.get("cpus")) if cell.get("cpus") else ()
+            if isinstance(cpus, str):
+                self.refuse("E2104", f"NUMA cell cpus `{cell.get('cpus')}` {cpus}", cell)
+            elif cpus:
+                node["cpus"] = numa.format_cpus(cpus)
+            node["memory"] = size(cell.get("memory", "0"), cell.get("unit", "KiB"), align)
+            nodes.append(node)
+        for child in cells:
+            if isinstance(child.tag, str) and child.tag != "cell":
+                self.refuse("E2104", f"NUMA `<{child.tag}>` (HMAT: QEMU's `-numa hmat-lb`) "
+                            "is not in mschema", child)
+        if nodes:
+            self.spec["numa"] = nodes
+            self.spec.pop("memory", None)  # the nodes' sum, as libvirt makes it
 
     def os(self, root: Element) -> None:
         os_ = root.find("os")
@@ -311,8 +344,10 @@ def to_toml(data: dict[str, Json], order: tuple[tuple[str, int], ...] = ()) -> s
             lines.append(f"{_key(key)} = {_value(value)}")
     for key, value in tables:
         lines += ["", f"[{key}]", *(f"{_key(k)} = {_value(v)}" for k, v in value.items())]
-    items = list(order) or [(key, i) for key, value in data.items()
-                            if isinstance(value, list) for i in range(len(value))]
+    ordered = {key for key, _i in order}
+    # arrays the order leaves out (`[[numa]]` nodes, not devices) first, in their own order
+    items = [(key, i) for key, value in data.items() if isinstance(value, list)
+             and key not in ordered for i in range(len(value))] + list(order)
     for key, i in items:
         value = data[key]
         assert isinstance(value, list)

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from compiler.base import backends as backend_kinds
-from compiler.base import cpu, limits, settings
+from compiler.base import cpu, limits, numa, settings
 from compiler.base.diagnostics import Collector, CompileError, Diagnostic, Label, error, quote_list
 from compiler.base.source import SourceFile, Span, whole_file
 from compiler.lang import model
@@ -35,6 +35,8 @@ SCALAR_TABLES = {
     "options": ("option", "write the options under `[options]`, e.g. `sata = false`"),
     "globals": ("global", 'write it as `[globals]`, e.g. `"ICH9-LPC.disable_s3" = 1`')}
 TOP_KEYS = ("machine", "qemu", "name", "cpus", "memory", "hotplug-slots", "uuid", "placement")
+# guest NUMA nodes, in node order: `[[numa]]` tables of their own (not devices)
+NUMA_TABLE = "numa"
 ITEM_KEYS: dict[str, tuple[str, ...]] = {
     # `bus` (a controller's or port's id) with `addr` puts an item behind a given port, as
     # `import-libvirt --precise` writes them; without it `addr` is on the root bus
@@ -55,14 +57,19 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "cpus": ("count", "maxcpus", "sockets", "cores", "threads", "model", "features"),
     "boot": settings.BOOT_KEYS,
     "rtc": settings.RTC_KEYS,
+    # a guest NUMA node: its cpus (indexes and ranges) and its RAM
+    "numa": ("cpus", "memory"),
 }
 REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     "disk": (("file", 'add `file = "/var/lib/vm/disk.qcow2"`, the image on the host'),),
     "device": (("type", 'add `type = "virtio-rng-pci"`, the QEMU type of the device'),),
     "pflash": (("file", 'add `file = "/usr/share/OVMF/OVMF_CODE_4M.fd"`, the image'),),
+    "numa": (("memory", 'add `memory = "1G"`, the RAM of the node'),),
     "filesystem": (("path", 'add `path = "/srv/share"`, the directory on the host'),
                    ("tag", 'add `tag = "share"`, the name the guest mounts it by')),
 }
+# an item in words, where its table's name is not one
+ITEM_WORDS = {"numa": "NUMA node"}
 DISK_FORMATS = ("qcow2", "raw")
 Json = Any  # TOML/JSON values: the loader checks shapes itself
 
@@ -106,6 +113,7 @@ class LooseSpec:
     rtc: Mapping[str, Value] = attrs.field(factory=dict)  # `[rtc]`: QEMU's -rtc
     # `[globals]`: QEMU's -global, "TYPE.PROPERTY" → value
     globals: Mapping[str, Value] = attrs.field(factory=dict)
+    numa: tuple[Item, ...] = ()  # `[[numa]]`: QEMU's -numa node, node N the N-th
 
     def fact_span(self, fact: str) -> Span | None:
         """Where the spec sets a spec fact (`cpus.count`, `memory`, …), if it does."""
@@ -370,6 +378,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     rtc: dict[str, Value] = {}
     globals_: dict[str, Value] = {}
     items: list[Item] = []
+    nodes: list[Item] = []
     for key, v in data.items():
         kspan, vspan = spans((key,))
         if fragment and key not in ITEM_TABLES:
@@ -414,7 +423,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                 continue
             items.append(Item("graphics", 0, _fields("graphics", value((key,), v), diags),
                               vspan))
-        elif key in ITEM_TABLES:
+        elif key in (*ITEM_TABLES, NUMA_TABLE):
             if not isinstance(v, list):
                 diags.error("E1003", f"`{key}` must be an array of tables, not {describe(v)}",
                             vspan, help=f"write each one as `[[{key}]]`")
@@ -426,13 +435,14 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
                                 ispan, help=f"write each one as `[[{key}]]`")
                     continue
                 fields = _fields(key, value((key, i), x), diags)
-                items.append(Item(key, i, fields, ispan))
+                (nodes if key == NUMA_TABLE else items).append(Item(key, i, fields, ispan))
                 for required, how in REQUIRED.get(key, ()):
                     if required not in x:
-                        diags.error("E1009", f"this {key} has no `{required}`", ispan,
-                                    help=how)
+                        diags.error("E1009", f"this {ITEM_WORDS.get(key, key)} has no "
+                                    f"`{required}`", ispan, help=how)
         else:
-            _unknown(key, kspan, [*TOP_KEYS, *SINGLE_TABLES, *ITEM_TABLES], "a spec", diags)
+            _unknown(key, kspan, [*TOP_KEYS, *SINGLE_TABLES, *ITEM_TABLES, NUMA_TABLE],
+                     "a spec", diags)
     for diagnostic in unsendable(source, data, {p: vs for p, (_ks, vs) in where.items()}):
         diags.add(diagnostic)
     if "machine" not in top and not fragment:
@@ -441,7 +451,7 @@ def from_data(source: SourceFile, data: dict[str, Json], where: Where | None = N
     diags.check()
     items.sort(key=lambda it: (it.span.start, it.kind, it.index))
     return LooseSpec(source.path, top, options, cpus, tuple(items), whole, cpus_span, boot,
-                     rtc, globals_)
+                     rtc, globals_, tuple(nodes))
 
 
 def unsendable(source: SourceFile, data: Json, where: Mapping[PathKey, Span]
@@ -500,7 +510,7 @@ def _fields(table: str, x: Value, diags: Collector) -> dict[str, Value]:
             _unknown(k, v.key_span, list(allowed), f"`{table}`", diags)
             continue
         result[k] = v
-        _check(f"{table}.{k}" if table in ("cpus", "boot", "rtc") else k, v,
+        _check(f"{table}.{k}" if table in ("cpus", "boot", "rtc", NUMA_TABLE) else k, v,
                ITEM_CHECKS.get((table, k), _string), diags)
     return result
 
@@ -729,6 +739,14 @@ def _cpu_features(what: str, v: Value, diags: Collector) -> None:
                     help=cpu.MODEL_HELP)
 
 
+def _numa_cpus(what: str, v: Value, diags: Collector) -> None:
+    """A node's `cpus`: cpu indexes and ranges, `"0-3,8"` (E1040)."""
+    problem = numa.parse_cpus(v.value)
+    if isinstance(problem, str):
+        shown = describe(v.value) if not isinstance(v.value, str) else f"`{v.value}`"
+        diags.error("E1040", f"`{what}` {shown} {problem}", v.span, help=numa.CPU_LIST_HELP)
+
+
 def _network(what: str, v: Value, diags: Collector) -> None:
     _one_of("network", ("user",), ("tap", "bridge"))(what, v, diags)
     head, _, name = str(v.value).partition(":")
@@ -758,6 +776,8 @@ ITEM_CHECKS: dict[tuple[str, str], Check] = {
     ("nic", "mac"): _mac,
     ("serial", "backend"): _one_of("serial backend", ("pty", "null"), ("file", "socket")),
     ("device", "props"): _props,
+    ("numa", "cpus"): _numa_cpus,
+    ("numa", "memory"): _size,
     **{("boot", k): _boot for k in settings.BOOT_KEYS},
     **{("rtc", k): _rtc for k in settings.RTC_KEYS},
 }

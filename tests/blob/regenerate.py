@@ -79,6 +79,8 @@ def main() -> None:
     q = compile_blob(HERE / "base-q35.toml")
     write(HERE / "good/pseries-fixed-point.json", p)
     write(HERE / "good/q35-fixed-point.json", q)
+    n = compile_blob(HERE / "base-numa.toml")
+    write(HERE / "good/numa-fixed-point.json", n)
     wrong_bus_kind = {"id": "vga0", "type": "isa-serial", "origin": "spec", "props": {}}
     cases: dict[str, tuple[Blob, Callable[[Blob], Any]]] = {
         "wrong-format": (p, lambda x: x.update(format="mschema-precise/9")),
@@ -181,6 +183,25 @@ def main() -> None:
         "string-not-utf8": (q, lambda x: x["backends"]["disk0"].update(file="disk\udc80.raw")),
         "tap-name-too-long": (q, lambda x: x["backends"]["net0"].update(
             type="tap", ifname="vm01-frontend-nic0", script="no", downscript="no")),
+        # guest NUMA nodes: their shape (E1602, E1603, E1040) and what QEMU refuses of them
+        "numa-not-a-list": (n, lambda x: x.update(numa={"cpus": "0"})),
+        "numa-unknown-key": (n, lambda x: x["numa"][0].update(node=0)),
+        "numa-without-memdev": (n, lambda x: x["numa"][1].pop("memdev")),
+        "numa-memory-not-bytes": (n, lambda x: x["numa"][1].update(memory="128M")),
+        "numa-cpus-syntax": (n, lambda x: x["numa"][1].update(cpus="1..1")),
+        "numa-cpus-not-as-written": (n, lambda x: x["numa"][1].update(cpus="1-1")),
+        "numa-cpu-beyond-possible": (n, lambda x: x["numa"][1].update(cpus="1-2")),
+        "numa-cpu-twice": (n, lambda x: x["numa"][1].update(cpus="0-1")),
+        "numa-cpu-in-no-node": (n, lambda x: x["numa"][1].pop("cpus")),
+        "numa-memory-not-machine-memory": (n, lambda x: x["numa"][1].update(
+            memory=256 << 20)),
+        "numa-memdev-not-an-id": (n, lambda x: x["numa"][1].update(memdev="ram node1")),
+        "numa-memdev-twice": (n, lambda x: x["numa"][1].update(memdev="ram-node0")),
+        "numa-memdev-is-a-backend": (n, lambda x: x["numa"][1].update(memdev="rng0")),
+        "numa-node-prop-no-such-node": (n, lambda x: find(x["devices"], "pxb1")[
+            "props"].update(numa_node=2)),
+        "numa-on-pseries": (p, lambda x: x.update(numa=[
+            {"cpus": "0", "memdev": "ram-node0", "memory": x["memory"]["size"]}])),
         # the machine's uuid as QEMU shows it (lower case)
         "uuid-upper-case": (q, lambda x: x.update(
             uuid="C7A5FDBD-EDAF-9455-926A-D65C16DB1809")),

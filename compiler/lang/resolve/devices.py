@@ -101,9 +101,14 @@ class DeviceTypes(Part):
                     unique = None
             if unique is not None and stmt.unique is not None:
                 self.unique_scope(unique, stmt.per_bus, stmt.unique.span)
+            if stmt.numa_node is not None and (t.kind != "int" or default is None):
+                self.diags.error("E1048", "`numa-node` needs an integer prop whose default is "
+                                 "QEMU's \"no node\"", stmt.numa_node,
+                                 help="e.g. `prop numa_node: u16 = 128 numa-node` (pxb-pcie)")
             since, removed, changes = self.prop_releases(stmt, t, type_since)
             props[n.text] = model.PropSpec(n.text, t, default, unique, n.span,
                                            derived=stmt.derived,
+                                           numa_node=stmt.numa_node is not None,
                                            unique_per_bus=stmt.per_bus and unique is not None,
                                            since=since, removed=removed, changes=changes)
         return props, links

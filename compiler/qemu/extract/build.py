@@ -87,13 +87,14 @@ def build(snap: Snapshot, library: model.Library) -> Result:
     root = expand.apply_compat(schema, expand.apply_globals(found_globals, assembly.bare)) \
         if found_globals else assembly.root
     result = tree.Machine(expand.machine_info(schema, options), root,
-                          machine.cpus(snap, warnings), machine.memory(snap, schema, warnings),
+                          machine.cpus(snap, warnings), machine.memory(snap, warnings),
                           tuple(sorted({*assembly.backends, *machine.option_backends(
                               snap, schema, options, warnings)})),
                           snap.name, machine.boot(snap, schema),
                           machine.rtc(qtree, schema),
                           uuid="" if snap.uuid == settings.NO_UUID else snap.uuid,
-                          globals=found_globals)
+                          globals=found_globals,
+                          numa=machine.numa_nodes(snap, schema, options, warnings))
     recheck(result, scene, assembly)
     return Result(result, warnings.in_order())
 

@@ -1,16 +1,18 @@
 """`mschema extract`: the machine-level part of the blob from a `Snapshot`: the schema of
 QEMU's machine type, the machine options, `cpus` (with `maxcpus` when QEMU has more
-possible cpus than present ones) and `memory`. What a blob cannot say (dies or clusters,
-hot-plugged memory) or QEMU does not show is a warning (E1716);
+possible cpus than present ones), `memory` and the NUMA nodes. What a blob cannot say
+(dies or clusters, hot-plugged memory, a node's RAM backend other than a plain
+`memory-backend-ram`) or QEMU does not show is a warning (E1716);
 no schema for the machine type (E1713) is an error. Devices are elsewhere.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
-from compiler.base import notations, settings
+from compiler.base import notations, numa, settings
 from compiler.base.diagnostics import CompileError, error
 from compiler.base.source import SourceFile
 from compiler.build import tree
@@ -219,14 +221,80 @@ def _below_user(scene: Scene, r: Record) -> bool:
     return False
 
 
-def memory(snap: Snapshot, schema: model.MachineSchema, warnings: Warnings) -> Pairs:
+def memory(snap: Snapshot, warnings: Warnings) -> Pairs:
     base, plugged = snap.memory.get("base-memory"), snap.memory.get("plugged-memory")
     if isinstance(plugged, int) and plugged:
         warnings.warn("E1716", f"QEMU has {plugged} bytes of hot-plugged memory, which a blob "
                       "cannot describe")
-    own = next((q.value for q in schema.quirks if q.name == "numa-nodes"), 0)
-    if isinstance(own, int) and snap.numa_nodes > own:
-        warnings.warn("E1716", f"QEMU has {snap.numa_nodes} NUMA nodes (`-numa`), which a "
-                      "blob cannot describe yet: they are left out",
-                      notes=["devices on a node (`numa_node`) are refused by QEMU without them"])
     return (("size", base),) if isinstance(base, int) else ()
+
+
+def _quirk(schema: model.MachineSchema, name: str) -> int:
+    value = next((q.value for q in schema.quirks if q.name == name), 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def numa_nodes(snap: Snapshot, schema: model.MachineSchema,
+               options: Mapping[str, expr.Scalar], warnings: Warnings
+               ) -> tuple[tree.NumaNode, ...]:
+    """QEMU's `-numa node`s: each node's RAM backend is the one whose memory region sits
+    at the node's place in the machine's RAM (QEMU lays them out in node order), its cpus
+    those whose `node-id` is the node's. The nodes QEMU makes by itself (the schema's
+    `quirk numa-nodes`: pseries' one) are no `-numa` nodes. What the blob cannot say is
+    E1716, and the blob has no nodes then (or, for a backend's props, plain RAM)."""
+    regions = sorted(((str(m.get("container")), m.get("addr"), m) for m in snap.memdevs
+                      if isinstance(m.get("container"), str) and m.get("container")
+                      and isinstance(m.get("addr"), int)), key=lambda x: (x[0], x[1]))
+    count = snap.numa_nodes
+    if count == 0 or (count <= _quirk(schema, "numa-nodes") and not regions):
+        return ()
+
+    def drop(message: str, notes: tuple[str, ...] = ()) -> tuple[tree.NumaNode, ...]:
+        warnings.warn("E1716", f"QEMU has {count} NUMA node{'s' if count > 1 else ''} "
+                      f"(`-numa`): {message}; the blob leaves them out",
+                      notes=[*notes, "devices on a node (`numa_node`) are refused by QEMU "
+                             "without them"])
+        return ()
+
+    if count > _quirk(schema, "numa-max-nodes"):
+        return drop(f"`{schema.name}` takes {_quirk(schema, 'numa-max-nodes') or 'no'} "
+                    "NUMA nodes (its `quirk numa-max-nodes`)")
+    owners = numa.cpu_nodes(snap.hotpluggable, snap.smp)
+    if isinstance(owners, str):
+        return drop(f"`query-hotpluggable-cpus` has {owners}")
+    if len(regions) != count or len({c for c, _a, _m in regions}) != 1:
+        return drop("they are not each a RAM backend of their own in the machine's RAM "
+                    "(`-numa node,memdev=`), which is all a blob can say",
+                    ("QEMU 7.2 refuses `-numa node,mem=` on its 5.1 and later machines",))
+    sizes = numa.node_sizes(snap.info_numa)
+    nodes = []
+    for n, (_container, _addr, backend) in enumerate(regions):
+        size, ident = backend.get("size"), str(backend.get("id"))
+        if not isinstance(size, int) or sizes.get(n) != size >> 20:
+            return drop(f"node {n}'s memory ({sizes.get(n)} MiB) is not RAM backend "
+                        f"`{ident}`'s ({size!r} bytes)")
+        _backend_props(n, ident, backend, options, warnings)
+        nodes.append(tree.NumaNode(tuple(sorted(c for c, o in owners.items() if o == n)),
+                                   size, ident))
+    return tuple(nodes)
+
+
+def _backend_props(n: int, ident: str, backend: Mapping[str, object],
+                   options: Mapping[str, expr.Scalar], warnings: Warnings) -> None:
+    """E1716 for each way a node's RAM backend differs from a plain `memory-backend-ram`
+    with QEMU's defaults (`merge` and `dump` follow the machine's `mem-merge` and
+    `dump-guest-core`), which is what the blob's `numa` says."""
+    kind = backend.get("qom-type")
+    if kind != numa.BACKEND_TYPE:  # its props have that type's defaults
+        warnings.warn("E1716", f"NUMA node {n}'s RAM backend `{ident}` is a `{kind}`, which "
+                      f"a blob cannot describe; it says a `{numa.BACKEND_TYPE}`")
+        return
+    expected = dict(numa.BACKEND_DEFAULTS)
+    for prop, option in numa.BACKEND_MACHINE_DEFAULTS:
+        expected[prop] = options.get(option, True)
+    for prop, value in sorted(expected.items()):
+        shown = backend.get(prop)
+        if prop in backend and shown != value:
+            warnings.warn("E1716", f"NUMA node {n}'s RAM backend `{ident}` has `{prop}` "
+                          f"{json.dumps(shown)}, which a blob cannot describe; it says QEMU's "
+                          f"default {json.dumps(value)}")

@@ -11,7 +11,10 @@ What is read, and from where:
 - cpus: `/machine` `smp`, the first cpu's QOM `type`, `query-machines`' default cpu type,
   the model names `query-cpu-definitions` gives that type;
   memory: `query-memory-size-summary`; the name: `query-name`; -boot: `/machine` `boot`;
-  -uuid: `query-uuid`; NUMA nodes: `info numa` (how many, to report them: a blob has none);
+  -uuid: `query-uuid`; NUMA nodes: `info numa` (how many, their memory in MiB), and with
+  nodes `query-hotpluggable-cpus` (each possible cpu's node) and `query-memdev` (the RAM
+  backends: size and props; with `qom-get`, their QOM type and where their memory region
+  sits in its container, which orders them as the nodes);
 - backends: `query-block`, `query-named-block-nodes`, `query-chardev`, `info network`,
   the QOM `type` and `filename` of `-object` rng backends, and `query-audiodevs` where
   QEMU has it (8.0 on).
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from compiler.base import backends as backend_kinds
+from compiler.base import numa
 from compiler.lang import model
 from compiler.qemu import process
 from compiler.qemu.compare import QEMU_ADDRESS_PROPS
@@ -102,13 +106,23 @@ class Snapshot:
     uuid: str = ""  # query-uuid (-uuid; all zeros without)
     # query-audiodevs (QEMU 8.0 on); None: QEMU has no such command
     audiodevs: tuple[Mapping[str, Value], ...] | None = None
-    numa_nodes: int = 0  # `info numa`'s first line (`2 nodes`): guest NUMA nodes (-numa)
+    info_numa: str = ""  # HMP `info numa`: guest NUMA nodes (-numa), cpus and MiB of each
+    # with NUMA nodes: query-hotpluggable-cpus (each possible cpu's `node-id`), and
+    # query-memdev with each backend's QOM `qom-type` and its memory region's `addr` and
+    # `container` (QOM path)
+    hotpluggable: tuple[Mapping[str, Value], ...] = ()
+    memdevs: tuple[Mapping[str, Value], ...] = ()
     # declared props of machine-created devices that `info qtree` does not print (QOM-only:
     # ICH9-LPC's disable_s3), (type, prop, value), where QEMU has one such device of the type
     hidden: tuple[tuple[str, str, Value], ...] = ()
     # the names `query-cpu-definitions` gives the cpus' QOM type (`power8` for
     # power8_v2.0-powerpc64-cpu), where it is not the machine's default
     cpu_names: tuple[str, ...] = ()
+
+    @property
+    def numa_nodes(self) -> int:
+        """How many guest NUMA nodes QEMU has (`info numa`'s `2 nodes`; 0 without)."""
+        return numa.node_count(self.info_numa)
 
 
 def read(socket: str, library: model.Library, timeout: float) -> Snapshot:
@@ -316,6 +330,13 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
                     target.startswith("/"):
                 objects[target] = {"type": await _get_str(client, target, "type"),
                                    "filename": await _get(client, target, "filename")}
+    info_numa = await _hmp(client, "info numa")
+    hotpluggable: tuple[Mapping[str, Value], ...] = ()
+    memdevs: list[Mapping[str, Value]] = []
+    if numa.node_count(info_numa):
+        hotpluggable = tuple(await _query_list(client, "query-hotpluggable-cpus"))
+        for backend in await _query_list(client, "query-memdev"):
+            memdevs.append(await _memdev(client, backend))
     return Snapshot(
         socket, qemu_machine, tuple(options), smp, cpu_type, default_cpu, memory, name, qtree,
         network, tuple(users), tuple(await _query_list(client, "query-block")),
@@ -323,9 +344,27 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
         tuple(await _query_list(client, "query-chardev")), objects,
         await _get_map(client, "/machine", "boot"),
         str((await _query_map(client, "query-uuid")).get("UUID") or ""),
-        await _audiodevs(client), _numa_nodes(await _hmp(client, "info numa")),
+        await _audiodevs(client), info_numa,
+        hotpluggable, tuple(memdevs),
         await _hidden(client, root, {u.name for u in users if not u.anonymous}, library),
         cpu_names)
+
+
+async def _memdev(client: QMPClient, backend: Mapping[str, Value]) -> Mapping[str, Value]:
+    """A `query-memdev` entry with the backend's QOM type and the `addr` and `container` of
+    its memory region (a `child<memory-region>` of `/objects/ID`): where QEMU put its RAM."""
+    ident = backend.get("id")
+    found = dict(backend)
+    if not isinstance(ident, str) or not ident or "/" in ident:
+        return found
+    path = f"/objects/{ident}"
+    found["qom-type"] = await _get_str(client, path, "type")
+    region = next((name for name, kind in await _list(client, path)
+                   if kind == "child<memory-region>"), None)
+    if region is not None:
+        found["addr"] = await _get(client, f"{path}/{region}", "addr")
+        found["container"] = await _get(client, f"{path}/{region}", "container")
+    return found
 
 
 async def _hidden(client: QMPClient, root: process.QtreeBus, user_ids: set[str],
@@ -374,12 +413,6 @@ def _qom_paths(text: str) -> dict[str, list[str]]:
         stack.append(m["name"])
         found.setdefault(m["type"], []).append("/" + "/".join(stack))
     return found
-
-
-def _numa_nodes(text: str) -> int:
-    """`info numa` → how many NUMA nodes the guest has (0 without `-numa`)."""
-    m = re.match(r"\s*(\d+) nodes", text)
-    return int(m.group(1)) if m else 0
 
 
 async def _audiodevs(client: QMPClient) -> tuple[Mapping[str, Value], ...] | None:
