@@ -506,6 +506,26 @@ def test_numa_nodes_started_by_hand(tmp_path: Path) -> None:
     assert _round_trip(blob, tmp_path) == blob
 
 
+def test_numa_nodes_on_qemu_10_0(tmp_path: Path) -> None:
+    """The same nodes read back from QEMU 10.0 (its `query-hotpluggable-cpus` has more
+    topology levels, its `smp` drawers, books, modules): the same blob, and the golden
+    q35-numa machine on 10.0 extracts to its blob."""
+    qemu = release_argv("qemu-system-x86_64", "10.0")
+    (tmp_path / "a.raw").write_bytes(b"\0" * 65536)
+    with running([*qemu, *NUMA_BY_HAND]) as sock:
+        blob, result = extracted(sock)
+    no_warnings(result)
+    assert blob["numa"] == [
+        {"cpus": "0,2", "memdev": "small", "memory": 64 << 20},
+        {"cpus": "1,3", "memdev": "big", "memory": 131080 << 10}]
+    golden = json.loads((VM / "q35-numa.json").read_text(encoding="utf-8"))
+    argv = read_argv_golden(VM / "q35-numa.argv")
+    with running(verify.runnable_argv([*qemu, *argv[1:]], str(tmp_path))) as sock:
+        got, result = extracted(sock)
+    unrevealed_only(result)
+    assert got["numa"] == golden["numa"] and got["memory"] == golden["memory"]
+
+
 @pytest.mark.parametrize(("backend", "said"), [
     ("memory-backend-ram,id=m1,size=128M,prealloc=on", "has `prealloc` true"),
     ("memory-backend-ram,id=m1,size=128M,merge=off", "has `merge` false"),

@@ -25,6 +25,9 @@ BACKEND_DEFAULTS: Mapping[str, object] = {"share": False, "prealloc": False,
 BACKEND_MACHINE_DEFAULTS = (("merge", "mem-merge"), ("dump", "dump-guest-core"))
 CPU_LIST_HELP = 'write cpu indexes and ranges, as libvirt and QEMU do: `cpus = "0-3,8"`'
 _CPU_LIST = re.compile(r"^(\d{1,6})(?:-(\d{1,6}))?$")
+# a bound on the cpu indexes a list may name, so that reading one stays cheap: past the
+# largest `maxcpus` of any machine (4096 on pc-q35-9.0 and later), which QEMU refuses anyway
+MAX_CPU_INDEX = 4095
 
 
 def memdev_id(node: int) -> str:
@@ -39,6 +42,7 @@ def parse_cpus(text: object) -> tuple[int, ...] | str:
     if not text:
         return "is empty: leave `cpus` out for a node without cpus"
     found: list[int] = []
+    seen: set[int] = set()
     for part in text.split(","):
         m = _CPU_LIST.match(part)
         if m is None:
@@ -48,9 +52,13 @@ def parse_cpus(text: object) -> tuple[int, ...] | str:
         first, last = int(m.group(1)), int(m.group(2) or m.group(1))
         if last < first:
             return f"has the range `{part}`, which ends before it starts"
+        if last > MAX_CPU_INDEX:
+            return f"has cpu {last}, past the largest cpu index any machine takes " \
+                f"({MAX_CPU_INDEX})"
         for cpu in range(first, last + 1):
-            if cpu in found:
+            if cpu in seen:
                 return f"names cpu {cpu} twice"
+            seen.add(cpu)
             found.append(cpu)
     return tuple(found)
 

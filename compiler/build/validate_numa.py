@@ -66,7 +66,7 @@ def numa_cpus_range(ctx: Context, diags: Collector) -> None:
         if beyond:
             diags.error("E1041", f"NUMA node {n} names cpu {beyond[0]}, but the machine has "
                         f"{possible} possible cpu{'s' if possible > 1 else ''} "
-                        f"({numa.format_cpus(range(possible))})",
+                        f"({'0' if possible == 1 else f'0-{possible - 1}'})",
                         ctx.setting("numa", n, "cpus"),
                         labels=[Label(ctx.setting("cpus"), "the machine's cpus")]
                         if ("cpus",) in ctx.setting_spans else [],
@@ -101,11 +101,16 @@ def numa_cpus_all(ctx: Context, diags: Collector) -> None:
     if not nodes:
         return
     placed = {c for node in nodes for c in node.cpus}
-    missing = [c for c in range(_possible(ctx)) if c not in placed]
-    if missing:
+    possible = _possible(ctx)
+    # no list names a cpu past MAX_CPU_INDEX: those of a larger machine are all missing
+    limit = min(possible, numa.MAX_CPU_INDEX + 1)
+    missing = [c for c in range(limit) if c not in placed]
+    shown = ",".join(x for x in (numa.format_cpus(missing), f"{limit}-{possible - 1}"
+                                 if possible > limit else "") if x)
+    if shown:
+        many = len(missing) > 1 or possible > limit
         last = len(nodes) - 1
-        diags.error("E1043", f"cpu{'s' if len(missing) > 1 else ''} "
-                    f"{numa.format_cpus(missing)} {'are' if len(missing) > 1 else 'is'} in "
+        diags.error("E1043", f"cpu{'s' if many else ''} {shown} {'are' if many else 'is'} in "
                     "no NUMA node", ctx.setting("numa", last, "cpus"),
                     notes=["QEMU 7.2 and 10.0 put such cpus on a node of their own choosing "
                            "and warn that a partial NUMA mapping is obsolete (`All CPU(s) up "

@@ -108,8 +108,8 @@ class Snapshot:
     audiodevs: tuple[Mapping[str, Value], ...] | None = None
     info_numa: str = ""  # HMP `info numa`: guest NUMA nodes (-numa), cpus and MiB of each
     # with NUMA nodes: query-hotpluggable-cpus (each possible cpu's `node-id`), and
-    # query-memdev with each backend's QOM `qom-type` and its memory region's `addr` and
-    # `container` (QOM path)
+    # query-memdev (but the machine's own RAM, `/machine` `memory-backend`) with each
+    # backend's QOM `qom-type` and its memory region's `addr` and `container` (QOM path)
     hotpluggable: tuple[Mapping[str, Value], ...] = ()
     memdevs: tuple[Mapping[str, Value], ...] = ()
     # declared props of machine-created devices that `info qtree` does not print (QOM-only:
@@ -335,8 +335,11 @@ async def _read(client: QMPClient, socket: str, library: model.Library) -> Snaps
     memdevs: list[Mapping[str, Value]] = []
     if numa.node_count(info_numa):
         hotpluggable = tuple(await _query_list(client, "query-hotpluggable-cpus"))
+        # not the machine's own RAM (`-m` without nodes: `/machine` `memory-backend`)
+        own = await _get(client, "/machine", "memory-backend")
         for backend in await _query_list(client, "query-memdev"):
-            memdevs.append(await _memdev(client, backend))
+            if own != f"/objects/{backend.get('id')}":
+                memdevs.append(await _memdev(client, backend))
     return Snapshot(
         socket, qemu_machine, tuple(options), smp, cpu_type, default_cpu, memory, name, qtree,
         network, tuple(users), tuple(await _query_list(client, "query-block")),
